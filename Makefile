@@ -1,0 +1,38 @@
+# Ragplane. `make demo` runs the whole story; `make test` runs every test against real servers.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+GO ?= go
+STACK := ops/stack.sh
+ENV := .ragplane/stack.env
+BIN := bin/ragplane
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build bin/ragplane
+	$(GO) build -o $(BIN) ./cmd/ragplane
+
+up: ## start the local stack (PostgreSQL 17 + pgvector, Redis); writes .ragplane/stack.env
+	@$(STACK) up
+
+down: ## stop what `make up` started
+	@$(STACK) down
+
+status: ## show the local stack
+	@$(STACK) status
+
+test: up ## run every test (unit and integration) against the local stack; a skip fails
+	@source $(ENV) && RAGPLANE_REQUIRE_STACK=1 ops/gotest.sh -count=1 -timeout 15m ./...
+
+bench: up ## run the benchmarks (see BENCHMARKS.md)
+	@source $(ENV) && $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./controlplane/... ./catalog/...
+	@source $(ENV) && $(GO) run ./ops/bench provision
+
+demo: build ## bring the stack up, run the control plane and three tenants end to end, stop cleanly
+	@ops/demo.sh
+
+vet: ## go vet and gofmt
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+.PHONY: help build up down status test bench demo vet

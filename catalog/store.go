@@ -1,0 +1,142 @@
+// Package catalog is the store of the tenant catalog: tenants, plans, system defaults, API keys,
+// signing keys, the audit log, provisioning operations, idempotency records and usage. The control
+// plane is its only writer; data-plane workers read it. Migrations are embedded and applied at start.
+package catalog
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/ragplane/ragplane"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Config configures a Store.
+type Config struct {
+	// URL is the catalog database's connection string.
+	URL string
+	// SecretKey encrypts secrets at rest; at least MinSecretKeyLen bytes.
+	SecretKey string
+	// MaxConns caps the pool; 0 means pgxpool's default.
+	MaxConns int32
+	// Logger receives the store's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Store is the catalog. Its methods return *ragplane.Error codes ENOTFOUND, ECONFLICT and
+// EINVALID where the caller can act on them, and wrapped errors otherwise.
+type Store struct {
+	pool   *pgxpool.Pool
+	sealer *Sealer
+	logger *slog.Logger
+}
+
+// Open connects to the catalog database and applies its migrations.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	sealer, err := NewSealer(cfg.SecretKey)
+	if err != nil {
+		return nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, errors.New("catalog: the database URL cannot be parsed")
+	}
+	if cfg.MaxConns > 0 {
+		pcfg.MaxConns = cfg.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: connect: %w", err)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{pool: pool, sealer: sealer, logger: logger}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() { s.pool.Close() }
+
+// Pool returns the catalog's connection pool, for components that listen for notifications or
+// hold advisory locks.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Sealer returns the store's sealer.
+func (s *Store) Sealer() *Sealer { return s.sealer }
+
+// Ping checks the database.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+func (s *Store) migrate(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("catalog: connect: %w", err)
+	}
+	defer conn.Release()
+	m, err := migrate.NewMigrator(ctx, conn.Conn(), "ragplane_catalog_version")
+	if err != nil {
+		return fmt.Errorf("catalog: migrator: %w", err)
+	}
+	sub, err := fs.Sub(migrationFS, "migrations")
+	if err != nil {
+		return err
+	}
+	if err := m.LoadMigrations(sub); err != nil {
+		return fmt.Errorf("catalog: load migrations: %w", err)
+	}
+	// tern takes an advisory lock, so replicas starting together migrate once.
+	if err := m.Migrate(ctx); err != nil {
+		return fmt.Errorf("catalog: migrate: %w", err)
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction, committing if it returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, s.pool, fn)
+}
+
+// Actor is who makes a change, recorded in the audit log.
+type Actor struct {
+	// Name is e.g. "admin", "reconciler" or "apikey:<prefix>".
+	Name string
+	// RequestID ties the change to a request.
+	RequestID string
+}
+
+// pgError translates PostgreSQL errors the caller can act on.
+func pgError(err error, what string) error {
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pgx.ErrNoRows):
+		return ragplane.Errorf(ragplane.ENOTFOUND, "%s not found.", what)
+	case errors.As(err, &pgErr) && pgErr.Code == "23505":
+		return ragplane.Errorf(ragplane.ECONFLICT, "%s already exists.", what)
+	case errors.Is(err, context.DeadlineExceeded):
+		return ragplane.Errorf(ragplane.EUNAVAILABLE, "The catalog did not answer in time.")
+	}
+	var re *ragplane.Error
+	if errors.As(err, &re) {
+		return err
+	}
+	return fmt.Errorf("catalog: %s: %w", what, err)
+}

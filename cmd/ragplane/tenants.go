@@ -1,0 +1,238 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ragplane/ragplane"
+)
+
+func newTenantsCommand(cli *cliContext) *cobra.Command {
+	cmd := &cobra.Command{Use: "tenants", Short: "Create, list and manage tenants"}
+
+	var create struct {
+		id, name, email, plan, region, provider, idemKey string
+		wait                                             time.Duration
+	}
+	createCmd := &cobra.Command{
+		Use:   "create",
+		Short: "Create a tenant (provisioned in the background; --wait to wait for it)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			body := map[string]any{"id": create.id, "name": create.name, "email": create.email, "plan": create.plan}
+			if create.region != "" {
+				body["region"] = create.region
+			}
+			if create.provider != "" {
+				body["provider"] = create.provider
+			}
+			var t ragplane.Tenant
+			var headers []string
+			if create.idemKey != "" {
+				headers = []string{"Idempotency-Key", create.idemKey}
+			}
+			if err := cli.call(cmd.Context(), "POST", "/v1/tenants", body, &t, headers...); err != nil {
+				return err
+			}
+			if create.wait > 0 {
+				if err := waitForStatus(cmd, cli, t.ID, create.wait, &t, ragplane.StatusActive, ragplane.StatusFailed); err != nil {
+					return err
+				}
+				if t.Status == ragplane.StatusFailed {
+					return fmt.Errorf("tenant %s failed to provision: %s", t.ID, t.StatusReason)
+				}
+			}
+			return cli.printTenants(t)
+		},
+	}
+	f := createCmd.Flags()
+	f.StringVar(&create.id, "id", "", "tenant id (slug: a-z, 0-9, _)")
+	f.StringVar(&create.name, "name", "", "display name")
+	f.StringVar(&create.email, "email", "", "billing contact email")
+	f.StringVar(&create.plan, "plan", "free", "plan: free, pro, enterprise or an operator-defined plan")
+	f.StringVar(&create.region, "region", "", "region (default: the control plane's)")
+	f.StringVar(&create.provider, "provider", "", "local or neon (default: the control plane's)")
+	f.StringVar(&create.idemKey, "idempotency-key", "", "Idempotency-Key, to make retries safe")
+	f.DurationVar(&create.wait, "wait", 0, "wait up to this long for the tenant to be active")
+	for _, n := range []string{"id", "name", "email"} {
+		_ = createCmd.MarkFlagRequired(n)
+	}
+
+	var list struct {
+		status string
+		all    bool
+		limit  int
+	}
+	listCmd := &cobra.Command{
+		Use:   "list",
+		Short: "List tenants",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var all []ragplane.Tenant
+			cursor := ""
+			for {
+				q := url.Values{"limit": {strconv.Itoa(list.limit)}}
+				if list.status != "" {
+					q.Set("status", list.status)
+				}
+				if cursor != "" {
+					q.Set("cursor", cursor)
+				}
+				var p struct {
+					Items      []ragplane.Tenant `json:"items"`
+					NextCursor string            `json:"next_cursor"`
+				}
+				if err := cli.call(cmd.Context(), "GET", "/v1/tenants?"+q.Encode(), nil, &p); err != nil {
+					return err
+				}
+				all = append(all, p.Items...)
+				if cursor = p.NextCursor; cursor == "" || !list.all {
+					break
+				}
+			}
+			return cli.printTenants(all...)
+		},
+	}
+	listCmd.Flags().StringVar(&list.status, "status", "", "only tenants with this status")
+	listCmd.Flags().BoolVar(&list.all, "all", false, "follow cursors to list every tenant")
+	listCmd.Flags().IntVar(&list.limit, "limit", 100, "page size")
+
+	getCmd := &cobra.Command{
+		Use: "get ID", Short: "Show a tenant", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var t ragplane.Tenant
+			if err := cli.call(cmd.Context(), "GET", "/v1/tenants/"+url.PathEscape(args[0]), nil, &t); err != nil {
+				return err
+			}
+			return cli.printTenants(t)
+		},
+	}
+
+	var reason string
+	var wait time.Duration
+	action := func(use, short, method, suffix string) *cobra.Command {
+		c := &cobra.Command{
+			Use: use + " ID", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var body any
+				if reason != "" {
+					body = map[string]string{"reason": reason}
+				}
+				var t ragplane.Tenant
+				if err := cli.call(cmd.Context(), method, "/v1/tenants/"+url.PathEscape(args[0])+suffix, body, &t); err != nil {
+					return err
+				}
+				if use == "delete" && wait > 0 {
+					if err := waitForStatus(cmd, cli, t.ID, wait, &t, ragplane.StatusDeleted); err != nil {
+						return err
+					}
+				}
+				return cli.printTenants(t)
+			},
+		}
+		c.Flags().StringVar(&reason, "reason", "", "why (recorded on the tenant and in the audit log)")
+		if use == "delete" {
+			c.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for the database to be gone")
+		}
+		return c
+	}
+
+	configCmd := &cobra.Command{
+		Use: "config ID", Short: "Show a tenant's effective config and where each value comes from", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var cfg struct {
+				TenantID      string                      `json:"tenant_id"`
+				Plan          string                      `json:"plan"`
+				ConfigVersion int64                       `json:"config_version"`
+				Settings      map[string]ragplane.Sourced `json:"settings"`
+				Limits        map[string]ragplane.Sourced `json:"limits"`
+			}
+			if err := cli.call(cmd.Context(), "GET", "/v1/tenants/"+url.PathEscape(args[0])+"/config", nil, &cfg); err != nil {
+				return err
+			}
+			if cli.json {
+				return printJSON(cfg)
+			}
+			var rows [][]string
+			for _, group := range []struct {
+				name string
+				m    map[string]ragplane.Sourced
+			}{{"setting", cfg.Settings}, {"limit", cfg.Limits}} {
+				keys := make([]string, 0, len(group.m))
+				for k := range group.m {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					v := group.m[k]
+					src := string(v.Source)
+					if v.Clamped {
+						src += " (clamped)"
+					}
+					rows = append(rows, []string{group.name, k, fmt.Sprint(v.Value), src})
+				}
+			}
+			fmt.Printf("tenant %s, plan %s, config version %d\n", cfg.TenantID, cfg.Plan, cfg.ConfigVersion)
+			printTable([]string{"KIND", "KEY", "VALUE", "FROM"}, rows)
+			return nil
+		},
+	}
+
+	cmd.AddCommand(createCmd, listCmd, getCmd,
+		action("suspend", "Suspend a tenant (its requests are refused)", "POST", "/suspend"),
+		action("resume", "Resume a suspended tenant", "POST", "/resume"),
+		action("delete", "Delete a tenant: drops its database, revokes its keys", "DELETE", ""),
+		configCmd)
+	return cmd
+}
+
+// waitForStatus polls a tenant until it reaches one of the statuses or the timeout passes.
+func waitForStatus(cmd *cobra.Command, cli *cliContext, id ragplane.TenantID, timeout time.Duration, t *ragplane.Tenant, want ...ragplane.TenantStatus) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := cli.call(cmd.Context(), "GET", "/v1/tenants/"+url.PathEscape(string(id)), nil, t); err != nil {
+			return err
+		}
+		for _, s := range want {
+			if t.Status == s {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("tenant %s is still %s after %s", id, t.Status, timeout)
+		}
+		select {
+		case <-cmd.Context().Done():
+			return cmd.Context().Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func (c *cliContext) printTenants(ts ...ragplane.Tenant) error {
+	if c.json {
+		if len(ts) == 1 {
+			return printJSON(ts[0])
+		}
+		if ts == nil {
+			ts = []ragplane.Tenant{}
+		}
+		return printJSON(ts)
+	}
+	rows := make([][]string, 0, len(ts))
+	for _, t := range ts {
+		status := string(t.Status)
+		if t.StatusReason != "" {
+			status += " (" + t.StatusReason + ")"
+		}
+		rows = append(rows, []string{string(t.ID), t.Name, t.Email, t.Plan, string(t.Provider), t.Region, status,
+			t.CreatedAt.Format(time.RFC3339)})
+	}
+	printTable([]string{"ID", "NAME", "EMAIL", "PLAN", "PROVIDER", "REGION", "STATUS", "CREATED"}, rows)
+	return nil
+}

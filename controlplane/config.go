@@ -1,0 +1,182 @@
+package controlplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ragplane/ragplane/catalog"
+)
+
+// Config is the control plane's configuration.
+type Config struct {
+	// AdminAddr is where the admin REST API listens.
+	AdminAddr string
+	// DatabaseURL is the catalog database.
+	DatabaseURL string
+	// AdminToken authenticates operators on the admin API.
+	AdminToken string
+	// SecretKey encrypts secrets at rest in the catalog.
+	SecretKey string
+	// Provision configures the provisioners and the reconciler.
+	Provision ProvisionConfig
+	// Tokens configures tenant JWTs.
+	Tokens TokenConfig
+	// MaxBodyBytes caps admin request bodies (default 1 MiB).
+	MaxBodyBytes int64
+}
+
+// ProvisionConfig configures where tenant databases are made.
+type ProvisionConfig struct {
+	// DefaultProvider is used when a create request names none: "local" or "neon".
+	DefaultProvider string
+	// DefaultRegion is used when a create request names none.
+	DefaultRegion string
+	// LocalAdminURL connects to the local PostgreSQL as a role that may create databases and roles;
+	// empty means DatabaseURL. Empty DatabaseURL too disables the local provider.
+	LocalAdminURL string
+	// LocalPrefix starts tenant database and role names.
+	LocalPrefix string
+	// NeonAPIKey enables the Neon provider; NeonAPIURL overrides Neon's API base URL.
+	NeonAPIKey string
+	NeonAPIURL string
+	// MaxAttempts, Concurrency and BaseBackoff tune the reconciler.
+	MaxAttempts int
+	Concurrency int
+	BaseBackoff time.Duration
+}
+
+// TokenConfig configures the JWTs issued to tenants.
+type TokenConfig struct {
+	// Issuer and Audience go into "iss" and "aud".
+	Issuer   string
+	Audience string
+	// TTL is a token's lifetime (at most 1h).
+	TTL time.Duration
+	// RotateEvery is how often the signing key rotates.
+	RotateEvery time.Duration
+}
+
+// DefaultConfig returns a config that runs locally (the admin token and secret key still must be set).
+func DefaultConfig() Config {
+	return Config{
+		AdminAddr:    "127.0.0.1:8081",
+		MaxBodyBytes: 1 << 20,
+		Provision: ProvisionConfig{
+			DefaultProvider: "local",
+			DefaultRegion:   "local",
+			LocalPrefix:     "rp_",
+			MaxAttempts:     5,
+			Concurrency:     8,
+			BaseBackoff:     time.Second,
+		},
+		Tokens: TokenConfig{
+			Issuer:      "ragplane",
+			Audience:    "ragplane-api",
+			TTL:         15 * time.Minute,
+			RotateEvery: 24 * time.Hour,
+		},
+	}
+}
+
+// ConfigFromEnv overlays RAGPLANE_* (and DATABASE_URL, NEON_API_KEY) variables onto the defaults.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	cfg := DefaultConfig()
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	var errs []error
+	dur := func(name string, dst *time.Duration) {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: not a duration like 15m: %q", name, v))
+			}
+			*dst = d
+		}
+	}
+	num := func(name string, dst *int) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: not a whole number: %q", name, v))
+			}
+			*dst = n
+		}
+	}
+	str("RAGPLANE_ADMIN_ADDR", &cfg.AdminAddr)
+	str("DATABASE_URL", &cfg.DatabaseURL)
+	str("RAGPLANE_ADMIN_TOKEN", &cfg.AdminToken)
+	str("RAGPLANE_SECRET_KEY", &cfg.SecretKey)
+	str("RAGPLANE_PROVIDER", &cfg.Provision.DefaultProvider)
+	str("RAGPLANE_REGION", &cfg.Provision.DefaultRegion)
+	str("RAGPLANE_LOCAL_ADMIN_URL", &cfg.Provision.LocalAdminURL)
+	str("RAGPLANE_LOCAL_PREFIX", &cfg.Provision.LocalPrefix)
+	str("NEON_API_KEY", &cfg.Provision.NeonAPIKey)
+	str("RAGPLANE_NEON_API_URL", &cfg.Provision.NeonAPIURL)
+	num("RAGPLANE_PROVISION_MAX_ATTEMPTS", &cfg.Provision.MaxAttempts)
+	num("RAGPLANE_PROVISION_CONCURRENCY", &cfg.Provision.Concurrency)
+	dur("RAGPLANE_PROVISION_BACKOFF", &cfg.Provision.BaseBackoff)
+	str("RAGPLANE_TOKEN_ISSUER", &cfg.Tokens.Issuer)
+	str("RAGPLANE_TOKEN_AUDIENCE", &cfg.Tokens.Audience)
+	dur("RAGPLANE_TOKEN_TTL", &cfg.Tokens.TTL)
+	dur("RAGPLANE_KEY_ROTATION", &cfg.Tokens.RotateEvery)
+	return cfg, errors.Join(errs...)
+}
+
+// Validate reports every problem with the config at once, in words an operator can act on.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+		bad("RAGPLANE_ADMIN_ADDR: want host:port, got %q", c.AdminAddr)
+	}
+	if c.DatabaseURL == "" {
+		bad("DATABASE_URL: required (the catalog database; `make up` writes one to .ragplane/stack.env)")
+	} else if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		bad("DATABASE_URL: want a postgres:// URL")
+	}
+	if len(c.AdminToken) < 16 {
+		bad("RAGPLANE_ADMIN_TOKEN: required, at least 16 characters")
+	}
+	if len(c.SecretKey) < catalog.MinSecretKeyLen {
+		bad("RAGPLANE_SECRET_KEY: required, at least %d characters (e.g. `openssl rand -base64 32`)", catalog.MinSecretKeyLen)
+	}
+	switch c.Provision.DefaultProvider {
+	case "local":
+	case "neon":
+		if c.Provision.NeonAPIKey == "" {
+			bad("NEON_API_KEY: required when RAGPLANE_PROVIDER=neon")
+		}
+	default:
+		bad("RAGPLANE_PROVIDER: want local or neon, got %q", c.Provision.DefaultProvider)
+	}
+	if c.Provision.MaxAttempts < 1 || c.Provision.MaxAttempts > 100 {
+		bad("RAGPLANE_PROVISION_MAX_ATTEMPTS: want 1-100")
+	}
+	if c.Provision.Concurrency < 1 || c.Provision.Concurrency > 256 {
+		bad("RAGPLANE_PROVISION_CONCURRENCY: want 1-256")
+	}
+	if c.Provision.BaseBackoff <= 0 {
+		bad("RAGPLANE_PROVISION_BACKOFF: want a positive duration")
+	}
+	if c.Tokens.TTL <= 0 || c.Tokens.TTL > time.Hour {
+		bad("RAGPLANE_TOKEN_TTL: want a duration up to 1h")
+	}
+	if c.Tokens.RotateEvery < time.Minute {
+		bad("RAGPLANE_KEY_ROTATION: want at least 1m")
+	}
+	if strings.TrimSpace(c.Tokens.Issuer) == "" || strings.TrimSpace(c.Tokens.Audience) == "" {
+		bad("RAGPLANE_TOKEN_ISSUER and RAGPLANE_TOKEN_AUDIENCE: must not be empty")
+	}
+	if c.MaxBodyBytes <= 0 {
+		bad("max body bytes must be positive")
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,49 @@
+// Package provision gives each tenant its own database and takes it away again. The Reconciler
+// drives tenants through their lifecycle with a Provisioner: a database per tenant on a local
+// PostgreSQL (subpackage local) or a Neon project per tenant (subpackage neon).
+package provision
+
+import (
+	"context"
+
+	"github.com/ragplane/ragplane"
+)
+
+// Request asks for a tenant's database.
+type Request struct {
+	// TenantID names the tenant; provider resources are named after it, which is how a resumed
+	// attempt finds what an interrupted one created.
+	TenantID ragplane.TenantID
+	// Region is the provider region for the tenant's data.
+	Region string
+	// ProjectID is the provider resource recorded by an earlier, interrupted attempt, if any.
+	ProjectID string
+	// EmbeddingDimension sizes the tenant's vector column.
+	EmbeddingDimension int
+}
+
+// Database is a provisioned tenant database.
+type Database struct {
+	// ProjectID is the provider's id (a Neon project id, or the local database name).
+	ProjectID string
+	// URL is a connection string for the tenant's own role. It is a secret.
+	URL string
+	// SchemaVersion is the tenant schema version after migration.
+	SchemaVersion int
+}
+
+// Provisioner creates and removes tenant databases. Implementations must be idempotent: Provision
+// called again for the same tenant (after a crash, or a failed attempt) reuses what exists and
+// never creates a second database or project; Deprovision of something already gone succeeds.
+//
+// Errors: a *ragplane.Error with EUNAVAILABLE for transient failures worth retrying; EINVALID for
+// requests that can never succeed (e.g. an unknown region); other errors are treated as transient.
+type Provisioner interface {
+	// Provision creates (or finds) the tenant's database, migrates the tenant schema and returns
+	// a connection URL. record is called with the provider's id as soon as it is known, before any
+	// slow wait, so the caller can persist it.
+	Provision(ctx context.Context, req Request, record func(projectID string) error) (Database, error)
+	// Deprovision removes the tenant's database and role (or project). projectID may be empty if
+	// no id was ever recorded; implementations then look the resource up by tenant.
+	Deprovision(ctx context.Context, tenant ragplane.TenantID, projectID string) error
+}

@@ -1,0 +1,412 @@
+package provision
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/catalog"
+)
+
+// ReconcilerConfig configures a Reconciler. Zero fields get defaults.
+type ReconcilerConfig struct {
+	// Store is the catalog.
+	Store *catalog.Store
+	// Provisioners by provider; a tenant whose provider has none fails.
+	Provisioners map[ragplane.Provider]Provisioner
+	// Concurrency caps tenants worked on at once (default 8).
+	Concurrency int
+	// MaxAttempts is how many provisioning attempts a tenant gets before it fails (default 5).
+	MaxAttempts int
+	// BaseBackoff and MaxBackoff bound the wait between attempts (default 1s and 1m), with jitter.
+	BaseBackoff, MaxBackoff time.Duration
+	// AttemptTimeout bounds one attempt (default 10m: a Neon project can take a while).
+	AttemptTimeout time.Duration
+	// PollInterval is how often pending work is looked for without a notification (default 2s).
+	PollInterval time.Duration
+	// Registerer receives the reconciler's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Logger receives the reconciler's logs.
+	Logger *slog.Logger
+}
+
+// Reconciler drives tenants through provisioning and deletion. Every control-plane replica runs
+// one; a PostgreSQL advisory lock elects a single leader that does the work, and a new leader
+// resumes whatever the old one left half done (provisioners are idempotent).
+type Reconciler struct {
+	cfg      ReconcilerConfig
+	log      *slog.Logger
+	leader   atomic.Bool
+	wake     chan struct{}
+	mu       sync.Mutex
+	inFlight map[ragplane.TenantID]bool
+
+	attempts *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	leaderG  prometheus.Gauge
+}
+
+// leaderLockKey is the advisory lock that elects the reconciler leader.
+var leaderLockKey = func() int64 {
+	h := fnv.New64a()
+	h.Write([]byte("ragplane reconciler leader"))
+	return int64(h.Sum64() >> 1)
+}()
+
+// Actor is how the reconciler appears in the audit log.
+var actor = catalog.Actor{Name: "reconciler"}
+
+// NewReconciler returns a reconciler; Run starts it.
+func NewReconciler(cfg ReconcilerConfig) *Reconciler {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 5
+	}
+	if cfg.BaseBackoff <= 0 {
+		cfg.BaseBackoff = time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = time.Minute
+	}
+	if cfg.AttemptTimeout <= 0 {
+		cfg.AttemptTimeout = 10 * time.Minute
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Reconciler{
+		cfg: cfg, log: cfg.Logger.With("component", "reconciler"),
+		wake: make(chan struct{}, 1), inFlight: map[ragplane.TenantID]bool{},
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ragplane_controlplane_provision_attempts_total",
+			Help: "Provisioning and deprovisioning attempts by provider, kind and result.",
+		}, []string{"provider", "kind", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ragplane_controlplane_provision_duration_seconds",
+			Help:    "Duration of provisioning and deprovisioning attempts.",
+			Buckets: []float64{.05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+		}, []string{"provider", "kind", "result"}),
+		leaderG: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ragplane_controlplane_reconciler_leader",
+			Help: "1 if this replica's reconciler holds the leader lock.",
+		}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(r.attempts, r.duration, r.leaderG)
+	}
+	return r
+}
+
+// IsLeader reports whether this replica currently leads.
+func (r *Reconciler) IsLeader() bool { return r.leader.Load() }
+
+// Kick asks the reconciler to look for work now (e.g. after a tenant was created on this replica).
+func (r *Reconciler) Kick() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run campaigns for leadership and, while leading, reconciles until ctx ends. It returns nil when
+// ctx ends.
+func (r *Reconciler) Run(ctx context.Context) error {
+	go r.listen(ctx)
+	for ctx.Err() == nil {
+		if err := r.lead(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("reconciler leadership lost", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(r.cfg.PollInterval):
+		}
+	}
+	return nil
+}
+
+// lead holds the leader lock on a dedicated connection for as long as it can and does the work.
+func (r *Reconciler) lead(ctx context.Context) error {
+	pool := r.cfg.Store.Pool()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// The lock lives as long as this session; the connection is closed, not returned, at the end.
+	defer func() {
+		conn.Conn().Close(context.Background())
+		conn.Release()
+	}()
+	var got bool
+	if err := conn.QueryRow(ctx, `select pg_try_advisory_lock($1)`, leaderLockKey).Scan(&got); err != nil || !got {
+		return err
+	}
+	r.leader.Store(true)
+	r.leaderG.Set(1)
+	defer func() { r.leader.Store(false); r.leaderG.Set(0) }()
+	r.log.Info("reconciler is leader")
+	// Operations marked running were interrupted with the previous leader.
+	if _, err := pool.Exec(ctx, `update provisioning_operations set state = 'failed',
+		error = 'interrupted: the control plane stopped', finished_at = now() where state = 'running'`); err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	done := make(chan struct{}, r.cfg.Concurrency)
+	for {
+		if err := r.dispatch(ctx, &wg, done); err != nil && ctx.Err() == nil {
+			r.log.Warn("reconcile pass failed", "err", err)
+		}
+		timer := time.NewTimer(r.cfg.PollInterval)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-r.wake:
+		case <-done:
+		case <-timer.C:
+			// Losing the session loses the lock: stop leading at once.
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return err
+			}
+		}
+		timer.Stop()
+	}
+}
+
+// dispatch starts work on pending tenants not already in flight, up to the concurrency cap.
+func (r *Reconciler) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan struct{}) error {
+	r.mu.Lock()
+	free := r.cfg.Concurrency - len(r.inFlight)
+	r.mu.Unlock()
+	if free <= 0 {
+		return nil
+	}
+	pending, err := r.cfg.Store.PendingTenants(ctx, free+r.cfg.Concurrency)
+	if err != nil {
+		return err
+	}
+	for _, t := range pending {
+		r.mu.Lock()
+		if r.inFlight[t.ID] || len(r.inFlight) >= r.cfg.Concurrency {
+			r.mu.Unlock()
+			continue
+		}
+		r.inFlight[t.ID] = true
+		r.mu.Unlock()
+		wg.Add(1)
+		go func(t *ragplane.Tenant) {
+			defer wg.Done()
+			r.reconcile(ctx, t)
+			r.mu.Lock()
+			delete(r.inFlight, t.ID)
+			r.mu.Unlock()
+			select {
+			case done <- struct{}{}:
+			default:
+			}
+		}(t)
+	}
+	return nil
+}
+
+// listen turns catalog notifications into wake-ups, reconnecting when the connection drops.
+func (r *Reconciler) listen(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := listenOnce(ctx, r.cfg.Store.Pool(), r.Kick)
+		if ctx.Err() != nil {
+			return
+		}
+		r.log.Warn("catalog notifications interrupted", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func listenOnce(ctx context.Context, pool *pgxpool.Pool, notify func()) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		conn.Conn().Close(context.Background())
+		conn.Release()
+	}()
+	if _, err := conn.Exec(ctx, `listen ragplane_tenants`); err != nil {
+		return err
+	}
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			return err
+		}
+		notify()
+	}
+}
+
+func (r *Reconciler) reconcile(ctx context.Context, t *ragplane.Tenant) {
+	actx, cancel := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
+	defer cancel()
+	switch t.Status {
+	case ragplane.StatusProvisioning:
+		r.provision(actx, t)
+	case ragplane.StatusDeleting:
+		r.deprovision(actx, t)
+	}
+}
+
+func (r *Reconciler) provision(ctx context.Context, t *ragplane.Tenant) {
+	log := r.log.With("tenant_id", t.ID, "provider", t.Provider)
+	p := r.cfg.Provisioners[t.Provider]
+	if t.ProvisionAttempts >= r.cfg.MaxAttempts || p == nil {
+		reason := t.StatusReason
+		if p == nil {
+			reason = "provider " + string(t.Provider) + " is not configured on this control plane"
+		}
+		r.giveUp(ctx, t, p, reason)
+		return
+	}
+	opID, attempt, err := r.cfg.Store.StartOperation(ctx, t.ID, "provision")
+	if err != nil {
+		log.Warn("starting provisioning failed", "err", err)
+		return
+	}
+	dim, _ := t.Settings["embedding_dimension"].(float64)
+	start := time.Now()
+	db, err := p.Provision(ctx, Request{
+		TenantID: t.ID, Region: t.Region, ProjectID: t.ProviderProjectID, EmbeddingDimension: int(dim),
+	}, func(projectID string) error {
+		t.ProviderProjectID = projectID
+		return r.cfg.Store.RecordProjectID(ctx, t.ID, projectID)
+	})
+	if err == nil {
+		var ok bool
+		ok, err = r.cfg.Store.MarkActive(ctx, t.ID, db.ProjectID, db.URL, db.SchemaVersion, actor)
+		if err == nil && !ok {
+			log.Info("tenant left provisioning while it was provisioned; deletion will clean up")
+		}
+	}
+	r.observe(t.Provider, "provision", err, start)
+	reason := r.reason(err)
+	if ferr := r.cfg.Store.FinishOperation(context.WithoutCancel(ctx), opID, reason); ferr != nil {
+		log.Warn("recording operation failed", "err", ferr)
+	}
+	if err == nil {
+		log.Info("tenant provisioned", "attempt", attempt, "duration_ms", time.Since(start).Milliseconds())
+		return
+	}
+	log.Warn("provisioning attempt failed", "attempt", attempt, "reason", reason)
+	if ragplane.ErrorCode(err) == ragplane.EINVALID || attempt >= r.cfg.MaxAttempts {
+		t.ProvisionAttempts = attempt
+		r.giveUp(ctx, t, p, reason)
+		return
+	}
+	if err := r.cfg.Store.RetryLater(ctx, t.ID, reason, time.Now().Add(r.backoff(attempt))); err != nil {
+		log.Warn("scheduling retry failed", "err", err)
+	}
+}
+
+// giveUp removes whatever an attempt left behind and marks the tenant failed. If the cleanup itself
+// fails the tenant stays provisioning and cleanup is retried.
+func (r *Reconciler) giveUp(ctx context.Context, t *ragplane.Tenant, p Provisioner, reason string) {
+	log := r.log.With("tenant_id", t.ID, "provider", t.Provider)
+	if p != nil {
+		opID, _, err := r.cfg.Store.StartOperation(ctx, t.ID, "cleanup")
+		if err != nil {
+			log.Warn("starting cleanup failed", "err", err)
+			return
+		}
+		start := time.Now()
+		err = p.Deprovision(ctx, t.ID, t.ProviderProjectID)
+		r.observe(t.Provider, "cleanup", err, start)
+		_ = r.cfg.Store.FinishOperation(context.WithoutCancel(ctx), opID, r.reason(err))
+		if err != nil {
+			log.Warn("cleanup after failed provisioning failed", "err", err)
+			_ = r.cfg.Store.RetryLater(ctx, t.ID, reason, time.Now().Add(r.backoff(r.cfg.MaxAttempts)))
+			return
+		}
+	}
+	if err := r.cfg.Store.MarkFailed(ctx, t.ID, reason, actor); err != nil {
+		log.Warn("marking tenant failed failed", "err", err)
+		return
+	}
+	log.Warn("tenant provisioning failed", "reason", reason)
+}
+
+func (r *Reconciler) deprovision(ctx context.Context, t *ragplane.Tenant) {
+	log := r.log.With("tenant_id", t.ID, "provider", t.Provider)
+	p := r.cfg.Provisioners[t.Provider]
+	if p == nil {
+		_ = r.cfg.Store.RetryLater(ctx, t.ID, "provider "+string(t.Provider)+" is not configured on this control plane", time.Now().Add(r.cfg.MaxBackoff))
+		return
+	}
+	opID, attempt, err := r.cfg.Store.StartOperation(ctx, t.ID, "deprovision")
+	if err != nil {
+		log.Warn("starting deprovisioning failed", "err", err)
+		return
+	}
+	start := time.Now()
+	err = p.Deprovision(ctx, t.ID, t.ProviderProjectID)
+	if err == nil {
+		err = r.cfg.Store.MarkDeleted(ctx, t.ID, actor)
+	}
+	r.observe(t.Provider, "deprovision", err, start)
+	_ = r.cfg.Store.FinishOperation(context.WithoutCancel(ctx), opID, r.reason(err))
+	if err != nil {
+		// Deletion is never given up: the data must go. Operators see the reason on the tenant.
+		log.Warn("deprovisioning attempt failed", "attempt", attempt, "err", err)
+		_ = r.cfg.Store.RetryLater(ctx, t.ID, r.reason(err), time.Now().Add(r.backoff(attempt)))
+		return
+	}
+	log.Info("tenant deleted", "duration_ms", time.Since(start).Milliseconds())
+}
+
+// reason is the operator-facing text of an error: a ragplane.Error's message, or a generic text
+// for anything else (its detail goes to the log only).
+func (r *Reconciler) reason(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *ragplane.Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	r.log.Error("provisioning error", "err", err)
+	return "internal error; see the control plane log"
+}
+
+// backoff is exponential in the attempt number with ±50% jitter, capped.
+func (r *Reconciler) backoff(attempt int) time.Duration {
+	d := r.cfg.BaseBackoff << min(attempt-1, 20)
+	if d <= 0 || d > r.cfg.MaxBackoff {
+		d = r.cfg.MaxBackoff
+	}
+	return d/2 + rand.N(d)
+}
+
+func (r *Reconciler) observe(p ragplane.Provider, kind string, err error, start time.Time) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	r.attempts.WithLabelValues(string(p), kind, result).Inc()
+	r.duration.WithLabelValues(string(p), kind, result).Observe(time.Since(start).Seconds())
+}

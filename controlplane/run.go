@@ -1,0 +1,196 @@
+// Package controlplane is Ragplane's control plane: the only writer of the tenant catalog. It
+// serves the admin REST API, issues tenant tokens, and runs the reconciler that provisions and
+// removes tenant databases.
+package controlplane
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/controlplane/provision"
+	"github.com/ragplane/ragplane/controlplane/provision/local"
+	"github.com/ragplane/ragplane/controlplane/provision/neon"
+)
+
+//go:embed openapi.json
+var openAPIDocument []byte
+
+// Server is a running control plane.
+type Server struct {
+	cfg            Config
+	log            *slog.Logger
+	store          *catalog.Store
+	provisioners   map[ragplane.Provider]provision.Provisioner
+	reconciler     *provision.Reconciler
+	issuer         *issuer
+	metricsHandler http.Handler
+	listener       net.Listener
+	http           *http.Server
+	closers        []func()
+}
+
+// Run starts the control plane and blocks until ctx ends, then shuts it down.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	s, err := New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// New validates cfg, opens the catalog (applying migrations), sets up provisioners and binds the
+// admin listener. Nothing is served until Run.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("controlplane config:\n%w", err)
+	}
+	s := &Server{cfg: cfg, log: logger.With("component", "controlplane")}
+	ok := false
+	defer func() {
+		if !ok {
+			s.close()
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+
+	// 1. The catalog, migrated.
+	store, err := catalog.Open(ctx, catalog.Config{URL: cfg.DatabaseURL, SecretKey: cfg.SecretKey, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	s.store = store
+	s.closers = append(s.closers, store.Close)
+
+	// 2. Provisioners and the reconciler that drives them.
+	if err := s.newProvisioners(ctx); err != nil {
+		return nil, err
+	}
+	s.reconciler = provision.NewReconciler(provision.ReconcilerConfig{
+		Store: store, Provisioners: s.provisioners, Concurrency: cfg.Provision.Concurrency,
+		MaxAttempts: cfg.Provision.MaxAttempts, BaseBackoff: cfg.Provision.BaseBackoff,
+		Registerer: reg, Logger: logger,
+	})
+
+	// 3. A signing key for tenant tokens.
+	s.issuer = &issuer{store: store, cfg: cfg.Tokens}
+	if _, err := store.EnsureSigningKey(ctx, cfg.Tokens.RotateEvery, s.keyOverlap()); err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+
+	// 4. The admin API, bound now so that callers learn the address before Run.
+	reg.MustRegister(newCatalogCollector(store))
+	e := s.newEcho(reg)
+	ln, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		return nil, fmt.Errorf("admin API: listen on %s: %w", cfg.AdminAddr, err)
+	}
+	s.listener = ln
+	s.http = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	ok = true
+	return s, nil
+}
+
+func (s *Server) newProvisioners(ctx context.Context) error {
+	s.provisioners = map[ragplane.Provider]provision.Provisioner{}
+	adminURL := s.cfg.Provision.LocalAdminURL
+	if adminURL == "" {
+		adminURL = s.cfg.DatabaseURL
+	}
+	lp, err := local.New(ctx, local.Config{AdminURL: adminURL, Prefix: s.cfg.Provision.LocalPrefix, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	s.closers = append(s.closers, lp.Close)
+	s.provisioners[ragplane.ProviderLocal] = lp
+	if s.cfg.Provision.NeonAPIKey != "" {
+		np, err := neon.New(neon.Config{APIKey: s.cfg.Provision.NeonAPIKey, BaseURL: s.cfg.Provision.NeonAPIURL, Logger: s.log})
+		if err != nil {
+			return err
+		}
+		s.provisioners[ragplane.ProviderNeon] = np
+	}
+	return nil
+}
+
+// keyOverlap is how long a retired signing key stays published: the longest token lifetime plus
+// a minute for clock skew.
+func (s *Server) keyOverlap() time.Duration { return s.cfg.Tokens.TTL + time.Minute }
+
+// Addr is the admin API's address (useful with port 0).
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// Run serves until ctx ends, then shuts down in reverse order of start.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		if err := s.http.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.reconciler.Run(ctx) }()
+	go s.rotateKeys(ctx)
+	s.log.Info("control plane started", "admin_addr", s.Addr())
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		s.log.Error("admin API failed", "err", err)
+	}
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if serr := s.http.Shutdown(sctx); serr != nil {
+		s.log.Warn("admin API shutdown", "err", serr)
+	}
+	<-done
+	s.log.Info("control plane stopped")
+	return err
+}
+
+// rotateKeys checks once a minute whether the signing key is due for rotation; the advisory lock
+// in the catalog makes sure only one replica rotates.
+func (s *Server) rotateKeys(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			rotated, err := s.store.EnsureSigningKey(ctx, s.cfg.Tokens.RotateEvery, s.keyOverlap())
+			if err != nil {
+				s.log.Warn("signing key rotation check failed", "err", err)
+			} else if rotated {
+				s.issuer.invalidate()
+				s.log.Info("signing key rotated")
+			}
+		}
+	}
+}
+
+func (s *Server) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}

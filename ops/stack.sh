@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# The local stack: real PostgreSQL 17 + pgvector and real Redis on loopback, without Docker.
+#
+# Debian bookworm has no pgvector package, so the servers come from a Debian trixie root made once
+# with debootstrap and cached outside the clone (RAGPLANE_CACHE_DIR, default /var/cache/ragplane).
+# Trixie's binaries need glibc 2.38, so they run inside that root with chroot. Their data lives under
+# the project's own .ragplane/ directory, bind-mounted into the root.
+#
+#   ops/stack.sh up      start (idempotent) and write .ragplane/stack.env
+#   ops/stack.sh down    stop only what `up` started
+#   ops/stack.sh status  say what runs
+#
+# If DATABASE_URL (and/or REDIS_URL) is set, that server is used instead of a local one.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+state="${RAGPLANE_STATE_DIR:-$here/.ragplane}"
+cache="${RAGPLANE_CACHE_DIR:-/var/cache/ragplane}"
+root="$cache/trixie-root"
+mirror="${RAGPLANE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+pg_port="${RAGPLANE_PG_PORT:-55432}"
+redis_port="${RAGPLANE_REDIS_PORT:-56379}"
+packages="postgresql-17,postgresql-17-pgvector,redis-server"
+pgbin=/usr/lib/postgresql/17/bin
+# One mount point per clone, so two clones can share the cached root.
+id=$(printf '%s' "$state" | sha256sum | cut -c1-12)
+inroot="/srv/ragplane/$id"
+
+die() { printf 'stack: %s\n' "$*" >&2; exit 1; }
+say() { printf 'stack: %s\n' "$*"; }
+
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+need_root() {
+  [ "$(id -u)" = 0 ] || die "must run as root (chroot and debootstrap need it); or set DATABASE_URL and REDIS_URL to servers you already run"
+}
+
+ensure_debootstrap() {
+  command -v debootstrap >/dev/null && return
+  command -v apt-get >/dev/null || die "debootstrap is missing and there is no apt-get to install it; install debootstrap, or set DATABASE_URL and REDIS_URL"
+  say "installing debootstrap with apt-get"
+  apt-get install -y debootstrap >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y debootstrap >/dev/null 2>&1; } ||
+    die "could not install debootstrap with apt-get; install it by hand"
+}
+
+# ensure_root builds the trixie root once; concurrent callers wait on a lock.
+ensure_root() {
+  [ -f "$root/.ragplane-ready" ] && return
+  ensure_debootstrap
+  mkdir -p "$cache"
+  exec 9>"$cache/.lock"
+  flock 9
+  if [ ! -f "$root/.ragplane-ready" ]; then
+    say "building the Debian trixie root in $root (once; about a minute)"
+    rm -rf "$root.tmp"
+    debootstrap --variant=minbase --include="$packages" trixie "$root.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
+      die "debootstrap failed; see $cache/debootstrap.log"
+    rm -rf "$root"
+    mv "$root.tmp" "$root"
+    echo "$packages" >"$root/.ragplane-ready"
+  fi
+  flock -u 9
+}
+
+# ensure_mount makes .ragplane/data visible inside the root at $inroot.
+ensure_mount() {
+  mkdir -p "$state/data" "$root$inroot"
+  if ! mountpoint -q "$root$inroot"; then
+    mount --bind "$state/data" "$root$inroot" || die "cannot bind-mount $state/data into $root$inroot"
+  fi
+}
+
+uid_of() { awk -F: -v u="$1" '$1==u {print $3":"$4}' "$root/etc/passwd"; }
+
+pg_running() { chroot --userspec="$(uid_of postgres)" "$root" "$pgbin/pg_ctl" -D "$inroot/pg" status >/dev/null 2>&1; }
+
+redis_pid() {
+  local f="$state/data/redis/redis.pid"
+  [ -f "$f" ] || return 1
+  local p; p=$(cat "$f")
+  kill -0 "$p" 2>/dev/null && [ "$(readlink "/proc/$p/root" 2>/dev/null)" = "$root" ] && echo "$p"
+}
+
+start_pg() {
+  local owner; owner=$(uid_of postgres)
+  [ -n "$owner" ] || die "no postgres user in $root; remove $root and run again"
+  if [ ! -f "$state/data/pg/PG_VERSION" ]; then
+    say "initialising PostgreSQL in $state/data/pg"
+    mkdir -p "$state/data/pg"
+    head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$state/data/pg-password"
+    chmod 600 "$state/data/pg-password"
+    cp "$state/data/pg-password" "$state/data/pwfile"
+    chown -R "$owner" "$state/data/pg" "$state/data/pwfile"
+    chmod 700 "$state/data/pg"
+    chroot --userspec="$owner" "$root" "$pgbin/initdb" -D "$inroot/pg" -U postgres -E UTF8 --locale=C.UTF-8 \
+      --auth-local=trust --auth-host=scram-sha-256 --pwfile="$inroot/pwfile" >"$state/data/initdb.log" 2>&1 ||
+      die "initdb failed; see $state/data/initdb.log"
+    rm -f "$state/data/pwfile"
+    cat >>"$state/data/pg/postgresql.conf" <<EOF
+# ragplane local stack: a development and test server on loopback only.
+listen_addresses = '127.0.0.1'
+port = $pg_port
+unix_socket_directories = '/tmp'
+max_connections = ${RAGPLANE_PG_MAX_CONNECTIONS:-300}
+shared_buffers = 256MB
+maintenance_work_mem = 256MB
+# Durability against power loss is not needed for a throwaway test server.
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+  fi
+  if pg_running; then say "PostgreSQL already running on 127.0.0.1:$pg_port"; return; fi
+  port_taken "$pg_port" && die "port $pg_port is taken by another process; set RAGPLANE_PG_PORT to a free port"
+  touch "$state/data/pg.log" && chown "$owner" "$state/data/pg.log"
+  chroot --userspec="$owner" "$root" "$pgbin/pg_ctl" -D "$inroot/pg" -l "$inroot/pg.log" -w -t 60 start >/dev/null ||
+    die "PostgreSQL did not start; see $state/data/pg.log"
+  say "PostgreSQL 17 on 127.0.0.1:$pg_port"
+}
+
+start_redis() {
+  local owner; owner=$(uid_of redis)
+  mkdir -p "$state/data/redis"
+  chown -R "$owner" "$state/data/redis"
+  if redis_pid >/dev/null; then say "Redis already running on 127.0.0.1:$redis_port"; return; fi
+  port_taken "$redis_port" && die "port $redis_port is taken by another process; set RAGPLANE_REDIS_PORT to a free port"
+  chroot --userspec="$owner" "$root" /usr/bin/redis-server --bind 127.0.0.1 --port "$redis_port" \
+    --dir "$inroot/redis" --pidfile "$inroot/redis/redis.pid" --logfile "$inroot/redis/redis.log" \
+    --daemonize yes --save '' --appendonly no >/dev/null || die "Redis did not start; see $state/data/redis/redis.log"
+  for _ in $(seq 1 50); do port_taken "$redis_port" && break; sleep 0.1; done
+  port_taken "$redis_port" || die "Redis did not start listening; see $state/data/redis/redis.log"
+  say "Redis on 127.0.0.1:$redis_port"
+}
+
+up() {
+  mkdir -p "$state"
+  local db_url="${DATABASE_URL:-}" redis_url="${REDIS_URL:-}"
+  if [ -z "$db_url" ] || [ -z "$redis_url" ]; then
+    need_root
+    ensure_root
+    ensure_mount
+  fi
+  if [ -z "$db_url" ]; then
+    start_pg
+    local pw; pw=$(cat "$state/data/pg-password")
+    db_url="postgres://postgres:$pw@127.0.0.1:$pg_port/ragplane?sslmode=disable"
+    if ! chroot "$root" su -s /bin/sh postgres -c "psql -h /tmp -p $pg_port -tAc \"select 1 from pg_database where datname='ragplane'\"" | grep -q 1; then
+      chroot "$root" su -s /bin/sh postgres -c "createdb -h /tmp -p $pg_port ragplane"
+    fi
+  else
+    say "using DATABASE_URL from the environment"
+  fi
+  if [ -z "$redis_url" ]; then
+    start_redis
+    redis_url="redis://127.0.0.1:$redis_port/0"
+  else
+    say "using REDIS_URL from the environment"
+  fi
+  umask 077
+  cat >"$state/stack.env" <<EOF
+export DATABASE_URL='$db_url'
+export REDIS_URL='$redis_url'
+EOF
+  say "wrote $state/stack.env"
+}
+
+down() {
+  [ -d "$state/data" ] || { say "nothing to stop"; return; }
+  [ -d "$root" ] || { say "nothing to stop"; return; }
+  if [ -f "$state/data/pg/postmaster.pid" ] && pg_running; then
+    chroot --userspec="$(uid_of postgres)" "$root" "$pgbin/pg_ctl" -D "$inroot/pg" -m fast -w stop >/dev/null && say "PostgreSQL stopped"
+  fi
+  local p
+  if p=$(redis_pid); then
+    kill "$p"
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    say "Redis stopped"
+  fi
+  if mountpoint -q "$root$inroot" 2>/dev/null; then umount "$root$inroot"; fi
+}
+
+status() {
+  if [ -d "$root" ] && [ -d "$state/data/pg" ] && pg_running; then say "PostgreSQL running on 127.0.0.1:$pg_port"; else say "PostgreSQL not running"; fi
+  if [ -d "$root" ] && redis_pid >/dev/null; then say "Redis running on 127.0.0.1:$redis_port"; else say "Redis not running"; fi
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) die "usage: ops/stack.sh up|down|status" ;;
+esac

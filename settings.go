@@ -1,0 +1,96 @@
+package ragplane
+
+// Settings are the knobs of a tenant's retrieval and answering, resolved by the cascade
+// system -> plan -> tenant -> request (see Resolve).
+type Settings struct {
+	// ModelTier picks the answer model class: "small", "standard" or "large".
+	ModelTier string `json:"model_tier"`
+	// RetrievalMode is one of "vector", "keyword", "hybrid", "graph" or "agentic".
+	RetrievalMode string `json:"retrieval_mode"`
+	// TopK is how many chunks a search returns.
+	TopK int `json:"top_k"`
+	// MaxTokensPerQuery caps the tokens an answer may use; clamped by the limit of the same name.
+	MaxTokensPerQuery int `json:"max_tokens_per_query"`
+	// Temperature is the sampling temperature of a generative answerer.
+	Temperature float64 `json:"temperature"`
+	// ChunkSize and ChunkOverlap are in tokens.
+	ChunkSize    int `json:"chunk_size"`
+	ChunkOverlap int `json:"chunk_overlap"`
+	// EmbeddingProvider ("local" or "openai"), EmbeddingModel and EmbeddingDimension are fixed when
+	// the tenant is provisioned: its vectors are stored with that dimension.
+	EmbeddingProvider  string `json:"embedding_provider"`
+	EmbeddingModel     string `json:"embedding_model"`
+	EmbeddingDimension int    `json:"embedding_dimension"`
+}
+
+// Model tiers, in increasing order of cost.
+var modelTiers = []string{"small", "standard", "large"}
+
+// Retrieval modes.
+const (
+	RetrievalVector  = "vector"
+	RetrievalKeyword = "keyword"
+	RetrievalHybrid  = "hybrid"
+	RetrievalGraph   = "graph"
+	RetrievalAgentic = "agentic"
+)
+
+// settingFields describes every setting: its type, bounds, and whether a request may override it.
+var settingFields = []field{
+	{Key: "model_tier", Kind: kindEnum, Enum: modelTiers, PerRequest: true, ClampBy: "max_model_tier",
+		Doc: "Answer model class."},
+	{Key: "retrieval_mode", Kind: kindEnum, PerRequest: true,
+		Enum: []string{RetrievalVector, RetrievalKeyword, RetrievalHybrid, RetrievalGraph, RetrievalAgentic},
+		Doc:  "How chunks are retrieved."},
+	{Key: "top_k", Kind: kindInt, Min: 1, Max: 100, PerRequest: true, ClampBy: "max_top_k",
+		Doc: "Chunks returned by a search."},
+	{Key: "max_tokens_per_query", Kind: kindInt, Min: 1, Max: 1_000_000, PerRequest: true, ClampBy: "max_tokens_per_query",
+		Doc: "Tokens an answer may use."},
+	{Key: "temperature", Kind: kindFloat, Min: 0, Max: 2, PerRequest: true, Doc: "Sampling temperature."},
+	{Key: "chunk_size", Kind: kindInt, Min: 32, Max: 8192, Doc: "Chunk size in tokens."},
+	{Key: "chunk_overlap", Kind: kindInt, Min: 0, Max: 4096, Doc: "Overlap between chunks in tokens."},
+	{Key: "embedding_provider", Kind: kindEnum, Enum: []string{"local", "openai"}, Fixed: true,
+		Doc: "Embedding provider; fixed at provisioning."},
+	{Key: "embedding_model", Kind: kindString, Fixed: true, Doc: "Embedding model; fixed at provisioning."},
+	{Key: "embedding_dimension", Kind: kindInt, Min: 8, Max: 2000, Fixed: true,
+		Doc: "Vector dimension (pgvector HNSW indexes up to 2000); fixed at provisioning."},
+}
+
+// SystemSettings returns the built-in system defaults, the bottom layer of the cascade.
+func SystemSettings() Overrides {
+	return Overrides{
+		"model_tier":           "standard",
+		"retrieval_mode":       RetrievalHybrid,
+		"top_k":                int64(5),
+		"max_tokens_per_query": int64(1024),
+		"temperature":          0.2,
+		"chunk_size":           int64(256),
+		"chunk_overlap":        int64(32),
+		"embedding_provider":   "local",
+		"embedding_model":      "ragplane-hash-v1",
+		"embedding_dimension":  int64(384),
+	}
+}
+
+// FixedSettingKeys lists the settings that are fixed once a tenant is provisioned.
+func FixedSettingKeys() []string {
+	var keys []string
+	for _, f := range settingFields {
+		if f.Fixed {
+			keys = append(keys, f.Key)
+		}
+	}
+	return keys
+}
+
+// ValidateSettings checks a layer of setting overrides: known keys, types and bounds. Errors are
+// EINVALID naming "<prefix>.<key>".
+func ValidateSettings(prefix string, o Overrides) error {
+	return validateOverrides(prefix, settingFields, o, false)
+}
+
+// ValidateRequestSettings is ValidateSettings for per-request overrides, which may only name the
+// settings in the request allow-list.
+func ValidateRequestSettings(prefix string, o Overrides) error {
+	return validateOverrides(prefix, settingFields, o, true)
+}
