@@ -173,12 +173,13 @@ func (p *Provisioner) ensureProject(ctx context.Context, req provision.Request, 
 		id    string
 		opIDs []string
 	}
-	// Each attempt looks the project up before creating it: a create that failed without an
-	// answer (5xx, network) may have created the project all the same.
+	// The client retries what is safe to retry. A create that failed without saying whether it
+	// took effect (5xx, network) may have created the project all the same, so it is retried here,
+	// where each attempt looks the project up first.
 	res, err := backoff.Retry(ctx, func() (result, error) {
 		projects, err := p.findProjects(ctx, name)
 		if err != nil {
-			return result{}, retryIfUnavailable(err)
+			return result{}, backoff.Permanent(err)
 		}
 		if len(projects) > 0 {
 			if len(projects) > 1 {
@@ -190,8 +191,12 @@ func (p *Provisioner) ensureProject(ctx context.Context, req provision.Request, 
 		created, err := p.client.CreateProject(ctx, CreateProjectRequest{
 			Name: name, RegionID: req.Region, PGVersion: p.cfg.PGVersion, OrgID: p.cfg.OrgID,
 		})
-		if err != nil {
-			return result{}, retryIfUnavailable(err)
+		var ce *codedError
+		if errors.As(err, &ce) && ce.ambiguous {
+			logger.WarnContext(ctx, "neon create project failed without an answer; looking it up before trying again")
+			return result{}, err
+		} else if err != nil {
+			return result{}, backoff.Permanent(err)
 		}
 		logger.InfoContext(ctx, "neon project created", "project_id", created.Project.ID, "region", created.Project.RegionID)
 		var ids []string
@@ -321,14 +326,6 @@ func (p *Provisioner) Deprovision(ctx context.Context, tenant ragplane.TenantID,
 		logger.InfoContext(ctx, "neon project deleted", "project_id", id, "existed", err == nil)
 	}
 	return nil
-}
-
-// retryIfUnavailable marks errors other than EUNAVAILABLE as not worth retrying.
-func retryIfUnavailable(err error) error {
-	if ragplane.ErrorCode(err) == ragplane.EUNAVAILABLE {
-		return err
-	}
-	return backoff.Permanent(err)
 }
 
 // interrupted gives an error without a code (a context's, returned by backoff.Retry when the

@@ -2,6 +2,7 @@ package neon_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -77,7 +78,7 @@ func TestProvision(t *testing.T) {
 			faults: []fault{{3, neontest.Fault{Status: http.StatusServiceUnavailable}}},
 		},
 		{
-			name: "a create without an answer is not blindly repeated",
+			name:   "a create without an answer is not blindly repeated",
 			faults: []fault{{1, neontest.Fault{Status: http.StatusBadGateway, Route: neontest.RouteCreateProject}}},
 			expect: func(t *testing.T, s *neontest.Server, _ time.Duration) {
 				// list, create (502), list again, create.
@@ -264,6 +265,7 @@ func TestProvision_Errors(t *testing.T) {
 		name       string
 		given      neontest.Config
 		faults     []fault
+		failOps    int    // projects whose last operation fails
 		apiKey     string // overrides the server's key
 		req        provision.Request
 		expectCode string
@@ -303,7 +305,7 @@ func TestProvision_Errors(t *testing.T) {
 		{
 			name:           "a failed operation",
 			given:          neontest.Config{OperationDuration: 20 * time.Millisecond},
-			faults:         nil,
+			failOps:        1,
 			expectCode:     ragplane.EUNAVAILABLE,
 			expectProjects: 1,
 		},
@@ -320,25 +322,24 @@ func TestProvision_Errors(t *testing.T) {
 			// No PostgreSQL needed: none of these gets as far as migrating.
 			s := neontest.NewServer(tt.given)
 			t.Cleanup(s.Close)
-			if tt.name == "a failed operation" {
-				s.FailOperations(1)
-			}
+			s.FailOperations(tt.failOps)
 			for _, f := range tt.faults {
 				s.InjectFault(f.n, f.Fault)
 			}
-			key := cmpOr(tt.apiKey, s.APIKey)
+			key := cmp.Or(tt.apiKey, s.APIKey)
 			p := MustProvisioner(t, s, func(cfg *neon.Config) {
 				cfg.APIKey = key
 				cfg.MaxElapsed = 300 * time.Millisecond
 			})
 			req := tt.req
-			req.TenantID = cmpOr(req.TenantID, "initech")
-			req.Region = cmpOr(req.Region, "aws-us-east-2")
+			req.TenantID = cmp.Or(req.TenantID, "initech")
+			req.Region = cmp.Or(req.Region, "aws-us-east-2")
 			if req.EmbeddingDimension == 0 {
 				req.EmbeddingDimension = dimension
 			}
 
 			_, err := p.Provision(context.Background(), req, func(string) error { return nil })
+			t.Logf("Provision: %v", err)
 			if code := ragplane.ErrorCode(err); code != tt.expectCode {
 				t.Fatalf("Provision: %v (code %q), want code %q", err, code, tt.expectCode)
 			}
@@ -507,7 +508,7 @@ func MustConfig(tb testing.TB, s *neontest.Server) neon.Config {
 		if strings.Contains(logs.String(), s.APIKey) {
 			tb.Errorf("the logs contain the API key")
 		}
-		if testing.Verbose() {
+		if testing.Verbose() && logs.String() != "" {
 			tb.Log(logs.String())
 		}
 	})
@@ -579,14 +580,6 @@ func allFinished(ops []neontest.Operation) bool {
 		}
 	}
 	return len(ops) > 0
-}
-
-func cmpOr[T comparable](v, fallback T) T {
-	var zero T
-	if v == zero {
-		return fallback
-	}
-	return v
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes by a logger.

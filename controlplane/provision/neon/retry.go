@@ -46,6 +46,7 @@ type call struct {
 type codedError struct {
 	status     int           // HTTP status of a failed API call; 0 when there was no answer
 	retryable  bool          // worth another attempt
+	ambiguous  bool          // a call that is not idempotent failed without saying whether it took effect
 	retryAfter time.Duration // the server's Retry-After, if any
 	rerr       *ragplane.Error
 	cause      error
@@ -135,7 +136,7 @@ func (c *Client) do(ctx context.Context, cl call, out any) error {
 	var aerr *codedError
 	if errors.As(err, &aerr) {
 		if aerr.retryable {
-			aerr.rerr.Message += fmt.Sprintf(" (gave up after %d attempts)", attempts)
+			aerr.rerr.Message += fmt.Sprintf(" (attempts: %d)", attempts)
 		}
 		return aerr
 	}
@@ -176,14 +177,14 @@ func (c *Client) once(ctx context.Context, cl call, payload []byte, out any) *co
 			cause = uerr.Err
 		}
 		e := newCodedError(ragplane.EUNAVAILABLE, cause, "neon %s: no answer", cl.op)
-		e.retryable = cl.idempotent
+		e.retryable, e.ambiguous = cl.idempotent, !cl.idempotent
 		return e
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
 		e := newCodedError(ragplane.EUNAVAILABLE, err, "neon %s: reading the answer failed", cl.op)
-		e.status, e.retryable = resp.StatusCode, cl.idempotent
+		e.status, e.retryable, e.ambiguous = resp.StatusCode, cl.idempotent, !cl.idempotent
 		return e
 	}
 
@@ -220,7 +221,7 @@ func (c *Client) statusError(cl call, resp *http.Response, data []byte) *codedEr
 		// Neither was carried out: rate limited, or locked by the project's running operations.
 		code, e.retryable = ragplane.EUNAVAILABLE, true
 	case s >= 500:
-		code, e.retryable = ragplane.EUNAVAILABLE, cl.idempotent
+		code, e.retryable, e.ambiguous = ragplane.EUNAVAILABLE, cl.idempotent, !cl.idempotent
 	case s == http.StatusUnauthorized:
 		code = ragplane.EUNAUTHORIZED
 	case s == http.StatusForbidden:
