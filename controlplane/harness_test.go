@@ -188,7 +188,13 @@ func (ts *testServer) waitStatus(id ragplane.TenantID, timeout time.Duration, wa
 // mustStore opens a second handle on the server's catalog, for checks the API does not expose.
 func (ts *testServer) mustStore() *catalog.Store {
 	ts.t.Helper()
-	s, err := catalog.Open(context.Background(), catalog.Config{URL: ts.dbURL, SecretKey: catalogtest.SecretKey})
+	return ts.mustStoreAt(ts.dbURL)
+}
+
+// mustStoreAt opens a catalog handle on the database at dbURL.
+func (ts *testServer) mustStoreAt(dbURL string) *catalog.Store {
+	ts.t.Helper()
+	s, err := catalog.Open(context.Background(), catalog.Config{URL: dbURL, SecretKey: catalogtest.SecretKey})
 	if err != nil {
 		ts.t.Fatal(err)
 	}
