@@ -109,3 +109,11 @@ func printTable(header []string, rows [][]string) {
 	}
 	w.Flush()
 }
+
+// formatValue prints JSON numbers that are whole as integers (1000000, not 1e+06).
+func formatValue(v any) string {
+	if f, ok := v.(float64); ok && f == float64(int64(f)) {
+		return fmt.Sprint(int64(f))
+	}
+	return fmt.Sprint(v)
+}

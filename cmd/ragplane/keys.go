@@ -149,12 +149,48 @@ func newPlansCommand(cli *cliContext) *cobra.Command {
 			}
 			rows := make([][]string, 0, len(p.Items))
 			for _, pl := range p.Items {
-				rows = append(rows, []string{pl.Name, fmt.Sprint(pl.Limits["queries_per_hour"]),
-					fmt.Sprint(pl.Limits["requests_per_second"]), fmt.Sprint(pl.Limits["max_documents"]), pl.Description})
+				rows = append(rows, []string{pl.Name, formatValue(pl.Limits["queries_per_hour"]),
+					formatValue(pl.Limits["requests_per_second"]), formatValue(pl.Limits["max_documents"]), pl.Description})
 			}
 			printTable([]string{"PLAN", "QUERIES/H", "REQ/S", "MAX DOCS", "DESCRIPTION"}, rows)
 			return nil
 		},
 	})
+	return cmd
+}
+
+func newAuditCommand(cli *cliContext) *cobra.Command {
+	var target, action string
+	var limit int
+	cmd := &cobra.Command{
+		Use: "audit", Short: "Show the audit log, newest first", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			q := url.Values{"limit": {fmt.Sprint(limit)}}
+			if target != "" {
+				q.Set("target", target)
+			}
+			if action != "" {
+				q.Set("action", action)
+			}
+			var p struct {
+				Items []ragplane.AuditEntry `json:"items"`
+			}
+			if err := cli.call(cmd.Context(), "GET", "/v1/audit?"+q.Encode(), nil, &p); err != nil {
+				return err
+			}
+			if cli.json {
+				return printJSON(p.Items)
+			}
+			rows := make([][]string, 0, len(p.Items))
+			for _, e := range p.Items {
+				rows = append(rows, []string{e.At.Format(time.RFC3339), e.Actor, e.Action, e.Target})
+			}
+			printTable([]string{"AT", "ACTOR", "ACTION", "TARGET"}, rows)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&target, "target", "", "only entries about this target, e.g. tenant/acme_corp")
+	cmd.Flags().StringVar(&action, "action", "", "only this action, e.g. tenant.create")
+	cmd.Flags().IntVar(&limit, "limit", 50, "how many entries")
 	return cmd
 }

@@ -33,6 +33,6 @@ func newRootCommand(logger *slog.Logger, getenv func(string) string) *cobra.Comm
 			return controlplane.Run(cmd.Context(), cfg, logger)
 		},
 	})
-	root.AddCommand(newTenantsCommand(cli), newKeysCommand(cli), newTokenCommand(cli), newPlansCommand(cli))
+	root.AddCommand(newTenantsCommand(cli), newKeysCommand(cli), newTokenCommand(cli), newPlansCommand(cli), newAuditCommand(cli))
 	return root
 }

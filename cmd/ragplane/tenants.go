@@ -174,7 +174,7 @@ func newTenantsCommand(cli *cliContext) *cobra.Command {
 					if v.Clamped {
 						src += " (clamped)"
 					}
-					rows = append(rows, []string{group.name, k, fmt.Sprint(v.Value), src})
+					rows = append(rows, []string{group.name, k, formatValue(v.Value), src})
 				}
 			}
 			fmt.Printf("tenant %s, plan %s, config version %d\n", cfg.TenantID, cfg.Plan, cfg.ConfigVersion)

@@ -104,6 +104,8 @@ type Request struct {
 	Route string
 	// Status is the answer's HTTP status.
 	Status int
+	// RetryAfter is the answer's Retry-After header, if any.
+	RetryAfter string
 }
 
 // Fault is an error answer to inject.
@@ -275,7 +277,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	defer func() {
 		s.mu.Lock()
-		s.requests = append(s.requests, Request{Time: arrived, Route: route, Status: rec.status})
+		s.requests = append(s.requests, Request{Time: arrived, Route: route, Status: rec.status, RetryAfter: rec.Header().Get("Retry-After")})
 		s.mu.Unlock()
 	}()
 
