@@ -24,9 +24,9 @@ status: ## show the local stack
 test: up ## run every test (unit and integration) against the local stack; a skip fails
 	@source $(ENV) && RAGPLANE_REQUIRE_STACK=1 ops/gotest.sh -count=1 -timeout 15m ./...
 
-bench: up ## run the benchmarks (see BENCHMARKS.md)
-	@source $(ENV) && $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./controlplane/... ./catalog/...
-	@source $(ENV) && $(GO) run ./ops/bench provision
+bench: up ## run the benchmarks (figures and commands in BENCHMARKS.md)
+	@source $(ENV) && $(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./controlplane/provision/local/
+	@source $(ENV) && $(GO) test -run '^$$' -bench . -benchtime 3x -count 1 ./controlplane/provision/
 
 demo: build ## bring the stack up, run the control plane and three tenants end to end, stop cleanly
 	@ops/demo.sh

@@ -3,6 +3,7 @@ package ragplane
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -53,12 +54,18 @@ type Config struct {
 // set them. The result is rejected with EINVALID if it is inconsistent (chunk_overlap must be less
 // than chunk_size).
 func Resolve(system, plan, tenant ConfigLayer, request Overrides) (*Config, error) {
+	request = maps.Clone(request) // validation normalises in place; the caller's map stays as given
 	if err := ValidateRequestSettings("override_config", request); err != nil {
 		return nil, err
 	}
 	cfg := &Config{
 		SettingSources: overlay(settingFields, []Overrides{system.Settings, plan.Settings, tenant.Settings, request}),
 		LimitSources:   overlay(limitFields, []Overrides{system.Limits, plan.Limits, tenant.Limits, nil}),
+	}
+	for _, f := range limitFields {
+		if _, ok := cfg.LimitSources[f.Key]; !ok {
+			return nil, Errorf(EINTERNAL, "limit %s has no system default", f.Key)
+		}
 	}
 	for _, f := range settingFields {
 		if _, ok := cfg.SettingSources[f.Key]; !ok {
@@ -136,38 +143,39 @@ type field struct {
 	Doc        string
 }
 
-// exceeds reports whether value v is above limit (both already normalised).
+// exceeds reports whether value v is above limit. Values that are not of the field's type never
+// exceed (validation rejects them before they get here).
 func (f field) exceeds(v, limit any) bool {
-	switch f.Kind {
-	case kindEnum:
-		return slices.Index(f.Enum, v.(string)) > slices.Index(f.Enum, limit.(string))
-	case kindInt:
-		return v.(int64) > limit.(int64)
-	case kindFloat:
-		return v.(float64) > limit.(float64)
+	if f.Kind == kindEnum {
+		vs, ok1 := v.(string)
+		ls, ok2 := limit.(string)
+		return ok1 && ok2 && slices.Index(f.Enum, vs) > slices.Index(f.Enum, ls)
 	}
-	return false
+	vf, ok1 := toFloat(v)
+	lf, ok2 := toFloat(limit)
+	return ok1 && ok2 && vf > lf
+}
+
+func toFloat(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case int64:
+		return float64(n), true
+	case int:
+		return float64(n), true
+	case json.Number:
+		x, err := n.Float64()
+		return x, err == nil
+	}
+	return 0, false
 }
 
 // normalise checks v against the field and returns it as int64, float64 or string.
 func (f field) normalise(name string, v any) (any, error) {
-	num := func() (float64, bool) {
-		switch n := v.(type) {
-		case float64:
-			return n, true
-		case int64:
-			return float64(n), true
-		case int:
-			return float64(n), true
-		case json.Number:
-			x, err := n.Float64()
-			return x, err == nil
-		}
-		return 0, false
-	}
 	switch f.Kind {
 	case kindInt, kindFloat:
-		x, ok := num()
+		x, ok := toFloat(v)
 		if !ok || math.IsNaN(x) || math.IsInf(x, 0) {
 			return nil, FieldErrorf(name, "Must be a number.")
 		}

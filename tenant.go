@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // TenantID is a tenant's slug: 3 to 40 characters of lower-case letters, digits and underscores,
@@ -116,31 +118,37 @@ func ValidateEmail(field, email string) error {
 		return FieldErrorf(field, "Email must be a plain address like ops@example.com.")
 	}
 	at := strings.LastIndexByte(email, '@')
-	if dom := email[at+1:]; !strings.Contains(dom, ".") || strings.HasSuffix(dom, ".") {
+	if dom := strings.ToLower(email[at+1:]); !domainPattern.MatchString(dom) {
 		return FieldErrorf(field, "Email must have a domain like example.com.")
 	}
 	return nil
 }
 
-// ValidateName returns an EINVALID error naming field unless name is 1-200 printable characters.
+// domainPattern is a host name of at least two dot-separated labels (letters, digits, inner hyphens).
+var domainPattern = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+
+// ValidateName returns an EINVALID error naming field unless name is 1-200 printable characters
+// of valid UTF-8, not all spaces.
 func ValidateName(field, name string) error {
-	name = strings.TrimSpace(name)
-	if name == "" || len(name) > 200 {
+	if !utf8.ValidString(name) {
+		return FieldErrorf(field, "Name must be valid UTF-8.")
+	}
+	if n := utf8.RuneCountInString(name); strings.TrimSpace(name) == "" || n > 200 {
 		return FieldErrorf(field, "Name must be 1-200 characters.")
 	}
 	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
-			return FieldErrorf(field, "Name must not contain control characters.")
+		if !unicode.IsPrint(r) && r != ' ' {
+			return FieldErrorf(field, "Name must not contain control or non-printable characters.")
 		}
 	}
 	return nil
 }
 
-var regionPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,40}$`)
+var regionPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 
 // ValidateRegion returns an EINVALID error naming field unless region looks like a region id.
 func ValidateRegion(field, region string) error {
-	if !regionPattern.MatchString(region) {
+	if len(region) < 2 || len(region) > 40 || !regionPattern.MatchString(region) {
 		return FieldErrorf(field, "Region must be a region id like aws-us-east-2.")
 	}
 	return nil

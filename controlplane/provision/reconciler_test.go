@@ -37,6 +37,11 @@ func (f *fakeProvisioner) Deprovision(ctx context.Context, id ragplane.TenantID,
 
 func mustLocal(t *testing.T) (*local.Provisioner, string) {
 	t.Helper()
+	return mustLocalTB(t)
+}
+
+func mustLocalTB(t testing.TB) (*local.Provisioner, string) {
+	t.Helper()
 	prefix := catalogtest.RandomName("rpt") + "_"
 	p, err := local.New(context.Background(), local.Config{AdminURL: catalogtest.ServerURL(t), Prefix: prefix})
 	if err != nil {

@@ -67,7 +67,7 @@ func (cfg Config) withDefaults() Config {
 	cfg.OperationTimeout = cmp.Or(cfg.OperationTimeout, 10*time.Minute)
 	cfg.MaxElapsed = cmp.Or(cfg.MaxElapsed, 2*time.Minute)
 	cfg.RetryInitialInterval = cmp.Or(cfg.RetryInitialInterval, 500*time.Millisecond)
-	cfg.RetryMaxInterval = cmp.Or(cfg.RetryMaxInterval, 30*time.Second)
+	cfg.RetryMaxInterval = cmp.Or(cfg.RetryMaxInterval, max(30*time.Second, cfg.RetryInitialInterval))
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
@@ -120,8 +120,10 @@ func ProjectName(tenant ragplane.TenantID) string { return "ragplane-" + string(
 // Provision finds or creates the tenant's project, records its id, waits for the project's
 // operations, and migrates the tenant schema in its database. In order: a recorded req.ProjectID
 // that still exists is used; else the oldest project named ProjectName(req.TenantID); else a new
-// project in req.Region. It returns EINVALID for a bad request (or a region Neon refuses) and
-// EUNAVAILABLE for failures worth retrying.
+// project in req.Region. record is called once per call, with the id as soon as it is known (also
+// when it is req.ProjectID), before waiting for anything. It returns EINVALID for a bad request (or
+// a region Neon refuses) and EUNAVAILABLE for failures worth retrying; record's error is returned
+// wrapped.
 func (p *Provisioner) Provision(ctx context.Context, req provision.Request, record func(projectID string) error) (provision.Database, error) {
 	if err := req.TenantID.Validate(); err != nil {
 		return provision.Database{}, err
