@@ -24,6 +24,12 @@ import (
 	"github.com/ragplane/ragplane/controlplane/provision/neon"
 )
 
+// The provisioners this control plane can choose from.
+var (
+	_ provision.Provisioner = (*local.Provisioner)(nil)
+	_ provision.Provisioner = (*neon.Provisioner)(nil)
+)
+
 //go:embed openapi.json
 var openAPIDocument []byte
 

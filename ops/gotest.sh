@@ -7,7 +7,8 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 go test -v "$@" >"$log" 2>&1
 status=$?
-grep -E '^(ok |FAIL|--- FAIL|--- SKIP|panic:|\s+--- (FAIL|SKIP))|^\s+\S+_test\.go:[0-9]+:' "$log"
+mkdir -p .ragplane && cp "$log" .ragplane/test.log
+grep -E '^(ok |FAIL|panic:|\s*--- (FAIL|SKIP))' "$log"
 passed=$(grep -cE '^\s*--- PASS' "$log")
 failed=$(grep -cE '^\s*--- FAIL' "$log")
 skipped=$(grep -cE '^\s*--- SKIP' "$log")
@@ -15,7 +16,10 @@ if [ "$skipped" -gt 0 ]; then
   echo "gotest: $skipped skipped test(s); a skip is a failure here"
   status=1
 fi
-if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ] && [ "$skipped" -eq 0 ]; then
+if [ "$failed" -gt 0 ]; then
+  echo "--- what the failing tests said (full log: .ragplane/test.log):"
+  grep -B 25 -E '^\s*--- FAIL' "$log" | grep -vE '^\s*(=== (RUN|PAUSE|CONT)|--- PASS)'
+elif [ "$status" -ne 0 ] && [ "$skipped" -eq 0 ]; then
   tail -n 50 "$log" # a build failure or a panic outside a test
 fi
 echo "test: $passed passed, $failed failed, $skipped skipped"
