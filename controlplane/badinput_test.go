@@ -2,6 +2,7 @@ package controlplane_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -145,5 +146,30 @@ func TestBadInput(t *testing.T) {
 	if !strings.Contains(string(r.Body), `"overrides":{"settings":{},"limits":{}}`) {
 		t.Fatalf("defaults changed by a rejected request: %s", r.Body)
 	}
-	_ = http.StatusOK
+}
+
+// A body without Content-Length (chunked) is cut off at the limit too.
+func TestChunkedBodyOverLimit(t *testing.T) {
+	ts := mustStart(t)
+	body := io.MultiReader(strings.NewReader(`{"id":"chunky","name":"`), strings.NewReader(strings.Repeat("x", 2<<20)), strings.NewReader(`"}`))
+	req, err := http.NewRequest("POST", ts.base+"/v1/tenants", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if req.ContentLength != 0 || len(req.TransferEncoding) > 0 && req.TransferEncoding[0] != "chunked" {
+		t.Fatalf("request was not sent chunked")
+	}
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("chunked body over the limit: status %d, want 413", resp.StatusCode)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+		t.Fatalf("Content-Type %q", ct)
+	}
 }
