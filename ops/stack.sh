@@ -99,7 +99,6 @@ start_pg() {
     cat >>"$state/data/pg/postgresql.conf" <<EOF
 # ragplane local stack: a development and test server on loopback only.
 listen_addresses = '127.0.0.1'
-port = $pg_port
 unix_socket_directories = '/tmp'
 max_connections = ${RAGPLANE_PG_MAX_CONNECTIONS:-300}
 shared_buffers = 256MB
@@ -113,7 +112,7 @@ EOF
   if pg_running; then say "PostgreSQL already running on 127.0.0.1:$pg_port"; return; fi
   port_taken "$pg_port" && die "port $pg_port is taken by another process; set RAGPLANE_PG_PORT to a free port"
   touch "$state/data/pg.log" && chown "$owner" "$state/data/pg.log"
-  chroot --userspec="$owner" "$root" "$pgbin/pg_ctl" -D "$inroot/pg" -l "$inroot/pg.log" -w -t 60 start >/dev/null ||
+  chroot --userspec="$owner" "$root" "$pgbin/pg_ctl" -D "$inroot/pg" -l "$inroot/pg.log" -o "-p $pg_port" -w -t 60 start >/dev/null ||
     die "PostgreSQL did not start; see $state/data/pg.log"
   say "PostgreSQL 17 on 127.0.0.1:$pg_port"
 }
