@@ -22,7 +22,7 @@ status: ## show the local stack
 	@$(STACK) status
 
 test: up ## run every test (unit and integration) against the local stack; a skip fails
-	@source $(ENV) && RAGPLANE_REQUIRE_STACK=1 ops/gotest.sh -count=1 -timeout 15m ./...
+	@source $(ENV) && RAGPLANE_REQUIRE_STACK=1 ops/gotest.sh -race -count=1 -timeout 15m ./...
 
 bench: up ## run the benchmarks (figures and commands in BENCHMARKS.md)
 	@source $(ENV) && $(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./controlplane/provision/local/

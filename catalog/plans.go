@@ -30,6 +30,7 @@ func (s *Store) GetPlan(ctx context.Context, name string) (ragplane.Plan, error)
 // PutPlan creates or replaces a plan. The change reaches every tenant on the plan, so their
 // config versions are bumped; a plan that would make any tenant's config invalid is EINVALID.
 func (s *Store) PutPlan(ctx context.Context, p ragplane.Plan, actor Actor) (ragplane.Plan, error) {
+	p.Limits, p.Settings = merge(nil, p.Limits), merge(nil, p.Settings)
 	if err := p.Validate(); err != nil {
 		return p, err
 	}

@@ -63,7 +63,8 @@ func (s *Store) rotate(ctx context.Context, rotateEvery, overlap time.Duration, 
 			fmt.Sprintf("%d milliseconds", overlap.Milliseconds())); err != nil {
 			return pgError(err, "Signing keys")
 		}
-		if _, err := tx.Exec(ctx, `insert into signing_keys (kid, alg, private_key_sealed, public_key) values ($1, 'EdDSA', $2, $3)`,
+		if _, err := tx.Exec(ctx, `insert into signing_keys (kid, alg, private_key_sealed, public_key, active_at)
+			values ($1, 'EdDSA', $2, $3, clock_timestamp())`,
 			kid, s.sealer.Seal(priv, "signing-key:"+kid), []byte(pub)); err != nil {
 			return pgError(err, "Signing keys")
 		}

@@ -79,12 +79,9 @@ type Idempotency struct {
 // Errors: EINVALID (a field, or an unknown plan), ECONFLICT (id or email taken, or the key was used
 // for another request).
 func (s *Store) CreateTenant(ctx context.Context, n NewTenant, idem *Idempotency, actor Actor) (t *ragplane.Tenant, replay bool, err error) {
-	if n.Limits == nil {
-		n.Limits = ragplane.Overrides{}
-	}
-	if n.Settings == nil {
-		n.Settings = ragplane.Overrides{}
-	}
+	// Validation normalises and creation fills in the fixed settings: work on copies, not the
+	// caller's maps.
+	n.Limits, n.Settings = merge(nil, n.Limits), merge(nil, n.Settings)
 	if err := n.Validate(); err != nil {
 		return nil, false, err
 	}
@@ -335,7 +332,9 @@ func (s *Store) SetStatus(ctx context.Context, id ragplane.TenantID, to ragplane
 			out = before // suspending a suspended tenant is a no-op, not an error
 			return nil
 		}
-		if !before.Status.CanTransition(to) {
+		// Operators resume only suspended tenants: provisioning -> active is the reconciler's
+		// step (MarkActive), taken only once the database exists.
+		if !before.Status.CanTransition(to) || (to == ragplane.StatusActive && before.Status != ragplane.StatusSuspended) {
 			return ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q is %s and cannot become %s.", id, before.Status, to)
 		}
 		out, err = scanTenant(tx.QueryRow(ctx, `update tenants set status = $2, status_reason = $3,

@@ -95,7 +95,7 @@ func newTenantsCommand(cli *cliContext) *cobra.Command {
 					break
 				}
 			}
-			return cli.printTenants(all...)
+			return cli.printTenantList(all)
 		},
 	}
 	listCmd.Flags().StringVar(&list.status, "status", "", "only tenants with this status")
@@ -214,11 +214,17 @@ func waitForStatus(cmd *cobra.Command, cli *cliContext, id ragplane.TenantID, ti
 	}
 }
 
-func (c *cliContext) printTenants(ts ...ragplane.Tenant) error {
+// printTenants prints one tenant: an object with --json.
+func (c *cliContext) printTenants(t ragplane.Tenant) error {
 	if c.json {
-		if len(ts) == 1 {
-			return printJSON(ts[0])
-		}
+		return printJSON(t)
+	}
+	return c.printTenantList([]ragplane.Tenant{t})
+}
+
+// printTenantList prints tenants: always an array with --json.
+func (c *cliContext) printTenantList(ts []ragplane.Tenant) error {
+	if c.json {
 		if ts == nil {
 			ts = []ragplane.Tenant{}
 		}

@@ -91,11 +91,15 @@ func From(err error) Details {
 	}
 	code := ragplane.ErrorCode(err)
 	status := Status(code)
+	detail := ragplane.ErrorMessage(err)
+	if code == ragplane.EINTERNAL {
+		detail = "Internal error." // the detail of an internal error is for the log only
+	}
 	return Details{
 		Type:   "https://ragplane.dev/problems/" + code,
 		Title:  http.StatusText(status),
 		Status: status,
-		Detail: ragplane.ErrorMessage(err),
+		Detail: detail,
 		Code:   code,
 		Field:  ragplane.ErrorField(err),
 	}
