@@ -21,6 +21,11 @@ type Settings struct {
 	EmbeddingProvider  string `json:"embedding_provider"`
 	EmbeddingModel     string `json:"embedding_model"`
 	EmbeddingDimension int    `json:"embedding_dimension"`
+	// AnswerProvider is "extractive" (no model: the best sentences, cited) or "openai" (any
+	// OpenAI-compatible chat model the worker is configured with).
+	AnswerProvider string `json:"answer_provider"`
+	// EFSearch is pgvector's hnsw.ef_search: higher is more accurate and slower.
+	EFSearch int `json:"ef_search"`
 }
 
 // Model tiers, in increasing order of cost.
@@ -54,6 +59,10 @@ var settingFields = []field{
 	{Key: "embedding_model", Kind: kindString, Fixed: true, Doc: "Embedding model; fixed at provisioning."},
 	{Key: "embedding_dimension", Kind: kindInt, Min: 8, Max: 2000, Fixed: true,
 		Doc: "Vector dimension (pgvector HNSW indexes up to 2000); fixed at provisioning."},
+	{Key: "answer_provider", Kind: kindEnum, Enum: []string{"extractive", "openai"},
+		Doc: "Who writes answers: extractive (no model) or an OpenAI-compatible model."},
+	{Key: "ef_search", Kind: kindInt, Min: 10, Max: 1000, PerRequest: true,
+		Doc: "pgvector hnsw.ef_search for vector retrieval."},
 }
 
 // SystemSettings returns the built-in system defaults, the bottom layer of the cascade.
@@ -69,6 +78,8 @@ func SystemSettings() Overrides {
 		"embedding_provider":   "local",
 		"embedding_model":      "ragplane-hash-v1",
 		"embedding_dimension":  int64(384),
+		"answer_provider":      "extractive",
+		"ef_search":            int64(100),
 	}
 }
 

@@ -1,0 +1,43 @@
+package ragplane
+
+// Filter restricts a search by document metadata. Op is one of the FilterOps; Field is a
+// top-level metadata key. Values are always passed to the database as parameters.
+type Filter struct {
+	Field string `json:"field"`
+	Op    string `json:"op"`
+	Value any    `json:"value"`
+}
+
+// FilterOps are the allowed filter operators: "eq" (metadata->>field equals a string, number or
+// boolean), "in" (equals one of a list), "contains" (the metadata value, an array or object,
+// contains the given JSON), "exists" (the key is present; value must be true).
+var FilterOps = []string{"eq", "in", "contains", "exists"}
+
+// SearchHit is one ranked chunk.
+type SearchHit struct {
+	DocumentID string  `json:"document_id"`
+	ChunkID    string  `json:"chunk_id"`
+	Title      string  `json:"title"`
+	Source     string  `json:"source"`
+	Score      float64 `json:"score"`
+	Snippet    string  `json:"snippet"`
+	// Content is the chunk's full text, used to build answers; not returned by the search API.
+	Content string `json:"-"`
+}
+
+// AnswerMetadata describes how an answer was made.
+type AnswerMetadata struct {
+	TenantID      TenantID `json:"tenant_id"`
+	Model         string   `json:"model"`
+	RetrievalMode string   `json:"retrieval_mode"`
+	TokensUsed    int      `json:"tokens_used"`
+	LatencyMS     int64    `json:"latency_ms"`
+	ConfigVersion int64    `json:"config_version"`
+}
+
+// Answer is the response to a query: the text, with [n] markers citing Sources[n-1].
+type Answer struct {
+	Answer   string         `json:"answer"`
+	Sources  []SearchHit    `json:"sources"`
+	Metadata AnswerMetadata `json:"metadata"`
+}
