@@ -32,6 +32,9 @@ type Config struct {
 	MaxConns int32
 	// Logger receives the store's logs; nil discards them.
 	Logger *slog.Logger
+	// ReadOnly is for readers (data-plane workers): no migrations are applied; the catalog
+	// must already be at least at the version this binary knows.
+	ReadOnly bool
 }
 
 // Store is the catalog. Its methods return *ragplane.Error codes ENOTFOUND, ECONFLICT and
@@ -64,6 +67,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{pool: pool, sealer: sealer, logger: logger}
+	if cfg.ReadOnly {
+		if err := s.checkVersion(ctx); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		return s, nil
+	}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -104,6 +114,26 @@ func (s *Store) migrate(ctx context.Context) error {
 	// tern takes an advisory lock, so replicas starting together migrate once.
 	if err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("catalog: migrate: %w", err)
+	}
+	return nil
+}
+
+// checkVersion makes sure the catalog has been migrated (by a control plane) to this binary's version.
+func (s *Store) checkVersion(ctx context.Context) error {
+	sub, err := fs.Sub(migrationFS, "migrations")
+	if err != nil {
+		return err
+	}
+	want, err := migrate.FindMigrations(sub)
+	if err != nil {
+		return err
+	}
+	var have int
+	if err := s.pool.QueryRow(ctx, `select version from ragplane_catalog_version`).Scan(&have); err != nil {
+		return fmt.Errorf("catalog: not initialised; start a control plane first: %w", err)
+	}
+	if have < len(want) {
+		return fmt.Errorf("catalog: at version %d, this binary needs %d; upgrade the control plane first", have, len(want))
 	}
 	return nil
 }

@@ -120,6 +120,9 @@ func Write(w http.ResponseWriter, r *http.Request, err error, logger *slog.Logge
 		logger.ErrorContext(r.Context(), "request failed", "status", d.Status, "path", r.URL.Path,
 			"request_id", d.RequestID, "err", err)
 	}
+	if d.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
 	if d.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ragplane"`)
 	}
