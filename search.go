@@ -8,9 +8,10 @@ type Filter struct {
 	Value any    `json:"value"`
 }
 
-// FilterOps are the allowed filter operators: "eq" (metadata->>field equals a string, number or
-// boolean), "in" (equals one of a list), "contains" (the metadata value, an array or object,
-// contains the given JSON), "exists" (the key is present; value must be true).
+// FilterOps are the allowed filter operators: "eq" (the metadata value at field is the given
+// JSON string, number or boolean; "2024" and 2024 differ), "in" (is one of a list of those),
+// "contains" (the metadata value, an array or object, contains the given JSON), "exists" (the key
+// is present; value must be true).
 var FilterOps = []string{"eq", "in", "contains", "exists"}
 
 // SearchHit is one ranked chunk.
