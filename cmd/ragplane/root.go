@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ragplane/ragplane/controlplane"
+	"github.com/ragplane/ragplane/dataplane"
 )
 
 // newRootCommand wires the service subcommands and the operator CLI. getenv is the only way
@@ -31,6 +32,18 @@ func newRootCommand(logger *slog.Logger, getenv func(string) string) *cobra.Comm
 				return err
 			}
 			return controlplane.Run(cmd.Context(), cfg, logger)
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:   "dataplane",
+		Short: "Run a data-plane worker (ingestion, retrieval, answers)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := dataplane.ConfigFromEnv(getenv)
+			if err != nil {
+				return err
+			}
+			return dataplane.Run(cmd.Context(), cfg, logger)
 		},
 	})
 	root.AddCommand(newTenantsCommand(cli), newKeysCommand(cli), newTokenCommand(cli), newPlansCommand(cli), newAuditCommand(cli))

@@ -1,0 +1,174 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/internal/tenantctx"
+)
+
+// Config is a data-plane worker's configuration.
+type Config struct {
+	// Addr is where the worker listens for the proxy.
+	Addr string
+	// DatabaseURL is the catalog (read only).
+	DatabaseURL string
+	// InternalKey verifies the proxy's signed tenant context.
+	InternalKey string
+	// SecretKey opens the tenant database URLs sealed in the catalog (the control plane's key).
+	SecretKey string
+	// MaxClockSkew bounds how old (or new) a signed context may be.
+	MaxClockSkew time.Duration
+	// DB bounds this worker's tenant-database connections.
+	DB DBConfig
+	// TenantCacheTTL is how long a tenant's catalog entry is cached; a suspension or deletion takes
+	// effect within it.
+	TenantCacheTTL time.Duration
+	// MaxDocumentBytes caps one document's text; MaxUploadBytes a request body.
+	MaxDocumentBytes int64
+	MaxUploadBytes   int64
+	// MaxQueryBytes caps a query's text.
+	MaxQueryBytes int
+	// OpenAI configures the OpenAI-compatible provider tenants may choose for embeddings and answers.
+	OpenAI OpenAIConfig
+	// MetricsTopTenants bounds the tenant label: the busiest N tenants get their own series, the rest
+	// are counted as "other".
+	MetricsTopTenants int
+}
+
+// DBConfig bounds tenant-database connections.
+type DBConfig struct {
+	// MaxConns is this worker's budget of open connections across all tenant databases.
+	MaxConns int
+	// PerTenant caps one tenant's pool.
+	PerTenant int
+	// Wait is how long a request waits for a connection before it gets 503.
+	Wait time.Duration
+	// IdleTimeout closes a tenant's pool after this long unused.
+	IdleTimeout time.Duration
+}
+
+// OpenAIConfig points at an OpenAI-compatible API (OpenAI, Azure OpenAI, vLLM, Ollama).
+type OpenAIConfig struct {
+	// Provider names it in errors and metadata ("openai", "azure", "vllm", "ollama").
+	Provider string
+	BaseURL  string
+	APIKey   string
+	// Models maps model tiers (small, standard, large) to model names.
+	Models map[string]string
+	// Timeout bounds one call.
+	Timeout time.Duration
+}
+
+// Enabled reports whether a provider is configured.
+func (o OpenAIConfig) Enabled() bool { return o.BaseURL != "" || o.APIKey != "" }
+
+// DefaultConfig returns a config that runs locally (the internal key still must be set).
+func DefaultConfig() Config {
+	return Config{
+		Addr:             "127.0.0.1:8090",
+		MaxClockSkew:     30 * time.Second,
+		DB:               DBConfig{MaxConns: 40, PerTenant: 4, Wait: 2 * time.Second, IdleTimeout: time.Minute},
+		TenantCacheTTL:   2 * time.Second,
+		MaxDocumentBytes: 5 << 20,
+		MaxUploadBytes:   20 << 20,
+		MaxQueryBytes:    8 << 10,
+		OpenAI: OpenAIConfig{Provider: "openai", Timeout: time.Minute,
+			Models: map[string]string{"small": "gpt-4o-mini", "standard": "gpt-4o", "large": "gpt-4.1"}},
+		MetricsTopTenants: 100,
+	}
+}
+
+// ConfigFromEnv overlays RAGPLANE_* variables (and DATABASE_URL) onto the defaults.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	cfg := DefaultConfig()
+	var errs []error
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	num := func(name string, dst *int) {
+		if v := getenv(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: not a whole number: %q", name, v))
+			}
+			*dst = n
+		}
+	}
+	dur := func(name string, dst *time.Duration) {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: not a duration like 2s: %q", name, v))
+			}
+			*dst = d
+		}
+	}
+	str("RAGPLANE_DATAPLANE_ADDR", &cfg.Addr)
+	str("DATABASE_URL", &cfg.DatabaseURL)
+	str("RAGPLANE_INTERNAL_KEY", &cfg.InternalKey)
+	str("RAGPLANE_SECRET_KEY", &cfg.SecretKey)
+	dur("RAGPLANE_CLOCK_SKEW", &cfg.MaxClockSkew)
+	num("RAGPLANE_MAX_DB_CONNS", &cfg.DB.MaxConns)
+	num("RAGPLANE_TENANT_DB_CONNS", &cfg.DB.PerTenant)
+	dur("RAGPLANE_DB_WAIT", &cfg.DB.Wait)
+	dur("RAGPLANE_DB_IDLE_TIMEOUT", &cfg.DB.IdleTimeout)
+	dur("RAGPLANE_TENANT_CACHE_TTL", &cfg.TenantCacheTTL)
+	var maxDoc int
+	num("RAGPLANE_MAX_DOCUMENT_BYTES", &maxDoc)
+	if maxDoc > 0 {
+		cfg.MaxDocumentBytes = int64(maxDoc)
+		cfg.MaxUploadBytes = max(cfg.MaxUploadBytes, 4*int64(maxDoc))
+	}
+	str("RAGPLANE_OPENAI_PROVIDER", &cfg.OpenAI.Provider)
+	str("RAGPLANE_OPENAI_BASE_URL", &cfg.OpenAI.BaseURL)
+	str("RAGPLANE_OPENAI_API_KEY", &cfg.OpenAI.APIKey)
+	for _, tier := range []string{"small", "standard", "large"} {
+		if v := getenv("RAGPLANE_MODEL_" + map[string]string{"small": "SMALL", "standard": "STANDARD", "large": "LARGE"}[tier]); v != "" {
+			cfg.OpenAI.Models[tier] = v
+		}
+	}
+	dur("RAGPLANE_OPENAI_TIMEOUT", &cfg.OpenAI.Timeout)
+	num("RAGPLANE_METRICS_TOP_TENANTS", &cfg.MetricsTopTenants)
+	return cfg, errors.Join(errs...)
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("RAGPLANE_DATAPLANE_ADDR: want host:port, got %q", c.Addr)
+	}
+	if c.DatabaseURL == "" {
+		bad("DATABASE_URL: required (the catalog database)")
+	}
+	if len(c.InternalKey) < tenantctx.MinKeyLen {
+		bad("RAGPLANE_INTERNAL_KEY: required, at least %d characters, the same as the proxy's", tenantctx.MinKeyLen)
+	}
+	if len(c.SecretKey) < catalog.MinSecretKeyLen {
+		bad("RAGPLANE_SECRET_KEY: required, the control plane's key (tenant database URLs are sealed with it)")
+	}
+	if c.MaxClockSkew < time.Second || c.MaxClockSkew > 5*time.Minute {
+		bad("RAGPLANE_CLOCK_SKEW: want 1s-5m")
+	}
+	if c.DB.MaxConns < 1 || c.DB.PerTenant < 1 || c.DB.PerTenant > c.DB.MaxConns {
+		bad("RAGPLANE_MAX_DB_CONNS and RAGPLANE_TENANT_DB_CONNS: want 1 <= per tenant <= budget")
+	}
+	if c.DB.Wait <= 0 || c.DB.IdleTimeout <= 0 || c.TenantCacheTTL <= 0 {
+		bad("RAGPLANE_DB_WAIT, RAGPLANE_DB_IDLE_TIMEOUT and RAGPLANE_TENANT_CACHE_TTL: want positive durations")
+	}
+	if c.MaxDocumentBytes < 1024 || c.MaxQueryBytes < 16 {
+		bad("RAGPLANE_MAX_DOCUMENT_BYTES: want at least 1024")
+	}
+	if c.MetricsTopTenants < 1 {
+		bad("RAGPLANE_METRICS_TOP_TENANTS: want at least 1")
+	}
+	return errors.Join(errs...)
+}

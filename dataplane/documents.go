@@ -1,0 +1,586 @@
+package dataplane
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+	"github.com/pgvector/pgvector-go"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/dataplane/graph"
+	pgraph "github.com/ragplane/ragplane/dataplane/graph/postgres"
+	"github.com/ragplane/ragplane/dataplane/ingest"
+)
+
+// documentInput is one document to ingest.
+type documentInput struct {
+	Title    string         `json:"title"`
+	Source   string         `json:"source"`
+	Content  string         `json:"content"`
+	Metadata map[string]any `json:"metadata"`
+}
+
+// prepared is a document ready to write: normalised, chunked, embedded, its facts extracted.
+type prepared struct {
+	in     documentInput
+	text   string
+	hash   []byte
+	chunks []ragplane.Chunk
+	facts  []graph.Fact
+	tokens int // embedding tokens
+}
+
+// documentResult is what ingestion answers for one document.
+type documentResult struct {
+	ragplane.Document
+	// Duplicate is true when the same text was already stored (the existing document is returned).
+	Duplicate bool `json:"duplicate"`
+}
+
+const (
+	maxBatch       = 100
+	maxTitleLen    = 500
+	maxSourceLen   = 2000
+	maxMetadataLen = 64 << 10
+)
+
+// validate checks one input; field names are prefixed with prefix ("" or "documents[3].").
+func (s *Server) validate(prefix string, in *documentInput) error {
+	if utf8.RuneCountInString(in.Title) > maxTitleLen || !utf8.ValidString(in.Title) || strings.ContainsRune(in.Title, 0) {
+		return ragplane.FieldErrorf(prefix+"title", "title must be valid UTF-8 of at most %d characters.", maxTitleLen)
+	}
+	if utf8.RuneCountInString(in.Source) > maxSourceLen || !utf8.ValidString(in.Source) || strings.ContainsRune(in.Source, 0) {
+		return ragplane.FieldErrorf(prefix+"source", "source must be valid UTF-8 of at most %d characters.", maxSourceLen)
+	}
+	if in.Metadata == nil {
+		in.Metadata = map[string]any{}
+	}
+	if b, _ := json.Marshal(in.Metadata); len(b) > maxMetadataLen || strings.Contains(string(b), `\u0000`) {
+		return ragplane.FieldErrorf(prefix+"metadata", "metadata must be a JSON object of at most %d bytes without NUL characters.", maxMetadataLen)
+	}
+	if int64(len(in.Content)) > s.cfg.MaxDocumentBytes {
+		return &ragplane.Error{Code: ragplane.ETOOLARGE, Field: prefix + "content",
+			Message: fmt.Sprintf("content is %d bytes; a document may have at most %d.", len(in.Content), s.cfg.MaxDocumentBytes)}
+	}
+	return nil
+}
+
+// prepare normalises, chunks and embeds a document outside any transaction (the slow part).
+func (s *Server) prepare(ctx context.Context, sc *scope, prefix string, in documentInput) (*prepared, error) {
+	if err := s.validate(prefix, &in); err != nil {
+		return nil, err
+	}
+	text, err := ingest.NormalizeText(in.Content)
+	if err != nil {
+		return nil, withField(err, prefix+"content")
+	}
+	pieces, err := ingest.Chunk(text, sc.cfg.Settings.ChunkSize, sc.cfg.Settings.ChunkOverlap)
+	if err != nil {
+		return nil, err
+	}
+	emb, err := s.providers.embedder(sc.cfg.Settings)
+	if err != nil {
+		return nil, err
+	}
+	texts := make([]string, len(pieces))
+	for i, p := range pieces {
+		texts[i] = p.Content
+	}
+	vecs, err := emb.Embed(ctx, texts)
+	if err != nil {
+		return nil, err
+	}
+	p := &prepared{in: in, text: text, hash: ingest.ContentHash(text)}
+	docID := uuid.New()
+	for i, piece := range pieces {
+		if len(vecs[i]) != sc.cfg.Settings.EmbeddingDimension {
+			return nil, ragplane.Errorf(ragplane.EUPSTREAM, "The embedding provider returned %d dimensions; the tenant stores %d.", len(vecs[i]), sc.cfg.Settings.EmbeddingDimension)
+		}
+		c := ragplane.Chunk{ID: uuid.NewString(), DocumentID: docID.String(), Ordinal: i, Content: piece.Content,
+			Tokens: piece.Tokens, Embedding: vecs[i]}
+		p.chunks = append(p.chunks, c)
+		p.tokens += piece.Tokens
+		p.facts = append(p.facts, graph.Extract(c.ID, c.Content)...)
+	}
+	return p, nil
+}
+
+func withField(err error, field string) error {
+	if e, ok := err.(*ragplane.Error); ok && e.Field == "" {
+		return &ragplane.Error{Code: e.Code, Message: e.Message, Field: field}
+	}
+	return err
+}
+
+// ingestLock serialises writers within one tenant database, so quota checks are exact.
+const ingestLock = 0x52504931 // "RPI1"
+
+// write stores prepared documents in one transaction: the documents, their chunks (COPY), their
+// graph facts and the idempotency record. A worker killed at any point leaves all or nothing.
+func (s *Server) write(ctx context.Context, sc *scope, docs []*prepared, idemKey string, idemBody []byte) ([]documentResult, bool, error) {
+	var results []documentResult
+	replayed := false
+	err := pgx.BeginFunc(ctx, sc.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock($1)`, ingestLock); err != nil {
+			return err
+		}
+		sum := sha256.Sum256(idemBody)
+		if idemKey != "" {
+			var hash []byte
+			var ids string
+			err := tx.QueryRow(ctx, `select request_hash, coalesce(result, '') from idempotency_keys where key = $1`, idemKey).Scan(&hash, &ids)
+			if err == nil {
+				if string(hash) != string(sum[:]) {
+					return &ragplane.Error{Code: ragplane.ECONFLICT, Field: "Idempotency-Key", Message: "This Idempotency-Key was used for a different request."}
+				}
+				replayed = true
+				var err error
+				results, err = loadResults(ctx, tx, strings.Split(ids, ","))
+				return err
+			} else if err != pgx.ErrNoRows {
+				return err
+			}
+		}
+		limits := sc.cfg.Limits
+		var count, bytes int64
+		if err := tx.QueryRow(ctx, `select count(*), coalesce(sum(bytes), 0) from documents`).Scan(&count, &bytes); err != nil {
+			return err
+		}
+		for _, d := range docs {
+			var existing string
+			err := tx.QueryRow(ctx, `select id::text from documents where content_hash = $1`, d.hash).Scan(&existing)
+			if err == nil {
+				r, err := loadResults(ctx, tx, []string{existing})
+				if err != nil {
+					return err
+				}
+				r[0].Duplicate = true
+				results = append(results, r[0])
+				continue
+			} else if err != pgx.ErrNoRows {
+				return err
+			}
+			if count+1 > int64(limits.MaxDocuments) {
+				return &ragplane.Error{Code: ragplane.EQUOTA, Field: "max_documents",
+					Message: fmt.Sprintf("The tenant's quota of %d documents is used up.", limits.MaxDocuments)}
+			}
+			if bytes+int64(len(d.text)) > int64(limits.MaxStorageMB)<<20 {
+				return &ragplane.Error{Code: ragplane.ETOOLARGE, Field: "max_storage_mb",
+					Message: fmt.Sprintf("The tenant's storage quota of %d MB would be exceeded.", limits.MaxStorageMB)}
+			}
+			count++
+			bytes += int64(len(d.text))
+			doc := ragplane.Document{ID: d.chunksDocID(), Title: d.in.Title, Source: d.in.Source, Metadata: d.in.Metadata,
+				ContentHash: hex.EncodeToString(d.hash), Bytes: int64(len(d.text)), ChunkCount: len(d.chunks)}
+			if err := tx.QueryRow(ctx, `insert into documents (id, title, source, content_hash, metadata, bytes, chunk_count, content)
+				values ($1, $2, $3, $4, $5, $6, $7, $8) returning created_at, updated_at`,
+				doc.ID, doc.Title, doc.Source, d.hash, doc.Metadata, doc.Bytes, doc.ChunkCount, d.text).Scan(&doc.CreatedAt, &doc.UpdatedAt); err != nil {
+				return err
+			}
+			rows := make([][]any, len(d.chunks))
+			for i, c := range d.chunks {
+				rows[i] = []any{c.ID, c.DocumentID, c.Ordinal, c.Content, c.Tokens, pgvector.NewVector(c.Embedding)}
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"chunks"}, []string{"id", "document_id", "ordinal", "content", "tokens", "embedding"},
+				pgx.CopyFromRows(rows)); err != nil {
+				return err
+			}
+			for facts := d.facts; len(facts) > 0; {
+				n := min(len(facts), graph.MaxFacts)
+				if err := pgraph.New(tx).AddFacts(ctx, doc.ID, facts[:n]); err != nil {
+					return err
+				}
+				facts = facts[n:]
+			}
+			results = append(results, documentResult{Document: doc})
+		}
+		if idemKey != "" {
+			ids := make([]string, len(results))
+			for i, r := range results {
+				ids[i] = r.ID
+			}
+			if _, err := tx.Exec(ctx, `insert into idempotency_keys (key, request_hash, result) values ($1, $2, $3)`,
+				idemKey, sum[:], strings.Join(ids, ",")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, dbError(err)
+	}
+	return results, replayed, nil
+}
+
+// chunksDocID is the document id the chunks were made for.
+func (p *prepared) chunksDocID() string {
+	if len(p.chunks) > 0 {
+		return p.chunks[0].DocumentID
+	}
+	return uuid.NewString()
+}
+
+func loadResults(ctx context.Context, q pgx.Tx, ids []string) ([]documentResult, error) {
+	out := make([]documentResult, 0, len(ids))
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		d, err := scanDocument(q.QueryRow(ctx, `select `+documentColumns+` from documents where id = $1`, id), false)
+		if err == pgx.ErrNoRows {
+			continue // deleted since
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, documentResult{Document: d})
+	}
+	return out, nil
+}
+
+const documentColumns = `id::text, title, source, encode(content_hash, 'hex'), metadata, bytes, chunk_count, created_at, updated_at`
+
+func scanDocument(row pgx.Row, withContent bool) (ragplane.Document, error) {
+	var d ragplane.Document
+	dst := []any{&d.ID, &d.Title, &d.Source, &d.ContentHash, &d.Metadata, &d.Bytes, &d.ChunkCount, &d.CreatedAt, &d.UpdatedAt}
+	if withContent {
+		dst = append(dst, &d.Content)
+	}
+	err := row.Scan(dst...)
+	return d, err
+}
+
+// ingestOne handles the shared tail of every ingestion endpoint.
+func (s *Server) ingestDocuments(c echo.Context, inputs []documentInput, prefix func(i int) string, body []byte) ([]documentResult, bool, error) {
+	ctx := c.Request().Context()
+	sc, err := s.open(ctx, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	defer sc.release()
+	start := time.Now()
+	for i := range inputs {
+		if err := s.validate(prefix(i), &inputs[i]); err != nil {
+			return nil, false, err
+		}
+	}
+	docs := make([]*prepared, len(inputs))
+	for i, in := range inputs {
+		if docs[i], err = s.prepare(ctx, sc, prefix(i), in); err != nil {
+			return nil, false, err
+		}
+	}
+	results, replayed, err := s.write(ctx, sc, docs, c.Request().Header.Get("Idempotency-Key"), body)
+	if err != nil {
+		return nil, false, err
+	}
+	label := s.metrics.tenant(sc.tenant)
+	for _, r := range results {
+		if !r.Duplicate && !replayed {
+			s.metrics.documents.WithLabelValues(label).Inc()
+			s.metrics.chunks.WithLabelValues(label).Add(float64(r.ChunkCount))
+		}
+	}
+	var tokens int
+	for _, d := range docs {
+		tokens += d.tokens
+	}
+	s.metrics.tokens.WithLabelValues(label, "embedding").Add(float64(tokens))
+	s.metrics.ingestSecs.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	return results, replayed, nil
+}
+
+func checkIdempotencyKey(c echo.Context) error {
+	if k := c.Request().Header.Get("Idempotency-Key"); len(k) > 255 {
+		return ragplane.FieldErrorf("Idempotency-Key", "Idempotency-Key must be at most 255 characters.")
+	}
+	return nil
+}
+
+// createDocument ingests one document: JSON {title, source, content, metadata}, or a multipart
+// upload with a "file" part (plain text, Markdown, HTML or PDF) and optional title, source and
+// metadata fields.
+func (s *Server) createDocument(c echo.Context) error {
+	if err := checkIdempotencyKey(c); err != nil {
+		return err
+	}
+	var in documentInput
+	var body []byte
+	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get("Content-Type"))
+	if mt == "multipart/form-data" {
+		var err error
+		if in, body, err = s.readUpload(c); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if body, err = readBody(c); err != nil {
+			return err
+		}
+		if err := decodeJSON(c, body, &in); err != nil {
+			return err
+		}
+	}
+	if strings.TrimSpace(in.Content) == "" {
+		return ragplane.FieldErrorf("content", "content is required.")
+	}
+	results, replayed, err := s.ingestDocuments(c, []documentInput{in}, func(int) string { return "" }, body)
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if replayed || results[0].Duplicate {
+		status = http.StatusOK
+	}
+	if replayed {
+		c.Response().Header().Set("Idempotent-Replayed", "true")
+	}
+	c.Response().Header().Set("Location", "/v1/documents/"+results[0].ID)
+	return c.JSON(status, results[0])
+}
+
+func (s *Server) readUpload(c echo.Context) (documentInput, []byte, error) {
+	var in documentInput
+	fh, err := c.FormFile("file")
+	if err != nil {
+		if he, ok := err.(*echo.HTTPError); ok && he.Code == http.StatusRequestEntityTooLarge {
+			return in, nil, he
+		}
+		return in, nil, ragplane.FieldErrorf("file", "A multipart upload needs a \"file\" part.")
+	}
+	f, err := fh.Open()
+	if err != nil {
+		return in, nil, ragplane.FieldErrorf("file", "The uploaded file cannot be read.")
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, s.cfg.MaxDocumentBytes*4+1))
+	if err != nil {
+		return in, nil, ragplane.FieldErrorf("file", "The uploaded file cannot be read.")
+	}
+	if int64(len(data)) > s.cfg.MaxDocumentBytes*4 {
+		return in, nil, &ragplane.Error{Code: ragplane.ETOOLARGE, Field: "file", Message: "The uploaded file is too large."}
+	}
+	text, err := ingest.Extract(fh.Header.Get("Content-Type"), fh.Filename, data)
+	if err != nil {
+		return in, nil, withField(err, "file")
+	}
+	in.Content = text
+	in.Title = c.FormValue("title")
+	if in.Title == "" {
+		in.Title = fh.Filename
+	}
+	in.Source = c.FormValue("source")
+	if in.Source == "" {
+		in.Source = fh.Filename
+	}
+	if m := c.FormValue("metadata"); m != "" {
+		if err := json.Unmarshal([]byte(m), &in.Metadata); err != nil {
+			return in, nil, ragplane.FieldErrorf("metadata", "metadata must be a JSON object.")
+		}
+	}
+	// The idempotency fingerprint of an upload is its extracted text and fields.
+	fp, _ := json.Marshal(in)
+	return in, fp, nil
+}
+
+// batchRequest is the body of POST /v1/documents/batch.
+type batchRequest struct {
+	Documents []documentInput `json:"documents"`
+}
+
+func (s *Server) createDocuments(c echo.Context) error {
+	if err := checkIdempotencyKey(c); err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	var req batchRequest
+	if err := decodeJSON(c, body, &req); err != nil {
+		return err
+	}
+	if len(req.Documents) == 0 || len(req.Documents) > maxBatch {
+		return ragplane.FieldErrorf("documents", "documents must hold 1 to %d documents.", maxBatch)
+	}
+	for i, d := range req.Documents {
+		if strings.TrimSpace(d.Content) == "" {
+			return ragplane.FieldErrorf(fmt.Sprintf("documents[%d].content", i), "content is required.")
+		}
+	}
+	results, replayed, err := s.ingestDocuments(c, req.Documents, func(i int) string { return fmt.Sprintf("documents[%d].", i) }, body)
+	if err != nil {
+		return err
+	}
+	if replayed {
+		c.Response().Header().Set("Idempotent-Replayed", "true")
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"documents": results})
+}
+
+// ingestRequest is the seed's shape: {"documents": [{"text", "metadata"}]}.
+type ingestRequest struct {
+	Documents []struct {
+		Text     string         `json:"text"`
+		Metadata map[string]any `json:"metadata"`
+	} `json:"documents"`
+}
+
+func (s *Server) ingest(c echo.Context) error {
+	if err := checkIdempotencyKey(c); err != nil {
+		return err
+	}
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	var req ingestRequest
+	if err := decodeJSON(c, body, &req); err != nil {
+		return err
+	}
+	if len(req.Documents) == 0 || len(req.Documents) > maxBatch {
+		return ragplane.FieldErrorf("documents", "documents must hold 1 to %d documents.", maxBatch)
+	}
+	inputs := make([]documentInput, len(req.Documents))
+	for i, d := range req.Documents {
+		if strings.TrimSpace(d.Text) == "" {
+			return ragplane.FieldErrorf(fmt.Sprintf("documents[%d].text", i), "text is required.")
+		}
+		title, _ := d.Metadata["title"].(string)
+		source, _ := d.Metadata["source"].(string)
+		inputs[i] = documentInput{Title: title, Source: source, Content: d.Text, Metadata: d.Metadata}
+	}
+	results, _, err := s.ingestDocuments(c, inputs, func(i int) string { return fmt.Sprintf("documents[%d].", i) }, body)
+	if err != nil {
+		return err
+	}
+	chunks := 0
+	ids := make([]string, len(results))
+	for i, r := range results {
+		chunks += r.ChunkCount
+		ids[i] = r.ID
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "success", "documents_processed": len(results),
+		"chunks_created": chunks, "document_ids": ids})
+}
+
+// listDocuments pages through documents, newest first; the cursor is opaque.
+func (s *Server) listDocuments(c echo.Context) error {
+	limit := 50
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			return ragplane.FieldErrorf("limit", "limit must be a whole number from 1 to 200.")
+		}
+		limit = n
+	}
+	var afterAt time.Time
+	afterID := ""
+	if v := c.QueryParam("cursor"); v != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(v)
+		at, id, ok := strings.Cut(string(raw), "|")
+		t, terr := time.Parse(time.RFC3339Nano, at)
+		if err != nil || !ok || terr != nil || uuid.Validate(id) != nil {
+			return ragplane.FieldErrorf("cursor", "The cursor is not valid.")
+		}
+		afterAt, afterID = t, id
+	}
+	ctx := c.Request().Context()
+	sc, err := s.open(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer sc.release()
+	rows, err := sc.pool.Query(ctx, `select `+documentColumns+` from documents
+		where $1::text = '' or (created_at, id) < ($2, $1::uuid) order by created_at desc, id desc limit $3`,
+		afterID, afterAt, limit+1)
+	if err != nil {
+		return dbError(err)
+	}
+	docs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ragplane.Document, error) { return scanDocument(r, false) })
+	if err != nil {
+		return dbError(err)
+	}
+	resp := map[string]any{"items": docs}
+	if docs == nil {
+		resp["items"] = []ragplane.Document{}
+	}
+	if len(docs) > limit {
+		docs = docs[:limit]
+		last := docs[limit-1]
+		resp["items"] = docs
+		resp["next_cursor"] = base64.RawURLEncoding.EncodeToString([]byte(last.CreatedAt.Format(time.RFC3339Nano) + "|" + last.ID))
+	}
+	return c.JSON(http.StatusOK, resp)
+}
+
+// documentID reads the :id parameter; anything but a UUID cannot exist, so it is 404.
+func documentID(c echo.Context) (string, error) {
+	id := c.Param("id")
+	if uuid.Validate(id) != nil {
+		return "", ragplane.Errorf(ragplane.ENOTFOUND, "Document not found.")
+	}
+	return id, nil
+}
+
+func (s *Server) getDocument(c echo.Context) error {
+	id, err := documentID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	sc, err := s.open(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer sc.release()
+	d, err := scanDocument(sc.pool.QueryRow(ctx, `select `+documentColumns+`, content from documents where id = $1`, id), true)
+	if err != nil {
+		return dbError(err)
+	}
+	return c.JSON(http.StatusOK, d)
+}
+
+// deleteDocument removes a document, its chunks (cascade) and its graph facts, in one transaction.
+func (s *Server) deleteDocument(c echo.Context) error {
+	id, err := documentID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	sc, err := s.open(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer sc.release()
+	err = pgx.BeginFunc(ctx, sc.pool, func(tx pgx.Tx) error {
+		if err := pgraph.New(tx).DeleteDocument(ctx, id); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `delete from documents where id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return pgx.ErrNoRows
+		}
+		return nil
+	})
+	if err != nil {
+		return dbError(err)
+	}
+	return c.NoContent(http.StatusNoContent)
+}

@@ -1,0 +1,92 @@
+package dataplane
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/dataplane/graph"
+	pgraph "github.com/ragplane/ragplane/dataplane/graph/postgres"
+)
+
+func entityName(c echo.Context) (string, error) {
+	name := c.Param("name")
+	if name == "" || len(name) > 200 || !utf8.ValidString(name) || strings.ContainsRune(name, 0) {
+		return "", ragplane.Errorf(ragplane.ENOTFOUND, "Entity not found.")
+	}
+	return name, nil
+}
+
+// searchEntities answers GET /v1/graph/entities?q=&limit=.
+func (s *Server) searchEntities(c echo.Context) error {
+	q := c.QueryParam("q")
+	if len(q) > 200 || !utf8.ValidString(q) || strings.ContainsRune(q, 0) {
+		return ragplane.FieldErrorf("q", "q must be valid UTF-8 of at most 200 bytes.")
+	}
+	limit := 50
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			return ragplane.FieldErrorf("limit", "limit must be a whole number from 1 to 500.")
+		}
+		limit = n
+	}
+	ctx := c.Request().Context()
+	sc, err := s.open(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer sc.release()
+	es, err := pgraph.New(sc.pool).SearchEntities(ctx, q, limit)
+	if err != nil {
+		return dbError(err)
+	}
+	if es == nil {
+		es = []graph.Entity{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"items": es})
+}
+
+// entityRelations answers GET /v1/graph/entities/{name}: the entity's current relations.
+func (s *Server) entityRelations(c echo.Context) error {
+	return s.relations(c, false)
+}
+
+// entityTimeline answers GET /v1/graph/entities/{name}/timeline: every fact, valid or not, in time order.
+func (s *Server) entityTimeline(c echo.Context) error {
+	return s.relations(c, true)
+}
+
+func (s *Server) relations(c echo.Context, timeline bool) error {
+	name, err := entityName(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	sc, err := s.open(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer sc.release()
+	store := pgraph.New(sc.pool)
+	var rs []graph.Relation
+	if timeline {
+		rs, err = store.EntityTimeline(ctx, name)
+	} else {
+		rs, err = store.EntityRelations(ctx, name, 200)
+	}
+	if err != nil {
+		if ragplane.ErrorCode(err) == ragplane.ENOTFOUND {
+			return ragplane.Errorf(ragplane.ENOTFOUND, "Entity not found.")
+		}
+		return dbError(err)
+	}
+	if rs == nil {
+		rs = []graph.Relation{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"entity": name, "relations": rs})
+}

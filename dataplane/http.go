@@ -1,0 +1,154 @@
+package dataplane
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/internal/problem"
+	"github.com/ragplane/ragplane/internal/tenantctx"
+)
+
+// newEcho builds the worker's router: request id, panic recovery, metrics and access log, then
+// the tenant routes behind the signed-context check.
+func (s *Server) newEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = problem.EchoHandler(s.log)
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
+		// The proxy's request id, when it signed one, ties the logs of both together.
+		Generator: func() string { return ragplane.NewRequestID() },
+	}))
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisableStackAll: true, DisablePrintStack: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.log.Error("panic in handler", "err", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(s.observe)
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(s.metricsHandler))
+
+	v1 := e.Group("/v1", s.verifyContext, middleware.BodyLimit(strconv.FormatInt(s.cfg.MaxUploadBytes, 10)+"B"))
+	v1.POST("/documents", s.createDocument, need(ragplane.RoleWriter))
+	v1.POST("/documents/batch", s.createDocuments, need(ragplane.RoleWriter))
+	v1.POST("/ingest", s.ingest, need(ragplane.RoleWriter))
+	v1.GET("/documents", s.listDocuments, need(ragplane.RoleReader))
+	v1.GET("/documents/:id", s.getDocument, need(ragplane.RoleReader))
+	v1.DELETE("/documents/:id", s.deleteDocument, need(ragplane.RoleWriter))
+	v1.POST("/search", s.search, need(ragplane.RoleReader))
+	v1.POST("/query", s.query, need(ragplane.RoleReader))
+	v1.GET("/graph/entities", s.searchEntities, need(ragplane.RoleReader))
+	v1.GET("/graph/entities/:name", s.entityRelations, need(ragplane.RoleReader))
+	v1.GET("/graph/entities/:name/timeline", s.entityTimeline, need(ragplane.RoleReader))
+	return e
+}
+
+// verifyContext admits only requests whose tenant context the proxy signed, and puts the
+// identity in the request's context. Nothing a client sends (X-Tenant-ID, a tenant_id in the
+// body or query) ever selects a tenant.
+func (s *Server) verifyContext(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		tc, err := s.codec.Verify(r.Header.Get(tenantctx.Header), r.Method, r.URL.Path, time.Now(), s.cfg.MaxClockSkew)
+		if err != nil {
+			return err
+		}
+		if tc.RequestID != "" {
+			c.Response().Header().Set(echo.HeaderXRequestID, tc.RequestID)
+		}
+		c.Set("tenant", tc.Identity.TenantID)
+		c.SetRequest(r.WithContext(ragplane.NewContextWithIdentity(r.Context(), tc.Identity)))
+		return next(c)
+	}
+}
+
+// need refuses callers whose token lacks role (admin implies every role).
+func need(role string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			id, _ := ragplane.IdentityFromContext(c.Request().Context())
+			if !slices.Contains(id.Roles, role) && !slices.Contains(id.Roles, ragplane.RoleAdmin) {
+				return ragplane.Errorf(ragplane.EFORBIDDEN, "This token lacks the %q role.", role)
+			}
+			return next(c)
+		}
+	}
+}
+
+// observe counts and times every request by tenant and route, renders errors, and logs.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		status := c.Response().Status
+		if err != nil {
+			status = problem.From(err).Status
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		tenant, _ := c.Get("tenant").(ragplane.TenantID)
+		label := s.metrics.tenant(tenant)
+		if route != "/metrics" && route != "/healthz" && route != "/readyz" {
+			s.metrics.requests.WithLabelValues(label, route, strconv.Itoa(status)).Inc()
+			s.metrics.latency.WithLabelValues(label, route).Observe(time.Since(start).Seconds())
+			s.log.Info("request", "method", c.Request().Method, "route", route, "status", status,
+				"tenant_id", tenant, "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+				"duration_ms", time.Since(start).Milliseconds())
+		}
+		return nil
+	}
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	if err := s.store.Ping(c.Request().Context()); err != nil {
+		return ragplane.Errorf(ragplane.EUNAVAILABLE, "The catalog is not reachable.")
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// scope is one request's hold on its tenant: the catalog entry, the resolved config and a pool.
+type scope struct {
+	tenant  ragplane.TenantID
+	rt      *catalog.Runtime
+	cfg     *ragplane.Config
+	pool    *pgxpool.Pool
+	release func()
+}
+
+// open resolves the caller's tenant and takes its pool; the caller must call release.
+func (s *Server) open(ctx context.Context, request ragplane.Overrides) (*scope, error) {
+	tenant, err := ragplane.TenantFromContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := s.tenants.get(ctx, tenant)
+	if err != nil {
+		if code := ragplane.ErrorCode(err); code == ragplane.EGONE || code == ragplane.EFORBIDDEN {
+			s.pools.forget(tenant)
+		}
+		return nil, err
+	}
+	cfg, err := rt.Resolve(request)
+	if err != nil {
+		return nil, err
+	}
+	pool, release, err := s.pools.acquire(ctx, tenant, rt.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	return &scope{tenant: tenant, rt: rt, cfg: cfg, pool: pool, release: release}, nil
+}

@@ -1,0 +1,194 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	pgxvec "github.com/pgvector/pgvector-go/pgx"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ragplane/ragplane"
+)
+
+// pools holds a pgx pool per tenant database, most recently used first. The worker's connection
+// budget is split into slots of PerTenant connections; at most MaxConns/PerTenant pools are open,
+// so the worker never holds more than MaxConns connections whatever the number of tenants. When
+// every slot is taken, the least recently used pool that nobody is using is closed to make room;
+// when all are busy, a request waits up to Wait and then gets 503 with Retry-After.
+type pools struct {
+	cfg   DBConfig
+	slots int
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	entries *lru.Cache[ragplane.TenantID, *poolEntry]
+
+	open     prometheus.Gauge
+	inUse    prometheus.Gauge
+	waits    prometheus.Counter
+	timeouts prometheus.Counter
+	evicted  prometheus.Counter
+}
+
+type poolEntry struct {
+	pool  *pgxpool.Pool
+	url   string
+	users int // requests holding this pool
+	last  time.Time
+}
+
+func newPools(cfg DBConfig, reg prometheus.Registerer, log *slog.Logger) *pools {
+	// The cache never evicts by itself (the size is past any slot count): eviction is ours, because
+	// only a pool nobody uses may be closed.
+	entries, _ := lru.New[ragplane.TenantID, *poolEntry](1 << 30)
+	p := &pools{cfg: cfg, slots: max(1, cfg.MaxConns/cfg.PerTenant), log: log, entries: entries,
+		open: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ragplane_dataplane_db_pools_open",
+			Help: "Tenant database pools open on this worker."}),
+		inUse: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ragplane_dataplane_db_pools_in_use",
+			Help: "Tenant database pools held by requests."}),
+		waits: prometheus.NewCounter(prometheus.CounterOpts{Name: "ragplane_dataplane_db_pool_waits_total",
+			Help: "Requests that waited for a free pool slot."}),
+		timeouts: prometheus.NewCounter(prometheus.CounterOpts{Name: "ragplane_dataplane_db_pool_timeouts_total",
+			Help: "Requests refused with 503 because the connection budget stayed exhausted."}),
+		evicted: prometheus.NewCounter(prometheus.CounterOpts{Name: "ragplane_dataplane_db_pools_evicted_total",
+			Help: "Idle tenant pools closed to make room for others."}),
+	}
+	p.cond = sync.NewCond(&p.mu)
+	reg.MustRegister(p.open, p.inUse, p.waits, p.timeouts, p.evicted)
+	return p
+}
+
+// errBudget is returned when no pool slot frees up in time.
+var errBudget = &ragplane.Error{Code: ragplane.EUNAVAILABLE, Message: "This worker's database connections are all busy; retry shortly."}
+
+// acquire returns the tenant's pool, opening it if needed. The caller must call release.
+func (p *pools) acquire(ctx context.Context, tenant ragplane.TenantID, url string) (*pgxpool.Pool, func(), error) {
+	deadline := time.Now().Add(p.cfg.Wait)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	waited := false
+	for {
+		if e, ok := p.entries.Get(tenant); ok && e.url == url {
+			return p.hold(tenant, e)
+		} else if ok {
+			// The tenant's database moved (re-provisioned): drop the old pool once unused.
+			if e.users == 0 {
+				p.closeLocked(tenant, e)
+			}
+		}
+		if p.entries.Len() < p.slots || p.evictOneLocked() {
+			pool, err := p.openPool(url)
+			if err != nil {
+				return nil, nil, err
+			}
+			e := &poolEntry{pool: pool, url: url}
+			p.entries.Add(tenant, e)
+			p.open.Set(float64(p.entries.Len()))
+			return p.hold(tenant, e)
+		}
+		if !waited {
+			waited = true
+			p.waits.Inc()
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			p.timeouts.Inc()
+			return nil, nil, errBudget
+		}
+		// Wake up on a release or at the deadline, whichever comes first.
+		t := time.AfterFunc(min(time.Until(deadline), 50*time.Millisecond), p.cond.Broadcast)
+		p.cond.Wait()
+		t.Stop()
+	}
+}
+
+func (p *pools) hold(tenant ragplane.TenantID, e *poolEntry) (*pgxpool.Pool, func(), error) {
+	if e.users == 0 {
+		p.inUse.Inc()
+	}
+	e.users++
+	var once sync.Once
+	return e.pool, func() {
+		once.Do(func() {
+			p.mu.Lock()
+			e.users--
+			e.last = time.Now()
+			if e.users == 0 {
+				p.inUse.Dec()
+			}
+			p.mu.Unlock()
+			p.cond.Broadcast()
+		})
+	}, nil
+}
+
+// evictOneLocked closes the least recently used pool nobody holds. It reports whether it did.
+func (p *pools) evictOneLocked() bool {
+	for _, k := range p.entries.Keys() { // oldest first
+		if e, ok := p.entries.Peek(k); ok && e.users == 0 {
+			p.closeLocked(k, e)
+			p.evicted.Inc()
+			return true
+		}
+	}
+	return false
+}
+
+func (p *pools) closeLocked(k ragplane.TenantID, e *poolEntry) {
+	p.entries.Remove(k)
+	p.open.Set(float64(p.entries.Len()))
+	// Nobody holds it, so Close does not wait on acquired connections; it is synchronous so that
+	// the connections are gone before a new pool takes the slot.
+	e.pool.Close()
+}
+
+func (p *pools) openPool(url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, errors.New("dataplane: a tenant database URL cannot be parsed")
+	}
+	cfg.MaxConns = int32(p.cfg.PerTenant)
+	cfg.MinConns = 0
+	cfg.MaxConnIdleTime = p.cfg.IdleTimeout
+	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error { return pgxvec.RegisterTypes(ctx, c) }
+	return pgxpool.NewWithConfig(context.Background(), cfg)
+}
+
+// closeIdle closes pools unused for longer than the idle timeout.
+func (p *pools) closeIdle() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range p.entries.Keys() {
+		if e, ok := p.entries.Peek(k); ok && e.users == 0 && time.Since(e.last) > p.cfg.IdleTimeout {
+			p.closeLocked(k, e)
+		}
+	}
+}
+
+// forget closes a tenant's pool when nobody holds it (the tenant was deleted or suspended).
+func (p *pools) forget(tenant ragplane.TenantID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, ok := p.entries.Peek(tenant); ok && e.users == 0 {
+		p.closeLocked(tenant, e)
+	}
+}
+
+// closeAll closes every pool at shutdown.
+func (p *pools) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, k := range p.entries.Keys() {
+		if e, ok := p.entries.Peek(k); ok {
+			p.entries.Remove(k)
+			e.pool.Close()
+		}
+	}
+}

@@ -1,0 +1,258 @@
+package dataplane
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/dataplane/answer"
+	chat "github.com/ragplane/ragplane/dataplane/answer/openai"
+	pgraph "github.com/ragplane/ragplane/dataplane/graph/postgres"
+	"github.com/ragplane/ragplane/dataplane/retrieve"
+)
+
+// maxAgentSteps bounds the agentic tool-calling loop.
+const maxAgentSteps = 6
+
+// query answers POST /v1/query: retrieval by the tenant's settings, then an answer that cites its
+// sources, as JSON or (stream: true) as server-sent events.
+func (s *Server) query(c echo.Context) error {
+	start := time.Now()
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	var req queryRequest
+	if err := decodeJSON(c, body, &req); err != nil {
+		return err
+	}
+	if err := s.checkQuery(req.Query); err != nil {
+		return err
+	}
+	o := req.overrides()
+	if req.ModelTier != "" {
+		o["model_tier"] = req.ModelTier
+	}
+	if _, set := o["retrieval_mode"]; !set && (req.UseVector != nil || req.UseGraph != nil) {
+		// The deployment guide's flags: vector alone, graph alone, or both (hybrid).
+		v, g := req.UseVector == nil || *req.UseVector, req.UseGraph != nil && *req.UseGraph
+		switch {
+		case g && !v:
+			o["retrieval_mode"] = ragplane.RetrievalGraph
+		case v && !g:
+			o["retrieval_mode"] = ragplane.RetrievalVector
+		case !v && !g:
+			return ragplane.FieldErrorf("use_vector", "use_vector and use_graph cannot both be false.")
+		default:
+			o["retrieval_mode"] = ragplane.RetrievalHybrid
+		}
+	}
+	ctx := c.Request().Context()
+	if err := retrieve.ValidateFilters(req.Filters); err != nil {
+		return err
+	}
+	sc, err := s.open(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer sc.release()
+	set := sc.cfg.Settings
+	areq := answer.Request{Query: req.Query, MaxTokens: set.MaxTokensPerQuery, Temperature: set.Temperature, ModelTier: set.ModelTier}
+	meta := ragplane.AnswerMetadata{TenantID: sc.tenant, RetrievalMode: set.RetrievalMode, ConfigVersion: sc.rt.Tenant.ConfigVersion}
+
+	var res answer.Result
+	var sources []ragplane.SearchHit
+	embedTokens := 0
+	if set.RetrievalMode == ragplane.RetrievalAgentic {
+		model, err := s.providers.chat(set)
+		if err != nil {
+			return ragplane.FieldErrorf("retrieval_mode", "agentic retrieval needs a model: set answer_provider to openai on a worker with an OpenAI-compatible provider configured.")
+		}
+		res, err = model.RunAgent(ctx, areq, s.tools(sc, req.Filters, &sources), maxAgentSteps)
+		if err != nil {
+			return err
+		}
+	} else {
+		r, err := s.retrieve(ctx, sc, set.RetrievalMode, req.Query, req.Filters)
+		if err != nil {
+			return err
+		}
+		sources, embedTokens = r.hits, r.embedTokens
+		areq.Sources = r.hits
+		if req.Stream {
+			return s.stream(c, sc, areq, meta, start)
+		}
+		if res, err = s.answer(ctx, set, areq); err != nil {
+			return err
+		}
+	}
+	meta.Model = res.Model
+	meta.TokensUsed = res.PromptTokens + res.CompletionTokens
+	meta.LatencyMS = time.Since(start).Milliseconds()
+	s.countTokens(sc.tenant, res, embedTokens)
+	if sources == nil {
+		sources = []ragplane.SearchHit{}
+	}
+	return c.JSON(http.StatusOK, ragplane.Answer{Answer: res.Answer, Sources: sources, Metadata: meta})
+}
+
+func (s *Server) countTokens(tenant ragplane.TenantID, res answer.Result, embedding int) {
+	label := s.metrics.tenant(tenant)
+	s.metrics.tokens.WithLabelValues(label, "prompt").Add(float64(res.PromptTokens))
+	s.metrics.tokens.WithLabelValues(label, "completion").Add(float64(res.CompletionTokens))
+	s.metrics.tokens.WithLabelValues(label, "embedding").Add(float64(embedding))
+}
+
+// answer writes the answer with the tenant's answerer.
+func (s *Server) answer(ctx context.Context, set ragplane.Settings, req answer.Request) (answer.Result, error) {
+	if set.AnswerProvider == "openai" {
+		model, err := s.providers.chat(set)
+		if err != nil {
+			return answer.Result{}, err
+		}
+		return model.Answer(ctx, req)
+	}
+	return answer.Extractive{}.Answer(ctx, req)
+}
+
+// stream sends the answer as server-sent events: "delta" events with text as it is written, then
+// one "done" event with the whole answer, its sources and metadata. A client that goes away
+// cancels the model call.
+func (s *Server) stream(c echo.Context, sc *scope, req answer.Request, meta ragplane.AnswerMetadata, start time.Time) error {
+	w := c.Response()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	send := func(event string, v any) error {
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, mustJSON(v)); err != nil {
+			return err
+		}
+		w.Flush()
+		return nil
+	}
+	ctx := c.Request().Context()
+	var res answer.Result
+	var err error
+	if sc.cfg.Settings.AnswerProvider == "openai" {
+		var model *chat.Client
+		if model, err = s.providers.chat(sc.cfg.Settings); err == nil {
+			res, err = model.Stream(ctx, req, func(delta string) error { return send("delta", map[string]string{"text": delta}) })
+		}
+	} else {
+		if res, err = (answer.Extractive{}).Answer(ctx, req); err == nil {
+			err = send("delta", map[string]string{"text": res.Answer})
+		}
+	}
+	if err != nil {
+		// Headers are gone: the error travels as an event in the problem shape.
+		_ = send("error", map[string]string{"code": ragplane.ErrorCode(err), "detail": ragplane.ErrorMessage(err)})
+		return nil
+	}
+	meta.Model = res.Model
+	meta.TokensUsed = res.PromptTokens + res.CompletionTokens
+	meta.LatencyMS = time.Since(start).Milliseconds()
+	s.countTokens(sc.tenant, res, approxTokens(req.Query))
+	sources := req.Sources
+	if sources == nil {
+		sources = []ragplane.SearchHit{}
+	}
+	return send("done", ragplane.Answer{Answer: res.Answer, Sources: sources, Metadata: meta})
+}
+
+// tools are the agent's tools, every one bound to the caller's tenant: none takes a tenant.
+func (s *Server) tools(sc *scope, filters []ragplane.Filter, sources *[]ragplane.SearchHit) []chat.Tool {
+	queryParams := map[string]any{"type": "object", "properties": map[string]any{
+		"query": map[string]any{"type": "string", "description": "what to look for"}}, "required": []string{"query"}}
+	nameParams := map[string]any{"type": "object", "properties": map[string]any{
+		"name": map[string]any{"type": "string", "description": "an entity name"}}, "required": []string{"name"}}
+	search := func(mode string) func(context.Context, json.RawMessage) (string, error) {
+		return func(ctx context.Context, args json.RawMessage) (string, error) {
+			var a struct {
+				Query string `json:"query"`
+			}
+			if err := json.Unmarshal(args, &a); err != nil || s.checkQuery(a.Query) != nil {
+				return "", fmt.Errorf("a non-empty query string is required")
+			}
+			r, err := s.retrieve(ctx, sc, mode, a.Query, filters)
+			if err != nil {
+				return "", err
+			}
+			return toolResult(r.hits, sources), nil
+		}
+	}
+	g := pgraph.New(sc.pool)
+	return []chat.Tool{
+		{Name: "vector_search", Description: "Semantic search over the documents.", Parameters: queryParams, Call: search(ragplane.RetrievalVector)},
+		{Name: "keyword_search", Description: "Full-text keyword search over the documents.", Parameters: queryParams, Call: search(ragplane.RetrievalKeyword)},
+		{Name: "graph_search", Description: "Search through the knowledge graph of entities and facts.", Parameters: queryParams, Call: search(ragplane.RetrievalGraph)},
+		{Name: "get_document", Description: "Read one document by id.", Parameters: map[string]any{"type": "object",
+			"properties": map[string]any{"document_id": map[string]any{"type": "string"}}, "required": []string{"document_id"}},
+			Call: func(ctx context.Context, args json.RawMessage) (string, error) {
+				var a struct {
+					ID string `json:"document_id"`
+				}
+				if err := json.Unmarshal(args, &a); err != nil {
+					return "", err
+				}
+				d, err := scanDocument(sc.pool.QueryRow(ctx, `select `+documentColumns+`, left(content, 20000) from documents where id::text = $1`, a.ID), true)
+				if err == pgx.ErrNoRows {
+					return "no such document", nil
+				} else if err != nil {
+					return "", dbError(err)
+				}
+				return fmt.Sprintf("%s (source %s):\n%s", d.Title, d.Source, d.Content), nil
+			}},
+		{Name: "list_documents", Description: "List the most recent documents.", Parameters: map[string]any{"type": "object", "properties": map[string]any{}},
+			Call: func(ctx context.Context, _ json.RawMessage) (string, error) {
+				rows, err := sc.pool.Query(ctx, `select id::text, title from documents order by created_at desc limit 50`)
+				if err != nil {
+					return "", dbError(err)
+				}
+				defer rows.Close()
+				out := ""
+				for rows.Next() {
+					var id, title string
+					if err := rows.Scan(&id, &title); err != nil {
+						return "", err
+					}
+					out += id + "  " + title + "\n"
+				}
+				return out, rows.Err()
+			}},
+		{Name: "entity_relationships", Description: "Current facts about an entity.", Parameters: nameParams,
+			Call: func(ctx context.Context, args json.RawMessage) (string, error) {
+				var a struct {
+					Name string `json:"name"`
+				}
+				if err := json.Unmarshal(args, &a); err != nil {
+					return "", err
+				}
+				rs, err := g.EntityRelations(ctx, a.Name, 50)
+				if err != nil {
+					return ragplane.ErrorMessage(err), nil
+				}
+				return mustJSON(rs), nil
+			}},
+		{Name: "entity_timeline", Description: "All facts about an entity over time, including ones no longer valid.", Parameters: nameParams,
+			Call: func(ctx context.Context, args json.RawMessage) (string, error) {
+				var a struct {
+					Name string `json:"name"`
+				}
+				if err := json.Unmarshal(args, &a); err != nil {
+					return "", err
+				}
+				rs, err := g.EntityTimeline(ctx, a.Name)
+				if err != nil {
+					return ragplane.ErrorMessage(err), nil
+				}
+				return mustJSON(rs), nil
+			}},
+	}
+}

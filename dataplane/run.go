@@ -1,0 +1,137 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/internal/tenantctx"
+)
+
+// Server is a running data-plane worker. It holds no tenant state but caches: tenants' catalog
+// entries (seconds), their database pools (bounded), and embedders.
+type Server struct {
+	cfg            Config
+	log            *slog.Logger
+	store          *catalog.Store
+	tenants        *tenants
+	pools          *pools
+	codec          *tenantctx.Codec
+	metrics        *metrics
+	metricsHandler http.Handler
+	providers      *providers
+	listener       net.Listener
+	http           *http.Server
+	closers        []func()
+}
+
+// Run starts a worker and blocks until ctx ends.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	s, err := New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// New validates cfg, connects to the catalog (read only) and binds the listener.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("dataplane config:\n%w", err)
+	}
+	s := &Server{cfg: cfg, log: logger.With("component", "dataplane")}
+	ok := false
+	defer func() {
+		if !ok {
+			s.close()
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	s.metrics = newMetrics(reg, cfg.MetricsTopTenants)
+
+	// 1. The signed-context verifier: nothing is served without it.
+	codec, err := tenantctx.New(cfg.InternalKey)
+	if err != nil {
+		return nil, err
+	}
+	s.codec = codec
+
+	// 2. The catalog, read only: the control plane owns its migrations.
+	store, err := catalog.Open(ctx, catalog.Config{URL: cfg.DatabaseURL, SecretKey: cfg.SecretKey, MaxConns: 8, ReadOnly: true, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	s.store = store
+	s.closers = append(s.closers, store.Close)
+	s.tenants = newTenants(store, cfg.TenantCacheTTL)
+
+	// 3. Tenant database pools under the connection budget, and the outside providers.
+	s.pools = newPools(cfg.DB, reg, s.log)
+	s.closers = append(s.closers, s.pools.closeAll)
+	s.providers = newProviders(cfg.OpenAI, s.log)
+
+	// 4. The listener, bound now so callers learn the address before Run.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("dataplane: listen on %s: %w", cfg.Addr, err)
+	}
+	s.listener = ln
+	s.http = &http.Server{Handler: s.newEcho(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	ok = true
+	return s, nil
+}
+
+// Addr is the worker's address.
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// Run serves until ctx ends, then drains in-flight requests and closes pools.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.close()
+	errc := make(chan error, 1)
+	go func() {
+		if err := s.http.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	janitor := time.NewTicker(s.cfg.DB.IdleTimeout / 2)
+	defer janitor.Stop()
+	s.log.Info("data plane worker started", "addr", s.Addr())
+	var err error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err = <-errc:
+			s.log.Error("worker listener failed", "err", err)
+			break loop
+		case <-janitor.C:
+			s.pools.closeIdle()
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if serr := s.http.Shutdown(sctx); serr != nil {
+		s.log.Warn("worker shutdown", "err", serr)
+	}
+	s.log.Info("data plane worker stopped")
+	return err
+}
+
+func (s *Server) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}

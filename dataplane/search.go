@@ -1,0 +1,201 @@
+package dataplane
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ragplane/ragplane"
+	pgraph "github.com/ragplane/ragplane/dataplane/graph/postgres"
+	"github.com/ragplane/ragplane/dataplane/retrieve"
+)
+
+// searchRequest is the body of POST /v1/search. Both seeds' field names are accepted.
+type searchRequest struct {
+	Query         string             `json:"query"`
+	RetrievalMode string             `json:"retrieval_mode"`
+	Mode          string             `json:"mode"`
+	TopK          *int               `json:"top_k"`
+	MaxResults    *int               `json:"max_results"`
+	EFSearch      *int               `json:"ef_search"`
+	Filters       []ragplane.Filter  `json:"filters"`
+	Override      ragplane.Overrides `json:"override_config"`
+}
+
+// queryRequest is the body of POST /v1/query.
+type queryRequest struct {
+	searchRequest
+	UseVector *bool  `json:"use_vector"`
+	UseGraph  *bool  `json:"use_graph"`
+	ModelTier string `json:"model_tier"`
+	Stream    bool   `json:"stream"`
+}
+
+// overrides folds the request's explicit fields into the request layer of the cascade; explicit
+// fields win over override_config.
+func (r *searchRequest) overrides() ragplane.Overrides {
+	o := ragplane.Overrides{}
+	for k, v := range r.Override {
+		o[k] = v
+	}
+	if r.Mode != "" {
+		o["retrieval_mode"] = r.Mode
+	}
+	if r.RetrievalMode != "" {
+		o["retrieval_mode"] = r.RetrievalMode
+	}
+	if r.MaxResults != nil {
+		o["top_k"] = int64(*r.MaxResults)
+	}
+	if r.TopK != nil {
+		o["top_k"] = int64(*r.TopK)
+	}
+	if r.EFSearch != nil {
+		o["ef_search"] = int64(*r.EFSearch)
+	}
+	return o
+}
+
+func (s *Server) checkQuery(q string) error {
+	switch {
+	case len(q) > s.cfg.MaxQueryBytes:
+		return &ragplane.Error{Code: ragplane.ETOOLARGE, Field: "query", Message: fmt.Sprintf("query must be at most %d bytes.", s.cfg.MaxQueryBytes)}
+	case !utf8.ValidString(q) || strings.ContainsRune(q, 0):
+		return ragplane.FieldErrorf("query", "query must be valid UTF-8 without NUL characters.")
+	case strings.TrimSpace(q) == "":
+		return ragplane.FieldErrorf("query", "query is required.")
+	}
+	return nil
+}
+
+// retrieval is the outcome of one retrieval.
+type retrieval struct {
+	hits          []ragplane.SearchHit
+	mode          string
+	graphFallback bool
+	embedTokens   int
+}
+
+// retrieve runs the tenant's retrieval mode for q.
+func (s *Server) retrieve(ctx context.Context, sc *scope, mode, q string, filters []ragplane.Filter) (retrieval, error) {
+	start := time.Now()
+	req := retrieve.Request{Query: q, TopK: sc.cfg.Settings.TopK, EFSearch: sc.cfg.Settings.EFSearch, Filters: filters}
+	out := retrieval{mode: mode}
+	if mode != ragplane.RetrievalKeyword {
+		emb, err := s.providers.embedder(sc.cfg.Settings)
+		if err != nil {
+			return out, err
+		}
+		vecs, err := emb.Embed(ctx, []string{q})
+		if err != nil {
+			return out, err
+		}
+		req.Embedding = vecs[0]
+		out.embedTokens = approxTokens(q)
+	}
+	var err error
+	switch mode {
+	case ragplane.RetrievalVector:
+		out.hits, err = retrieve.Vector(ctx, sc.pool, req)
+	case ragplane.RetrievalKeyword:
+		out.hits, err = retrieve.Keyword(ctx, sc.pool, req)
+	case ragplane.RetrievalHybrid:
+		out.hits, err = retrieve.Hybrid(ctx, sc.pool, req)
+	case ragplane.RetrievalGraph:
+		var info retrieve.GraphInfo
+		out.hits, info, err = retrieve.Graph(ctx, sc.pool, graphFacts{pgraph.New(sc.pool)}, req)
+		out.graphFallback = info.Fallback
+	default:
+		return out, ragplane.FieldErrorf("retrieval_mode", "retrieval_mode %q is not a search mode.", mode)
+	}
+	if err != nil {
+		return out, dbError(err)
+	}
+	s.metrics.retrieval.WithLabelValues(s.metrics.tenant(sc.tenant), mode).Observe(time.Since(start).Seconds())
+	return out, nil
+}
+
+// approxTokens estimates tokens as about four characters each.
+func approxTokens(s string) int { return (len(s) + 3) / 4 }
+
+// search answers POST /v1/search with ranked chunks.
+func (s *Server) search(c echo.Context) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	var req searchRequest
+	if err := decodeJSON(c, body, &req); err != nil {
+		return err
+	}
+	if err := s.checkQuery(req.Query); err != nil {
+		return err
+	}
+	if err := retrieve.ValidateFilters(req.Filters); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	sc, err := s.open(ctx, req.overrides())
+	if err != nil {
+		return err
+	}
+	defer sc.release()
+	mode := sc.cfg.Settings.RetrievalMode
+	if mode == ragplane.RetrievalAgentic {
+		return ragplane.FieldErrorf("retrieval_mode", "agentic is a query mode: use POST /v1/query.")
+	}
+	r, err := s.retrieve(ctx, sc, mode, req.Query, req.Filters)
+	if err != nil {
+		return err
+	}
+	if r.hits == nil {
+		r.hits = []ragplane.SearchHit{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"results": r.hits, "retrieval_mode": mode, "graph_fallback": r.graphFallback,
+		"config_version": sc.rt.Tenant.ConfigVersion})
+}
+
+// graphFacts adapts the tenant-database graph store to what graph retrieval needs.
+type graphFacts struct{ store *pgraph.Store }
+
+func (g graphFacts) EntitiesInText(ctx context.Context, text string, limit int) ([]retrieve.GraphEntity, error) {
+	es, err := g.store.EntitiesInText(ctx, text, limit)
+	out := make([]retrieve.GraphEntity, len(es))
+	for i, e := range es {
+		out[i] = retrieve.GraphEntity{Name: e.Name}
+	}
+	return out, err
+}
+
+func (g graphFacts) FactsForEntities(ctx context.Context, names []string, limit int) ([]retrieve.GraphFact, error) {
+	rs, err := g.store.FactsForEntities(ctx, names, limit)
+	out := make([]retrieve.GraphFact, len(rs))
+	for i, r := range rs {
+		out[i] = retrieve.GraphFact{Fact: r.Fact, ChunkID: r.ChunkID, DocumentID: r.DocumentID}
+	}
+	return out, err
+}
+
+// toolResult formats hits for a model, numbering them after the sources it has already seen.
+func toolResult(hits []ragplane.SearchHit, sources *[]ragplane.SearchHit) string {
+	if len(hits) == 0 {
+		return "no results"
+	}
+	var b strings.Builder
+	for _, h := range hits {
+		*sources = append(*sources, h)
+		fmt.Fprintf(&b, "[%d] %s (document %s): %s\n", len(*sources), h.Title, h.DocumentID, h.Content)
+	}
+	return b.String()
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

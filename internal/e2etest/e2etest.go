@@ -1,0 +1,233 @@
+// Package e2etest runs Ragplane's services in the test process against the real local stack: a
+// control plane on a fresh catalog database, and data-plane workers beside it. Clients sign the
+// tenant context the way the proxy does. Tests of several packages share it.
+package e2etest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/catalog/catalogtest"
+	"github.com/ragplane/ragplane/controlplane"
+	"github.com/ragplane/ragplane/dataplane"
+	"github.com/ragplane/ragplane/internal/tenantctx"
+)
+
+// AdminToken and InternalKey are the test stack's secrets.
+const (
+	AdminToken  = "e2e-admin-token-0123456789"
+	InternalKey = "e2e-internal-key-0123456789abcdef-0123"
+)
+
+// Stack is a control plane and its workers.
+type Stack struct {
+	t          testing.TB
+	AdminURL   string
+	WorkerURL  string
+	CatalogURL string
+	Prefix     string
+	Codec      *tenantctx.Codec
+	Worker     *dataplane.Server
+}
+
+// Options tune the stack; zero values get defaults.
+type Options struct {
+	// Worker changes the worker's config before it starts.
+	Worker func(*dataplane.Config)
+}
+
+func logger() *slog.Logger {
+	if os.Getenv("RAGPLANE_TEST_LOG") != "" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// Start runs a control plane and one worker, stopped when the test ends.
+func Start(tb testing.TB, opts Options) *Stack {
+	tb.Helper()
+	dbURL := catalogtest.NewDatabase(tb)
+	prefix := catalogtest.RandomName("rpt") + "_"
+	tb.Cleanup(func() { catalogtest.DropTenantDatabases(tb, prefix) })
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg := controlplane.DefaultConfig()
+	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.DatabaseURL = dbURL
+	cfg.AdminToken = AdminToken
+	cfg.SecretKey = catalogtest.SecretKey
+	cfg.Provision.LocalAdminURL = catalogtest.ServerURL(tb)
+	cfg.Provision.LocalPrefix = prefix
+	cfg.Provision.BaseBackoff = 20 * time.Millisecond
+	cp, err := controlplane.New(ctx, cfg, logger())
+	if err != nil {
+		cancel()
+		tb.Fatalf("start control plane: %v", err)
+	}
+	cpDone := make(chan struct{})
+	go func() { cp.Run(ctx); close(cpDone) }()
+
+	wcfg := dataplane.DefaultConfig()
+	wcfg.Addr = "127.0.0.1:0"
+	wcfg.DatabaseURL = dbURL
+	wcfg.InternalKey = InternalKey
+	wcfg.SecretKey = catalogtest.SecretKey
+	wcfg.TenantCacheTTL = 200 * time.Millisecond
+	if opts.Worker != nil {
+		opts.Worker(&wcfg)
+	}
+	w, err := dataplane.New(ctx, wcfg, logger())
+	if err != nil {
+		cancel()
+		<-cpDone
+		tb.Fatalf("start worker: %v", err)
+	}
+	wDone := make(chan struct{})
+	go func() { w.Run(ctx); close(wDone) }()
+	tb.Cleanup(func() { cancel(); <-wDone; <-cpDone })
+	codec, _ := tenantctx.New(InternalKey)
+	return &Stack{t: tb, AdminURL: "http://" + cp.Addr(), WorkerURL: "http://" + w.Addr(), CatalogURL: dbURL,
+		Prefix: prefix, Codec: codec, Worker: w}
+}
+
+// Response is a decoded HTTP answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Decode decodes the JSON body into v.
+func (r Response) Decode(tb testing.TB, v any) {
+	tb.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		tb.Fatalf("decode %q: %v", r.Body, err)
+	}
+}
+
+// Problem decodes a problem+json body, failing if the media type is not problem+json.
+func (r Response) Problem(tb testing.TB) map[string]any {
+	tb.Helper()
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+		tb.Fatalf("Content-Type = %q, want application/problem+json (status %d, body %s)", ct, r.Status, r.Body)
+	}
+	var p map[string]any
+	r.Decode(tb, &p)
+	return p
+}
+
+// Send sends a request. body may be nil, []byte, string or a value sent as JSON; headers are
+// name/value pairs.
+func Send(tb testing.TB, method, url string, body any, headers ...string) Response {
+	tb.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+}
+
+// Admin calls the admin API with the admin token.
+func (s *Stack) Admin(method, path string, body any) Response {
+	s.t.Helper()
+	return Send(s.t, method, s.AdminURL+path, body, "Authorization", "Bearer "+AdminToken)
+}
+
+// CreateTenant creates a tenant through the admin API and waits until it is active.
+func (s *Stack) CreateTenant(id, plan string, settings map[string]any) {
+	s.t.Helper()
+	body := map[string]any{"id": id, "name": id, "email": id + "@example.com", "plan": plan}
+	if settings != nil {
+		body["settings"] = settings
+	}
+	if r := s.Admin("POST", "/v1/tenants", body); r.Status != http.StatusAccepted {
+		s.t.Fatalf("create tenant %s: %d %s", id, r.Status, r.Body)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var t ragplane.Tenant
+		s.Admin("GET", "/v1/tenants/"+id, nil).Decode(s.t, &t)
+		if t.Status == ragplane.StatusActive {
+			return
+		}
+		if t.Status == ragplane.StatusFailed || time.Now().After(deadline) {
+			s.t.Fatalf("tenant %s is %s: %s", id, t.Status, t.StatusReason)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Store opens the catalog for checks the API does not expose.
+func (s *Stack) Store() *catalog.Store {
+	s.t.Helper()
+	st, err := catalog.Open(context.Background(), catalog.Config{URL: s.CatalogURL, SecretKey: catalogtest.SecretKey})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(st.Close)
+	return st
+}
+
+// Client calls a worker as one tenant, signing the context like the proxy.
+type Client struct {
+	s     *Stack
+	Base  string
+	ID    ragplane.Identity
+	Codec *tenantctx.Codec
+}
+
+// Tenant returns a client for tenant with the reader and writer roles.
+func (s *Stack) Tenant(tenant string) *Client {
+	return &Client{s: s, Base: s.WorkerURL, Codec: s.Codec,
+		ID: ragplane.Identity{TenantID: ragplane.TenantID(tenant), Subject: "user@" + tenant, Roles: []string{"reader", "writer"}}}
+}
+
+// Do sends a signed request; extra headers are name/value pairs.
+func (c *Client) Do(method, path string, body any, headers ...string) Response {
+	c.s.t.Helper()
+	u, err := url.Parse(path)
+	if err != nil {
+		c.s.t.Fatal(err)
+	}
+	p := u.Path // the worker verifies the decoded path, as the proxy signs it
+	sig := c.Codec.Sign(tenantctx.Context{Identity: c.ID, RequestID: ragplane.NewRequestID(), IssuedAt: time.Now()}, method, p)
+	return Send(c.s.t, method, c.Base+path, body, append([]string{tenantctx.Header, sig}, headers...)...)
+}
+
+const secretKey = catalogtest.SecretKey
