@@ -10,8 +10,13 @@ bin=bin/ragplane
 stack_was_up=false
 case "$(ops/stack.sh status)" in *"PostgreSQL running"*) stack_was_up=true ;; esac
 cp_pid=""
+dp_pid=""
 cleanup() {
   status=$?
+  if [ -n "$dp_pid" ] && kill -0 "$dp_pid" 2>/dev/null; then
+    kill -TERM "$dp_pid" && wait "$dp_pid" 2>/dev/null || true
+    echo "==> data-plane worker stopped"
+  fi
   if [ -n "$cp_pid" ] && kill -0 "$cp_pid" 2>/dev/null; then
     kill -TERM "$cp_pid" && wait "$cp_pid" 2>/dev/null || true
     echo "==> control plane stopped"
@@ -50,6 +55,9 @@ export RAGPLANE_ADMIN_URL=http://$RAGPLANE_ADMIN_ADDR
 # Fresh secrets for the demo only; never reuse these.
 export RAGPLANE_ADMIN_TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 export RAGPLANE_SECRET_KEY=$(head -c 48 /dev/urandom | base64 | tr -d '/+=')
+export RAGPLANE_INTERNAL_KEY=$(head -c 48 /dev/urandom | base64 | tr -d '/+=')
+export RAGPLANE_DATAPLANE_ADDR=127.0.0.1:${RAGPLANE_DEMO_WORKER_PORT:-18090}
+export RAGPLANE_WORKER_URL=http://$RAGPLANE_DATAPLANE_ADDR
 
 step "control plane on $RAGPLANE_ADMIN_ADDR"
 $bin controlplane >.ragplane/demo-controlplane.log 2>&1 &
@@ -89,6 +97,32 @@ $bin tenants config gamma_labs | grep -E 'config version|requests_per_second'
 step "bad input is refused with problem+json"
 curl -sS -X POST -H "Authorization: Bearer $RAGPLANE_ADMIN_TOKEN" -H 'Content-Type: application/json' \
   -d '{"id":"Bad Slug","name":"x","email":"x@example.com","plan":"free"}' "$RAGPLANE_ADMIN_URL/v1/tenants"; echo
+
+step "a data-plane worker on $RAGPLANE_DATAPLANE_ADDR"
+$bin dataplane >.ragplane/demo-dataplane.log 2>&1 &
+dp_pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS "$RAGPLANE_WORKER_URL/readyz" >/dev/null 2>&1 && break
+  kill -0 "$dp_pid" 2>/dev/null || { tail -5 .ragplane/demo-dataplane.log; exit 1; }
+  sleep 0.1
+done
+
+step "ingest each tenant's compliance documents (ops/samples), into its own database"
+for t in acme_corp beta_inc gamma_labs; do
+  echo "$t:"
+  $bin ingest --tenant "$t" ops/samples/$t/*
+done
+
+step "questions, answered from the tenant's own documents with citations"
+ask() { printf '\n%s asks (%s): %s\n' "$1" "$2" "$3"; $bin query --tenant "$1" --mode "$2" "$3"; }
+ask acme_corp hybrid  "How long are customer records retained?"
+ask acme_corp keyword "Who signs off access reviews?"
+ask acme_corp graph   "What does Globex Inc comply with?"
+ask acme_corp vector  "what happens after a personal data breach"
+ask beta_inc  hybrid  "What must happen when a laptop is lost?"
+ask gamma_labs hybrid "How long are raw datasets kept?"
+printf '\nIsolation: gamma_labs asks about Acme'"'"'s retention and finds only its own documents:\n'
+$bin query --tenant gamma_labs --mode keyword "customer records seven years invoices"
 
 step "the audit trail"
 $bin audit --limit 8

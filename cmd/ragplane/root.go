@@ -46,6 +46,6 @@ func newRootCommand(logger *slog.Logger, getenv func(string) string) *cobra.Comm
 			return dataplane.Run(cmd.Context(), cfg, logger)
 		},
 	})
-	root.AddCommand(newTenantsCommand(cli), newKeysCommand(cli), newTokenCommand(cli), newPlansCommand(cli), newAuditCommand(cli))
+	root.AddCommand(newTenantsCommand(cli), newKeysCommand(cli), newTokenCommand(cli), newPlansCommand(cli), newAuditCommand(cli), newIngestCommand(cli), newQueryCommand(cli))
 	return root
 }

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/internal/tenantctx"
+)
+
+// workerClient talks straight to a data-plane worker, signing the tenant context with the
+// internal key as the proxy would. It is an operator's tool (the key is the proxy's secret);
+// tenants go through the proxy with their own tokens.
+type workerClient struct {
+	base   string
+	tenant ragplane.TenantID
+	codec  *tenantctx.Codec
+}
+
+func newWorkerClient(cli *cliContext, tenant string) (*workerClient, error) {
+	base := cli.getenv("RAGPLANE_WORKER_URL")
+	if base == "" {
+		base = "http://127.0.0.1:8090"
+	}
+	codec, err := tenantctx.New(cli.getenv("RAGPLANE_INTERNAL_KEY"))
+	if err != nil {
+		return nil, fmt.Errorf("set RAGPLANE_INTERNAL_KEY to the workers' internal key: %w", err)
+	}
+	id := ragplane.TenantID(tenant)
+	if err := id.Validate(); err != nil {
+		return nil, fmt.Errorf("--tenant: %s", ragplane.ErrorMessage(err))
+	}
+	return &workerClient{base: strings.TrimRight(base, "/"), tenant: id, codec: codec}, nil
+}
+
+func (w *workerClient) do(ctx context.Context, method, path, contentType string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, w.base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	u, _ := url.Parse(path)
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set(tenantctx.Header, w.codec.Sign(tenantctx.Context{
+		Identity:  ragplane.Identity{TenantID: w.tenant, Subject: "operator-cli", Roles: []string{ragplane.RoleReader, ragplane.RoleWriter}},
+		RequestID: ragplane.NewRequestID(), IssuedAt: time.Now()}, method, u.Path))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("worker at %s: %w", w.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 400 {
+		e := &apiError{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Code == "" {
+			e.Code, e.Detail = "error", strings.TrimSpace(string(data))
+		}
+		return e
+	}
+	return json.Unmarshal(data, out)
+}
+
+func newIngestCommand(cli *cliContext) *cobra.Command {
+	var tenant string
+	cmd := &cobra.Command{
+		Use:   "ingest --tenant T FILE...",
+		Short: "Upload documents (text, Markdown, HTML, PDF) for a tenant, straight to a worker (operator tool)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			w, err := newWorkerClient(cli, tenant)
+			if err != nil {
+				return err
+			}
+			total := 0
+			for i, f := range files {
+				data, err := os.ReadFile(f)
+				if err != nil {
+					return err
+				}
+				var buf bytes.Buffer
+				mw := multipart.NewWriter(&buf)
+				h := textproto.MIMEHeader{}
+				h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename=%q`, filepath.Base(f)))
+				h.Set("Content-Type", "application/octet-stream") // the worker sniffs by name and content
+				part, _ := mw.CreatePart(h)
+				part.Write(data)
+				mw.WriteField("source", f)
+				mw.Close()
+				var doc struct {
+					ragplane.Document
+					Duplicate bool `json:"duplicate"`
+				}
+				if err := w.do(cmd.Context(), "POST", "/v1/documents", mw.FormDataContentType(), buf.Bytes(), &doc); err != nil {
+					return fmt.Errorf("%s: %w", f, err)
+				}
+				total += doc.ChunkCount
+				note := ""
+				if doc.Duplicate {
+					note = " (already stored)"
+				}
+				if !cli.json {
+					fmt.Printf("[%d/%d] %-40s %3d chunks%s\n", i+1, len(files), filepath.Base(f), doc.ChunkCount, note)
+				}
+			}
+			if cli.json {
+				return printJSON(map[string]any{"files": len(files), "chunks": total})
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant id")
+	_ = cmd.MarkFlagRequired("tenant")
+	return cmd
+}
+
+func newQueryCommand(cli *cliContext) *cobra.Command {
+	var tenant, mode string
+	var topK int
+	cmd := &cobra.Command{
+		Use:   "query --tenant T QUESTION",
+		Short: "Ask a tenant's documents a question, straight to a worker (operator tool)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			w, err := newWorkerClient(cli, tenant)
+			if err != nil {
+				return err
+			}
+			body := map[string]any{"query": args[0]}
+			if mode != "" {
+				body["retrieval_mode"] = mode
+			}
+			if topK > 0 {
+				body["top_k"] = topK
+			}
+			b, _ := json.Marshal(body)
+			var a ragplane.Answer
+			if err := w.do(cmd.Context(), "POST", "/v1/query", "application/json", b, &a); err != nil {
+				return err
+			}
+			if cli.json {
+				return printJSON(a)
+			}
+			fmt.Println(a.Answer)
+			for i, s := range a.Sources {
+				fmt.Printf("  [%d] %s (%s) score %.3f\n", i+1, s.Title, s.Source, s.Score)
+			}
+			fmt.Printf("  -- %s retrieval, model %s, %d ms\n", a.Metadata.RetrievalMode, a.Metadata.Model, a.Metadata.LatencyMS)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant id")
+	cmd.Flags().StringVar(&mode, "mode", "", "retrieval mode: vector, keyword, hybrid, graph (default: the tenant's)")
+	cmd.Flags().IntVar(&topK, "top-k", 0, "how many sources")
+	_ = cmd.MarkFlagRequired("tenant")
+	return cmd
+}
