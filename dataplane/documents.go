@@ -104,6 +104,7 @@ func (s *Server) prepare(ctx context.Context, sc *scope, prefix string, in docum
 	if err != nil {
 		return nil, err
 	}
+	extract := s.extractor(sc)
 	p := &prepared{in: in, text: text, hash: ingest.ContentHash(text)}
 	docID := uuid.New()
 	for i, piece := range pieces {
@@ -114,9 +115,36 @@ func (s *Server) prepare(ctx context.Context, sc *scope, prefix string, in docum
 			Tokens: piece.Tokens, Embedding: vecs[i]}
 		p.chunks = append(p.chunks, c)
 		p.tokens += piece.Tokens
-		p.facts = append(p.facts, graph.Extract(c.ID, c.Content)...)
+		p.facts = append(p.facts, extract(ctx, c.ID, c.Content)...)
 	}
 	return p, nil
+}
+
+// extractor returns the tenant's fact extractor: the tenant's model when it has one (answer_provider
+// openai on a worker with a provider), else the rule-based one. A failed model call falls back to
+// the rules for that chunk: the graph is an aid to retrieval, not worth failing an ingestion for.
+func (s *Server) extractor(sc *scope) func(ctx context.Context, chunkID, text string) []graph.Fact {
+	rules := func(_ context.Context, chunkID, text string) []graph.Fact { return graph.Extract(chunkID, text) }
+	set := sc.cfg.Settings
+	if set.AnswerProvider != "openai" {
+		return rules
+	}
+	client, err := s.providers.chat(set)
+	if err != nil {
+		return rules
+	}
+	x := &graph.LLMExtractor{Complete: func(ctx context.Context, system, user string) (string, error) {
+		return client.Complete(ctx, set.ModelTier, system, user, 2048)
+	}}
+	return func(ctx context.Context, chunkID, text string) []graph.Fact {
+		facts, err := x.Extract(ctx, chunkID, text)
+		if err != nil {
+			s.log.Warn("model graph extraction failed; using the rule-based extractor", "tenant_id", sc.tenant,
+				"err", ragplane.ErrorMessage(err))
+			return graph.Extract(chunkID, text)
+		}
+		return facts
+	}
 }
 
 func withField(err error, field string) error {

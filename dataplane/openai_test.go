@@ -7,6 +7,7 @@ import (
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/dataplane"
+	"github.com/ragplane/ragplane/dataplane/graph"
 	"github.com/ragplane/ragplane/internal/e2etest"
 	"github.com/ragplane/ragplane/internal/openaitest"
 )
@@ -16,6 +17,14 @@ import (
 func TestOpenAICompatibleProvider(t *testing.T) {
 	step := 0
 	ai := openaitest.New(t, openaitest.Config{Chat: func(req openaitest.ChatRequest) openaitest.ChatResponse {
+		if len(req.Messages) > 0 && req.Messages[0].Content == graph.LLMSystemPrompt {
+			if strings.Contains(req.LastMessage().Content, "Globex Inc") {
+				return openaitest.ChatResponse{Content: `{"facts": [{"source": "Globex Inc", "source_kind": "organization",
+					"target": "SOC 2", "target_kind": "standard", "relation": "audited_against",
+					"fact": "Globex Inc complies with SOC 2.", "valid_at": null}]}`}
+			}
+			return openaitest.ChatResponse{Content: `{"facts": []}`}
+		}
 		if len(req.Tools) == 0 {
 			return openaitest.DefaultChat(req)
 		}
@@ -38,7 +47,14 @@ func TestOpenAICompatibleProvider(t *testing.T) {
 		t.Fatal("ingestion did not call the embeddings API")
 	}
 
-	r := c.Do("POST", "/v1/query", map[string]any{"query": "Are backups encrypted?", "retrieval_mode": "hybrid"})
+	// The tenant has a model, so its graph facts come from the model.
+	r := c.Do("GET", "/v1/graph/entities/Globex%20Inc", nil)
+	mustStatus(t, r, http.StatusOK)
+	if !strings.Contains(string(r.Body), "audited_against") {
+		t.Fatalf("the model's facts are not in the graph: %s", r.Body)
+	}
+
+	r = c.Do("POST", "/v1/query", map[string]any{"query": "Are backups encrypted?", "retrieval_mode": "hybrid"})
 	mustStatus(t, r, http.StatusOK)
 	var a ragplane.Answer
 	r.Decode(t, &a)

@@ -300,3 +300,38 @@ func (c *Client) providerError(ctx context.Context, err error) error {
 	}
 	return fmt.Errorf("%w: %w", c.upstreamf("invalid response"), err)
 }
+
+// Complete sends one system and one user message to the model of tier and returns its text, asking
+// for a JSON object where the provider supports it. It serves structured side tasks, such as
+// knowledge-graph extraction, that are not answers to a question.
+func (c *Client) Complete(ctx context.Context, tier, system, user string, maxTokens int) (string, error) {
+	if tier == "" {
+		tier = DefaultTier
+	}
+	model, ok := c.cfg.Models[tier]
+	if !ok {
+		return "", ragplane.FieldErrorf("model_tier", "Model tier %q is not available from answer provider %s.", tier, c.cfg.Provider)
+	}
+	params := oai.ChatCompletionNewParams{
+		Model:    model,
+		Messages: []oai.ChatCompletionMessageParamUnion{oai.SystemMessage(system), oai.UserMessage(user)},
+		ResponseFormat: oai.ChatCompletionNewParamsResponseFormatUnion{
+			OfJSONObject: &oai.ResponseFormatJSONObjectParam{},
+		},
+	}
+	if maxTokens > 0 {
+		if p := strings.ToLower(c.cfg.Provider); p == "openai" || p == "azure" {
+			params.MaxCompletionTokens = oai.Int(int64(maxTokens))
+		} else {
+			params.MaxTokens = oai.Int(int64(maxTokens))
+		}
+	}
+	resp, err := c.svc.New(ctx, params)
+	if err != nil {
+		return "", c.providerError(ctx, err)
+	}
+	if len(resp.Choices) == 0 {
+		return "", c.upstreamf("returned no choices")
+	}
+	return resp.Choices[0].Message.Content, nil
+}
