@@ -23,7 +23,11 @@ func (s *Server) routes(e *echo.Echo) {
 	e.GET("/.well-known/jwks.json", s.getJWKS)
 	e.POST("/v1/auth/token", s.issueToken)
 
+	e.PUT("/v1/workers/:id", s.putWorker, s.requireWorker)
+	e.DELETE("/v1/workers/:id", s.deleteWorker, s.requireWorker)
+
 	v1 := e.Group("/v1", s.requireAdmin)
+	v1.GET("/workers", s.listWorkers)
 	v1.POST("/tenants", s.createTenant)
 	v1.GET("/tenants", s.listTenants)
 	v1.GET("/tenants/:id", s.getTenant)

@@ -22,6 +22,13 @@ type Config struct {
 	AdminToken string
 	// SecretKey encrypts secrets at rest in the catalog.
 	SecretKey string
+	// InternalKey authenticates data-plane workers when they register (the key they share with
+	// the proxies). Empty disables worker registration.
+	InternalKey string
+	// XDSAddr is where proxies subscribe to configuration over xDS (ADS, gRPC).
+	XDSAddr string
+	// WorkerLeaseTTL is how long a worker stays in the endpoint set without a heartbeat.
+	WorkerLeaseTTL time.Duration
 	// Provision configures the provisioners and the reconciler.
 	Provision ProvisionConfig
 	// Tokens configures tenant JWTs.
@@ -64,8 +71,10 @@ type TokenConfig struct {
 // DefaultConfig returns a config that runs locally (the admin token and secret key still must be set).
 func DefaultConfig() Config {
 	return Config{
-		AdminAddr:    "127.0.0.1:8081",
-		MaxBodyBytes: 1 << 20,
+		AdminAddr:      "127.0.0.1:8081",
+		XDSAddr:        "127.0.0.1:18000",
+		WorkerLeaseTTL: 10 * time.Second,
+		MaxBodyBytes:   1 << 20,
 		Provision: ProvisionConfig{
 			DefaultProvider: "local",
 			DefaultRegion:   "local",
@@ -114,6 +123,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	str("DATABASE_URL", &cfg.DatabaseURL)
 	str("RAGPLANE_ADMIN_TOKEN", &cfg.AdminToken)
 	str("RAGPLANE_SECRET_KEY", &cfg.SecretKey)
+	str("RAGPLANE_INTERNAL_KEY", &cfg.InternalKey)
+	str("RAGPLANE_XDS_ADDR", &cfg.XDSAddr)
+	dur("RAGPLANE_WORKER_LEASE_TTL", &cfg.WorkerLeaseTTL)
 	str("RAGPLANE_PROVIDER", &cfg.Provision.DefaultProvider)
 	str("RAGPLANE_REGION", &cfg.Provision.DefaultRegion)
 	str("RAGPLANE_LOCAL_ADMIN_URL", &cfg.Provision.LocalAdminURL)
@@ -136,6 +148,15 @@ func (c Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
 		bad("RAGPLANE_ADMIN_ADDR: want host:port, got %q", c.AdminAddr)
+	}
+	if _, _, err := net.SplitHostPort(c.XDSAddr); err != nil {
+		bad("RAGPLANE_XDS_ADDR: want host:port, got %q", c.XDSAddr)
+	}
+	if c.InternalKey != "" && len(c.InternalKey) < 32 {
+		bad("RAGPLANE_INTERNAL_KEY: at least 32 characters when set")
+	}
+	if c.WorkerLeaseTTL < time.Second {
+		bad("RAGPLANE_WORKER_LEASE_TTL: want at least 1s")
 	}
 	if c.DatabaseURL == "" {
 		bad("DATABASE_URL: required (the catalog database; `make up` writes one to .ragplane/stack.env)")

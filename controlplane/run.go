@@ -154,6 +154,7 @@ func (s *Server) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.reconciler.Run(ctx) }()
 	go s.rotateKeys(ctx)
+	go s.expireWorkers(ctx)
 	s.log.Info("control plane started", "admin_addr", s.Addr())
 
 	var err error
@@ -189,6 +190,24 @@ func (s *Server) rotateKeys(ctx context.Context) {
 			} else if rotated {
 				s.issuer.invalidate()
 				s.log.Info("signing key rotated")
+			}
+		}
+	}
+}
+
+// expireWorkers drops workers whose lease ran out, every second; any replica may do it.
+func (s *Server) expireWorkers(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.store.ExpireWorkers(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("expiring workers failed", "err", err)
+			} else if n > 0 {
+				s.log.Info("workers expired", "count", n)
 			}
 		}
 	}

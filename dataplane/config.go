@@ -35,6 +35,13 @@ type Config struct {
 	MaxQueryBytes int
 	// OpenAI configures the OpenAI-compatible provider tenants may choose for embeddings and answers.
 	OpenAI OpenAIConfig
+	// Registration: the worker registers with the control plane at ControlPlaneURL as WorkerID,
+	// reachable at AdvertiseAddr (default: the listen address), and heartbeats every
+	// HeartbeatInterval. Empty ControlPlaneURL disables it (a worker behind a sidecar proxy).
+	ControlPlaneURL   string
+	WorkerID          string
+	AdvertiseAddr     string
+	HeartbeatInterval time.Duration
 	// MetricsTopTenants bounds the tenant label: the busiest N tenants get their own series, the rest
 	// are counted as "other".
 	MetricsTopTenants int
@@ -80,6 +87,7 @@ func DefaultConfig() Config {
 		OpenAI: OpenAIConfig{Provider: "openai", Timeout: time.Minute,
 			Models: map[string]string{"small": "gpt-4o-mini", "standard": "gpt-4o", "large": "gpt-4.1"}},
 		MetricsTopTenants: 100,
+		HeartbeatInterval: 3 * time.Second,
 	}
 }
 
@@ -136,6 +144,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	dur("RAGPLANE_OPENAI_TIMEOUT", &cfg.OpenAI.Timeout)
 	num("RAGPLANE_METRICS_TOP_TENANTS", &cfg.MetricsTopTenants)
+	str("RAGPLANE_CONTROLPLANE_URL", &cfg.ControlPlaneURL)
+	str("RAGPLANE_WORKER_ID", &cfg.WorkerID)
+	str("RAGPLANE_ADVERTISE_ADDR", &cfg.AdvertiseAddr)
+	dur("RAGPLANE_HEARTBEAT_INTERVAL", &cfg.HeartbeatInterval)
 	return cfg, errors.Join(errs...)
 }
 

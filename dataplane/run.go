@@ -104,6 +104,9 @@ func (s *Server) Run(ctx context.Context) error {
 			errc <- err
 		}
 	}()
+	regCtx, stopReg := context.WithCancel(context.WithoutCancel(ctx))
+	regDone := make(chan struct{})
+	go func() { defer close(regDone); s.register(regCtx) }()
 	janitor := time.NewTicker(s.cfg.DB.IdleTimeout / 2)
 	defer janitor.Stop()
 	s.log.Info("data plane worker started", "addr", s.Addr())
@@ -120,6 +123,9 @@ loop:
 			s.pools.closeIdle()
 		}
 	}
+	// Leave the endpoint set first, so proxies stop sending new requests, then drain.
+	stopReg()
+	<-regDone
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if serr := s.http.Shutdown(sctx); serr != nil {

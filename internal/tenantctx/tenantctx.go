@@ -8,6 +8,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -40,6 +41,15 @@ type payload struct {
 	At      int64    `json:"ts"`
 	Method  string   `json:"m"`
 	Path    string   `json:"p"`
+}
+
+// WorkerToken is the bearer token a data-plane worker presents to the control plane to register:
+// derived from the internal key the workers share with the proxies, so no extra secret is needed
+// and the key itself never travels.
+func WorkerToken(internalKey string) string {
+	m := hmac.New(sha256.New, []byte(internalKey))
+	m.Write([]byte("ragplane worker registration v1"))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // Codec signs and verifies contexts with HMAC-SHA256 under a shared key.
