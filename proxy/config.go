@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/ragplane/ragplane/internal/tenantctx"
+)
+
+// Config is the proxy's configuration.
+type Config struct {
+	// Addr is the tenant-facing REST API.
+	Addr string
+	// XDSAddr is the control plane's xDS (ADS) server; NodeID names this proxy to it.
+	XDSAddr string
+	NodeID  string
+	// RedisURL holds rate-limit and concurrency state shared by all proxy replicas.
+	RedisURL string
+	// InternalKey signs the tenant context for workers.
+	InternalKey string
+	// Replicas is how many proxy replicas share the quotas (for the local fallback share).
+	Replicas int
+	// RateLimitFailOpen falls back to a local limiter when Redis is away (default true);
+	// ConcurrencyFailOpen admits requests without a shared slot then (default false: 503).
+	RateLimitFailOpen   bool
+	ConcurrencyFailOpen bool
+	// Leeway is the clock skew allowed on exp and nbf.
+	Leeway time.Duration
+	// UpstreamTimeout bounds a worker's time to first response byte (streams then flow freely).
+	UpstreamTimeout time.Duration
+	// EjectAfter consecutive failures take a worker out of rotation for EjectFor.
+	EjectAfter int
+	EjectFor   time.Duration
+}
+
+// DefaultConfig runs locally; the internal key must still be set.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		Addr: "127.0.0.1:8080", XDSAddr: "127.0.0.1:18000", NodeID: "proxy-" + host + "-" + strconv.Itoa(os.Getpid()),
+		Replicas: 1, RateLimitFailOpen: true, Leeway: 30 * time.Second, UpstreamTimeout: 2 * time.Minute,
+		EjectAfter: 3, EjectFor: 10 * time.Second,
+	}
+}
+
+// ConfigFromEnv overlays RAGPLANE_* variables (and REDIS_URL) onto the defaults.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	cfg := DefaultConfig()
+	var errs []error
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	boolean := func(name string, dst *bool) {
+		if v := getenv(name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: want true or false, got %q", name, v))
+			}
+			*dst = b
+		}
+	}
+	dur := func(name string, dst *time.Duration) {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: not a duration like 30s: %q", name, v))
+			}
+			*dst = d
+		}
+	}
+	str("RAGPLANE_PROXY_ADDR", &cfg.Addr)
+	str("RAGPLANE_XDS_ADDR", &cfg.XDSAddr)
+	str("RAGPLANE_NODE_ID", &cfg.NodeID)
+	str("REDIS_URL", &cfg.RedisURL)
+	str("RAGPLANE_INTERNAL_KEY", &cfg.InternalKey)
+	if v := getenv("RAGPLANE_PROXY_REPLICAS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("RAGPLANE_PROXY_REPLICAS: not a whole number: %q", v))
+		}
+		cfg.Replicas = n
+	}
+	boolean("RAGPLANE_RATELIMIT_FAIL_OPEN", &cfg.RateLimitFailOpen)
+	boolean("RAGPLANE_CONCURRENCY_FAIL_OPEN", &cfg.ConcurrencyFailOpen)
+	dur("RAGPLANE_JWT_LEEWAY", &cfg.Leeway)
+	dur("RAGPLANE_UPSTREAM_TIMEOUT", &cfg.UpstreamTimeout)
+	return cfg, errors.Join(errs...)
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for name, addr := range map[string]string{"RAGPLANE_PROXY_ADDR": c.Addr, "RAGPLANE_XDS_ADDR": c.XDSAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad("%s: want host:port, got %q", name, addr)
+		}
+	}
+	if c.RedisURL == "" {
+		bad("REDIS_URL: required (rate limits and concurrency caps are shared in Redis; `make up` writes one)")
+	}
+	if len(c.InternalKey) < tenantctx.MinKeyLen {
+		bad("RAGPLANE_INTERNAL_KEY: required, at least %d characters, the same as the workers'", tenantctx.MinKeyLen)
+	}
+	if c.NodeID == "" || c.Replicas < 1 {
+		bad("RAGPLANE_NODE_ID must not be empty and RAGPLANE_PROXY_REPLICAS must be at least 1")
+	}
+	if c.Leeway < 0 || c.Leeway > 5*time.Minute || c.UpstreamTimeout <= 0 || c.EjectAfter < 1 || c.EjectFor <= 0 {
+		bad("RAGPLANE_JWT_LEEWAY (0-5m) and RAGPLANE_UPSTREAM_TIMEOUT (> 0) are out of range")
+	}
+	return errors.Join(errs...)
+}
