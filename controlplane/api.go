@@ -28,6 +28,7 @@ func (s *Server) routes(e *echo.Echo) {
 
 	v1 := e.Group("/v1", s.requireAdmin)
 	v1.GET("/workers", s.listWorkers)
+	v1.GET("/proxies", s.listProxies)
 	v1.POST("/tenants", s.createTenant)
 	v1.GET("/tenants", s.listTenants)
 	v1.GET("/tenants/:id", s.getTenant)

@@ -66,7 +66,7 @@ func startProcess(tb testing.TB, env []string, addr string) *process {
 	tb.Helper()
 	cmd := exec.Command(mustBinary(tb), "controlplane")
 	cmd.Env = append(os.Environ(), env...)
-	cmd.Env = append(cmd.Env, "RAGPLANE_ADMIN_ADDR="+addr)
+	cmd.Env = append(cmd.Env, "RAGPLANE_ADMIN_ADDR="+addr, "RAGPLANE_XDS_ADDR="+freeAddr(tb))
 	if os.Getenv("RAGPLANE_TEST_LOG") != "" {
 		cmd.Stderr = os.Stderr
 	}

@@ -40,6 +40,7 @@ func mustStart(tb testing.TB, mutate ...func(*controlplane.Config)) *testServer 
 	tb.Cleanup(func() { catalogtest.DropTenantDatabases(tb, prefix) })
 	cfg := controlplane.DefaultConfig()
 	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.XDSAddr = "127.0.0.1:0"
 	cfg.DatabaseURL = dbURL
 	cfg.Provision.LocalAdminURL = catalogtest.ServerURL(tb)
 	cfg.Provision.LocalPrefix = prefix

@@ -22,6 +22,7 @@ import (
 	"github.com/ragplane/ragplane/controlplane/provision"
 	"github.com/ragplane/ragplane/controlplane/provision/local"
 	"github.com/ragplane/ragplane/controlplane/provision/neon"
+	"github.com/ragplane/ragplane/controlplane/xds"
 )
 
 // The provisioners this control plane can choose from.
@@ -41,6 +42,8 @@ type Server struct {
 	provisioners   map[ragplane.Provider]provision.Provisioner
 	reconciler     *provision.Reconciler
 	issuer         *issuer
+	xds            *xds.Server
+	xdsListener    net.Listener
 	metricsHandler http.Handler
 	listener       net.Listener
 	http           *http.Server
@@ -97,7 +100,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
 
-	// 4. The admin API, bound now so that callers learn the address before Run.
+	// 4. The xDS server proxies subscribe to.
+	s.xds = xds.New(xds.Config{Logger: logger, Registerer: reg})
+	if s.xdsListener, err = net.Listen("tcp", cfg.XDSAddr); err != nil {
+		return nil, fmt.Errorf("xds: listen on %s: %w", cfg.XDSAddr, err)
+	}
+	s.closers = append(s.closers, func() { s.xdsListener.Close() })
+
+	// 5. The admin API, bound now so that callers learn the address before Run.
 	reg.MustRegister(newCatalogCollector(store))
 	e := s.newEcho(reg)
 	ln, err := net.Listen("tcp", cfg.AdminAddr)
@@ -137,6 +147,9 @@ func (s *Server) newProvisioners(ctx context.Context) error {
 // a minute for clock skew.
 func (s *Server) keyOverlap() time.Duration { return s.cfg.Tokens.TTL + time.Minute }
 
+// XDSAddr is the xDS server's address (useful with port 0).
+func (s *Server) XDSAddr() string { return s.xdsListener.Addr().String() }
+
 // Addr is the admin API's address (useful with port 0).
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
@@ -155,6 +168,8 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { defer close(done); _ = s.reconciler.Run(ctx) }()
 	go s.rotateKeys(ctx)
 	go s.expireWorkers(ctx)
+	go s.serveXDS(ctx, s.xdsListener)
+	go s.feedXDS(ctx)
 	s.log.Info("control plane started", "admin_addr", s.Addr())
 
 	var err error

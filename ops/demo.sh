@@ -52,6 +52,7 @@ export RAGPLANE_LOCAL_ADMIN_URL=$server_url
 export RAGPLANE_LOCAL_PREFIX=demo_
 export RAGPLANE_ADMIN_ADDR=127.0.0.1:${RAGPLANE_DEMO_PORT:-18081}
 export RAGPLANE_ADMIN_URL=http://$RAGPLANE_ADMIN_ADDR
+export RAGPLANE_XDS_ADDR=127.0.0.1:${RAGPLANE_DEMO_XDS_PORT:-18001}
 # Fresh secrets for the demo only; never reuse these.
 export RAGPLANE_ADMIN_TOKEN=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
 export RAGPLANE_SECRET_KEY=$(head -c 48 /dev/urandom | base64 | tr -d '/+=')

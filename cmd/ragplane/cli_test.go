@@ -29,6 +29,7 @@ func MustStartControlPlane(tb testing.TB) string {
 	tb.Cleanup(func() { catalogtest.DropTenantDatabases(tb, prefix) })
 	cfg := controlplane.DefaultConfig()
 	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.XDSAddr = "127.0.0.1:0"
 	cfg.DatabaseURL = catalogtest.NewDatabase(tb)
 	cfg.AdminToken = testAdminToken
 	cfg.SecretKey = catalogtest.SecretKey

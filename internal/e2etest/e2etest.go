@@ -63,6 +63,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := controlplane.DefaultConfig()
 	cfg.AdminAddr = "127.0.0.1:0"
+	cfg.XDSAddr = "127.0.0.1:0"
 	cfg.DatabaseURL = dbURL
 	cfg.AdminToken = AdminToken
 	cfg.SecretKey = catalogtest.SecretKey
