@@ -18,8 +18,10 @@ type Config struct {
 	// XDSAddr is the control plane's xDS (ADS) server; NodeID names this proxy to it.
 	XDSAddr string
 	NodeID  string
-	// RedisURL holds rate-limit and concurrency state shared by all proxy replicas.
-	RedisURL string
+	// RedisURL holds rate-limit and concurrency state shared by all proxy replicas; every key
+	// starts with RedisPrefix, so installations can share a Redis.
+	RedisURL    string
+	RedisPrefix string
 	// InternalKey signs the tenant context for workers.
 	InternalKey string
 	// Replicas is how many proxy replicas share the quotas (for the local fallback share).
@@ -32,6 +34,8 @@ type Config struct {
 	Leeway time.Duration
 	// UpstreamTimeout bounds a worker's time to first response byte (streams then flow freely).
 	UpstreamTimeout time.Duration
+	// LeaseTTL is how long a concurrency slot outlives a crashed proxy.
+	LeaseTTL time.Duration
 	// EjectAfter consecutive failures take a worker out of rotation for EjectFor.
 	EjectAfter int
 	EjectFor   time.Duration
@@ -42,8 +46,8 @@ func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
 		Addr: "127.0.0.1:8080", XDSAddr: "127.0.0.1:18000", NodeID: "proxy-" + host + "-" + strconv.Itoa(os.Getpid()),
-		Replicas: 1, RateLimitFailOpen: true, Leeway: 30 * time.Second, UpstreamTimeout: 2 * time.Minute,
-		EjectAfter: 3, EjectFor: 10 * time.Second,
+		RedisPrefix: "ragplane:", Replicas: 1, RateLimitFailOpen: true, Leeway: 30 * time.Second, UpstreamTimeout: 2 * time.Minute,
+		EjectAfter: 3, EjectFor: 10 * time.Second, LeaseTTL: 30 * time.Second,
 	}
 }
 
@@ -78,6 +82,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	str("RAGPLANE_XDS_ADDR", &cfg.XDSAddr)
 	str("RAGPLANE_NODE_ID", &cfg.NodeID)
 	str("REDIS_URL", &cfg.RedisURL)
+	str("RAGPLANE_REDIS_PREFIX", &cfg.RedisPrefix)
 	str("RAGPLANE_INTERNAL_KEY", &cfg.InternalKey)
 	if v := getenv("RAGPLANE_PROXY_REPLICAS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -90,6 +95,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	boolean("RAGPLANE_CONCURRENCY_FAIL_OPEN", &cfg.ConcurrencyFailOpen)
 	dur("RAGPLANE_JWT_LEEWAY", &cfg.Leeway)
 	dur("RAGPLANE_UPSTREAM_TIMEOUT", &cfg.UpstreamTimeout)
+	dur("RAGPLANE_LEASE_TTL", &cfg.LeaseTTL)
 	return cfg, errors.Join(errs...)
 }
 

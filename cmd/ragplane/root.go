@@ -7,6 +7,7 @@ import (
 
 	"github.com/ragplane/ragplane/controlplane"
 	"github.com/ragplane/ragplane/dataplane"
+	"github.com/ragplane/ragplane/proxy"
 )
 
 // newRootCommand wires the service subcommands and the operator CLI. getenv is the only way
@@ -44,6 +45,18 @@ func newRootCommand(logger *slog.Logger, getenv func(string) string) *cobra.Comm
 				return err
 			}
 			return dataplane.Run(cmd.Context(), cfg, logger)
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:   "proxy",
+		Short: "Run the tenant-aware proxy (JWT, rate limits, concurrency caps, routing to workers)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := proxy.ConfigFromEnv(getenv)
+			if err != nil {
+				return err
+			}
+			return proxy.Run(cmd.Context(), cfg, logger)
 		},
 	})
 	root.AddCommand(newTenantsCommand(cli), newKeysCommand(cli), newTokenCommand(cli), newPlansCommand(cli), newAuditCommand(cli), newIngestCommand(cli), newQueryCommand(cli))

@@ -181,12 +181,12 @@ func makeCluster(name string) *clusterv3.Cluster {
 }
 
 // makeLoadAssignment lists the workers by id as endpoints; each carries its worker id in
-// filter_metadata[WorkerMetadataKey]. Workers whose address is not host:port with a numeric port
-// are skipped with a warning. Envoy itself needs IP addresses in EDS; Ragplane's proxy also
+// filter_metadata[WorkerMetadataKey]. Workers whose address is not host:port with a numeric port,
+// or whose id came earlier in the list, are skipped with a warning. Envoy itself needs IP addresses in EDS; Ragplane's proxy also
 // resolves host names.
 func makeLoadAssignment(cluster string, workers []ragplane.Worker) (*endpointv3.ClusterLoadAssignment, []string) {
 	ws := slices.Clone(workers)
-	slices.SortFunc(ws, func(a, b ragplane.Worker) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortStableFunc(ws, func(a, b ragplane.Worker) int { return strings.Compare(a.ID, b.ID) })
 	var warnings []string
 	seen := map[string]bool{}
 	lbs := []*endpointv3.LbEndpoint{}

@@ -39,12 +39,15 @@ type Stack struct {
 	Prefix     string
 	Codec      *tenantctx.Codec
 	Worker     *dataplane.Server
+	XDSAddr    string
 }
 
 // Options tune the stack; zero values get defaults.
 type Options struct {
 	// Worker changes the worker's config before it starts.
 	Worker func(*dataplane.Config)
+	// ControlPlane changes the control plane's config before it starts.
+	ControlPlane func(*controlplane.Config)
 }
 
 func logger() *slog.Logger {
@@ -70,6 +73,11 @@ func Start(tb testing.TB, opts Options) *Stack {
 	cfg.Provision.LocalAdminURL = catalogtest.ServerURL(tb)
 	cfg.Provision.LocalPrefix = prefix
 	cfg.Provision.BaseBackoff = 20 * time.Millisecond
+	cfg.InternalKey = InternalKey
+	cfg.WorkerLeaseTTL = 2 * time.Second
+	if opts.ControlPlane != nil {
+		opts.ControlPlane(&cfg)
+	}
 	cp, err := controlplane.New(ctx, cfg, logger())
 	if err != nil {
 		cancel()
@@ -84,6 +92,8 @@ func Start(tb testing.TB, opts Options) *Stack {
 	wcfg.InternalKey = InternalKey
 	wcfg.SecretKey = catalogtest.SecretKey
 	wcfg.TenantCacheTTL = 200 * time.Millisecond
+	wcfg.ControlPlaneURL = "http://" + cp.Addr()
+	wcfg.HeartbeatInterval = 500 * time.Millisecond
 	if opts.Worker != nil {
 		opts.Worker(&wcfg)
 	}
@@ -98,7 +108,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 	tb.Cleanup(func() { cancel(); <-wDone; <-cpDone })
 	codec, _ := tenantctx.New(InternalKey)
 	return &Stack{t: tb, AdminURL: "http://" + cp.Addr(), WorkerURL: "http://" + w.Addr(), CatalogURL: dbURL,
-		Prefix: prefix, Codec: codec, Worker: w}
+		Prefix: prefix, Codec: codec, Worker: w, XDSAddr: cp.XDSAddr()}
 }
 
 // Response is a decoded HTTP answer.

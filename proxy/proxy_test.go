@@ -1,0 +1,201 @@
+package proxy_test
+
+import (
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ragplane/ragplane/internal/e2etest"
+	"github.com/ragplane/ragplane/internal/tenantctx"
+)
+
+func mustStatus(tb testing.TB, r e2etest.Response, want int) {
+	tb.Helper()
+	if r.Status != want {
+		tb.Fatalf("status %d, want %d: %s", r.Status, want, r.Body)
+	}
+}
+
+func call(tb testing.TB, base, token, method, path string, body any, headers ...string) e2etest.Response {
+	tb.Helper()
+	if token != "" {
+		headers = append(headers, "Authorization", "Bearer "+token)
+	}
+	return e2etest.Send(tb, method, base+path, body, headers...)
+}
+
+// A token for tenant A never reaches tenant B's data, whatever else the request says.
+func TestTenantIsolationThroughTheProxy(t *testing.T) {
+	st := e2etest.Start(t, e2etest.Options{})
+	st.CreateTenant("tenant_a", "pro", nil)
+	st.CreateTenant("tenant_b", "pro", nil)
+	px := st.StartProxy(t)
+	ta, tb := st.Token("tenant_a"), st.Token("tenant_b")
+
+	r := call(t, px, tb, "POST", "/v1/documents", map[string]any{"title": "B secret", "content": "Tenant B's vault code is kept in Oslo."})
+	mustStatus(t, r, http.StatusCreated)
+	var doc struct {
+		ID string `json:"id"`
+	}
+	r.Decode(t, &doc)
+	mustStatus(t, call(t, px, ta, "POST", "/v1/documents", map[string]any{"content": "Tenant A's handbook mentions Oslo too."}), http.StatusCreated)
+
+	mustStatus(t, call(t, px, ta, "GET", "/v1/documents/"+doc.ID, nil), http.StatusNotFound)
+	mustStatus(t, call(t, px, ta, "GET", "/v1/documents/"+doc.ID, nil, "X-Tenant-ID", "tenant_b"), http.StatusNotFound)
+	mustStatus(t, call(t, px, ta, "DELETE", "/v1/documents/"+doc.ID, nil), http.StatusNotFound)
+	mustStatus(t, call(t, px, ta, "POST", "/v1/search", `{"query":"vault code","tenant_id":"tenant_b"}`), http.StatusBadRequest)
+	// A client cannot smuggle in a signed context of its own.
+	forged := st.Codec.Sign(tenantctx.Context{}, "GET", "/v1/documents/"+doc.ID)
+	mustStatus(t, call(t, px, ta, "GET", "/v1/documents/"+doc.ID, nil, tenantctx.Header, forged), http.StatusNotFound)
+	for _, mode := range []string{"vector", "keyword", "hybrid", "graph"} {
+		r := call(t, px, ta, "POST", "/v1/search", map[string]any{"query": "vault code Oslo", "retrieval_mode": mode, "top_k": 20})
+		mustStatus(t, r, http.StatusOK)
+		if strings.Contains(string(r.Body), doc.ID) || strings.Contains(string(r.Body), "Tenant B") {
+			t.Fatalf("%s: tenant A sees tenant B's data: %s", mode, r.Body)
+		}
+	}
+	mustStatus(t, call(t, px, tb, "GET", "/v1/documents/"+doc.ID, nil), http.StatusOK)
+}
+
+// Every kind of bad or forged token gets 401 with WWW-Authenticate.
+func TestTokenAttacks(t *testing.T) {
+	st := e2etest.Start(t, e2etest.Options{})
+	st.CreateTenant("acme_corp", "pro", nil)
+	px := st.StartProxy(t)
+	good := st.Token("acme_corp")
+	mustStatus(t, call(t, px, good, "GET", "/v1/documents", nil), http.StatusOK)
+
+	// The real key set, to craft tokens with the right kid.
+	var jwks struct {
+		Keys []struct{ Kid, X string } `json:"keys"`
+	}
+	e2etest.Send(t, "GET", st.AdminURL+"/.well-known/jwks.json", nil).Decode(t, &jwks)
+	kid := jwks.Keys[0].Kid
+	pub, _ := base64.RawURLEncoding.DecodeString(jwks.Keys[0].X)
+	_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+	now := time.Now()
+	claims := func(mut func(jwt.MapClaims)) jwt.MapClaims {
+		c := jwt.MapClaims{"iss": "ragplane", "aud": []string{"ragplane-api"}, "sub": "mallory", "tenant_id": "acme_corp",
+			"roles": []string{"reader", "writer"}, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()}
+		if mut != nil {
+			mut(c)
+		}
+		return c
+	}
+	signEd := func(c jwt.MapClaims, key ed25519.PrivateKey, kid string) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+		tok.Header["kid"] = kid
+		s, _ := tok.SignedString(key)
+		return s
+	}
+	unsigned := func(header, payload map[string]any) string {
+		h, _ := json.Marshal(header)
+		p, _ := json.Marshal(payload)
+		return base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(p) + "."
+	}
+	hsWithPublicKey := func() string {
+		h, _ := json.Marshal(map[string]any{"alg": "HS256", "typ": "JWT", "kid": kid})
+		p, _ := json.Marshal(claims(nil))
+		body := base64.RawURLEncoding.EncodeToString(h) + "." + base64.RawURLEncoding.EncodeToString(p)
+		m := hmac.New(sha256.New, pub)
+		m.Write([]byte(body))
+		return body + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	}
+	parts := strings.Split(good, ".")
+	tests := []struct {
+		name   string
+		header string
+	}{
+		{name: "missing"},
+		{name: "not bearer", header: "Basic " + good},
+		{name: "garbled", header: "Bearer not.a.token"},
+		{name: "oversized", header: "Bearer " + strings.Repeat("a", 9000)},
+		{name: "alg none", header: "Bearer " + unsigned(map[string]any{"alg": "none", "typ": "JWT", "kid": kid}, claims(nil))},
+		{name: "HS256 signed with the public key", header: "Bearer " + hsWithPublicKey()},
+		{name: "unknown kid", header: "Bearer " + signEd(claims(nil), otherKey, "k-unknown")},
+		{name: "right kid, wrong key", header: "Bearer " + signEd(claims(nil), otherKey, kid)},
+		{name: "expired", header: "Bearer " + signEd(claims(func(c jwt.MapClaims) { c["exp"] = now.Add(-time.Hour).Unix() }), otherKey, kid)},
+		{name: "tampered payload", header: "Bearer " + parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"tenant_id":"beta_inc"}`)) + "." + parts[2]},
+		{name: "signature stripped", header: "Bearer " + parts[0] + "." + parts[1] + "."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h []string
+			if tt.header != "" {
+				h = []string{"Authorization", tt.header}
+			}
+			r := e2etest.Send(t, "GET", px+"/v1/documents", nil, h...)
+			mustStatus(t, r, http.StatusUnauthorized)
+			if r.Header.Get("WWW-Authenticate") == "" {
+				t.Fatal("401 without WWW-Authenticate")
+			}
+			r.Problem(t)
+		})
+	}
+}
+
+// A limit changed through the admin API is enforced at the proxy within a second.
+func TestLiveLimitChange(t *testing.T) {
+	st := e2etest.Start(t, e2etest.Options{})
+	st.CreateTenant("gamma_labs", "enterprise", nil)
+	px := st.StartProxy(t)
+	tok := st.Token("gamma_labs")
+	for i := 0; i < 10; i++ {
+		mustStatus(t, call(t, px, tok, "GET", "/v1/documents", nil), http.StatusOK)
+	}
+	changed := time.Now()
+	mustStatus(t, st.Admin("PATCH", "/v1/tenants/gamma_labs", map[string]any{"limits": map[string]any{"requests_per_second": 0.5, "burst": 1}}), http.StatusOK)
+	for {
+		r := call(t, px, tok, "GET", "/v1/documents", nil)
+		if r.Status == http.StatusTooManyRequests {
+			if d := time.Since(changed); d > time.Second {
+				t.Fatalf("the new limit took %s", d)
+			}
+			p := r.Problem(t)
+			if p["field"] != "requests_per_second" || r.Header.Get("Retry-After") == "" || r.Header.Get("RateLimit-Limit") == "" {
+				t.Fatalf("429 without the details: %v %v", p, r.Header)
+			}
+			return
+		}
+		if time.Since(changed) > 2*time.Second {
+			t.Fatal("the new limit is not enforced after 2s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Two proxies share one budget in Redis: the N+1-th request in the window is refused, whichever
+// proxy it goes to.
+func TestRateLimitExactAcrossReplicas(t *testing.T) {
+	st := e2etest.Start(t, e2etest.Options{})
+	st.CreateTenant("beta_inc", "pro", nil)
+	mustStatus(t, st.Admin("PATCH", "/v1/tenants/beta_inc", map[string]any{"limits": map[string]any{"requests_per_second": 0.01, "burst": 7}}), http.StatusOK)
+	p1, p2 := st.StartProxy(t), st.StartProxy(t)
+	tok := st.Token("beta_inc")
+	allowed := 0
+	for i := 0; i < 7; i++ {
+		p := []string{p1, p2}[i%2]
+		r := call(t, p, tok, "GET", "/v1/documents", nil)
+		if r.Status == http.StatusOK {
+			allowed++
+		} else {
+			t.Fatalf("request %d refused early: %d %s", i+1, r.Status, r.Body)
+		}
+	}
+	r := call(t, p2, tok, "GET", "/v1/documents", nil)
+	mustStatus(t, r, http.StatusTooManyRequests)
+	if r.Header.Get("RateLimit-Remaining") != "0" {
+		t.Fatalf("RateLimit-Remaining %q", r.Header.Get("RateLimit-Remaining"))
+	}
+	r = call(t, p1, tok, "GET", "/v1/documents", nil)
+	mustStatus(t, r, http.StatusTooManyRequests)
+}

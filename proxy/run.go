@@ -1,0 +1,339 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/internal/problem"
+	"github.com/ragplane/ragplane/internal/tenantctx"
+	"github.com/ragplane/ragplane/proxy/ratelimit"
+	"github.com/ragplane/ragplane/proxy/xdsclient"
+)
+
+// Server is a running proxy.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	state    *state
+	xds      *xdsclient.Client
+	limiter  *ratelimit.Limiter
+	conc     *ratelimit.Concurrency
+	codec    *tenantctx.Codec
+	balancer *balancer
+	rp       *httputil.ReverseProxy
+	metrics  *metrics
+	metricsH http.Handler
+	listener net.Listener
+	http     *http.Server
+	closers  []func()
+}
+
+// Run starts a proxy and blocks until ctx ends.
+func Run(ctx context.Context, cfg Config, logger *slog.Logger) error {
+	s, err := New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// New validates cfg, connects to Redis and binds the listener.
+func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("proxy config:\n%w", err)
+	}
+	s := &Server{cfg: cfg, log: logger.With("component", "proxy"), state: &state{}}
+	ok := false
+	defer func() {
+		if !ok {
+			s.close()
+		}
+	}()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metricsH = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+
+	// 1. The signer of the tenant context workers trust.
+	codec, err := tenantctx.New(cfg.InternalKey)
+	if err != nil {
+		return nil, err
+	}
+	s.codec = codec
+
+	// 2. Redis, shared by every replica, for rate limits and concurrency leases.
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, errors.New("proxy: REDIS_URL cannot be parsed")
+	}
+	rdb := redis.NewClient(opts)
+	s.closers = append(s.closers, func() { rdb.Close() })
+	s.limiter = ratelimit.New(ratelimit.Config{Client: rdb, Prefix: cfg.RedisPrefix + "rl:", FailClosed: !cfg.RateLimitFailOpen, Replicas: cfg.Replicas,
+		Logger: s.log, Registerer: reg})
+	s.conc = ratelimit.NewConcurrency(ratelimit.ConcurrencyConfig{Client: rdb, Prefix: cfg.RedisPrefix + "cc:", FailOpen: cfg.ConcurrencyFailOpen,
+		Replicas: cfg.Replicas, LeaseTTL: cfg.LeaseTTL, Logger: s.log, Registerer: reg})
+	s.closers = append(s.closers, func() { s.conc.Close() })
+
+	// 3. The xDS subscription that configures everything else.
+	s.xds = xdsclient.New(xdsclient.Config{Addr: cfg.XDSAddr, NodeID: cfg.NodeID, TypeURLs: subscribed,
+		Logger: s.log, Validate: validate})
+	s.metrics = newMetrics(reg, 100, func() float64 {
+		if t := s.xds.LastUpdate(); !t.IsZero() {
+			return time.Since(t).Seconds()
+		}
+		return -1
+	})
+
+	// 4. Routing to workers.
+	s.balancer = newBalancer(cfg.EjectAfter, cfg.EjectFor)
+	s.rp = &httputil.ReverseProxy{
+		Rewrite:       func(pr *httputil.ProxyRequest) { pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "worker" },
+		FlushInterval: -1, // server-sent events pass through unbuffered
+		Transport: &retryTransport{balancer: s.balancer, workers: s.state.endpoints, base: &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: cfg.UpstreamTimeout,
+		}},
+		ErrorHandler: s.upstreamError,
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: listen on %s: %w", cfg.Addr, err)
+	}
+	s.listener = ln
+	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10}
+	ok = true
+	return s, nil
+}
+
+// Addr is the proxy's address.
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// Run serves until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.close()
+	go s.xds.Run(ctx)
+	go s.follow(ctx)
+	errc := make(chan error, 1)
+	go func() {
+		if err := s.http.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	s.log.Info("proxy started", "addr", s.Addr(), "xds", s.cfg.XDSAddr)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	_ = s.http.Shutdown(sctx)
+	s.log.Info("proxy stopped")
+	return err
+}
+
+// follow applies every xDS update to the state the requests read.
+func (s *Server) follow(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.xds.Updates():
+			s.state.apply(s.xds.Snapshot)
+			s.balancer.forget(s.state.endpoints())
+		}
+	}
+}
+
+func (s *Server) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// internalHeaders are stripped from every client request: only the proxy sets them.
+var internalHeaders = []string{tenantctx.Header, "X-Tenant-ID", "X-Ragplane-Tenant", "X-Forwarded-For", "X-Real-IP"}
+
+// ServeHTTP runs the per-request pipeline: verify the token, apply the tenant's policy, rate
+// limits and concurrency cap, then forward to a worker with the signed tenant context.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rid := ragplane.NewRequestID()
+	w.Header().Set("X-Request-ID", rid)
+	switch r.URL.Path {
+	case "/healthz":
+		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
+		return
+	case "/readyz":
+		if !s.xds.Ready() {
+			s.fail(w, r, "", ragplane.Errorf(ragplane.EUNAVAILABLE, "No complete configuration from the control plane yet."))
+			return
+		}
+		writeJSON(w, http.StatusOK, `{"status":"ready"}`)
+		return
+	case "/metrics":
+		s.metricsH.ServeHTTP(w, r)
+		return
+	}
+	for _, h := range internalHeaders {
+		r.Header.Del(h)
+	}
+	if !s.xds.Ready() {
+		s.fail(w, r, "", ragplane.Errorf(ragplane.EUNAVAILABLE, "The proxy has no configuration yet."))
+		return
+	}
+	id, err := authenticate(r, s.state.keys(), s.cfg.Leeway)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ragplane", error="invalid_token"`)
+		s.fail(w, r, "", err)
+		return
+	}
+	label := s.metrics.tenant(id.TenantID)
+	pol, ok := s.state.policy(id.TenantID)
+	switch {
+	case !ok || pol.Status == ragplane.StatusDeleted || pol.Status == ragplane.StatusDeleting:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ragplane", error="invalid_token"`)
+		s.fail(w, r, label, ragplane.Errorf(ragplane.EUNAUTHORIZED, "The token's tenant does not exist."))
+		return
+	case pol.Status == ragplane.StatusSuspended:
+		s.fail(w, r, label, ragplane.Errorf(ragplane.EFORBIDDEN, "The tenant is suspended."))
+		return
+	case pol.Status != ragplane.StatusActive:
+		s.fail(w, r, label, ragplane.Errorf(ragplane.EUNAVAILABLE, "The tenant is not ready (%s).", pol.Status))
+		return
+	}
+	limit := int64(pol.Limits.MaxRequestBytes)
+	if r.ContentLength > limit {
+		s.fail(w, r, label, &ragplane.Error{Code: ragplane.ETOOLARGE, Field: "max_request_bytes",
+			Message: fmt.Sprintf("The request body is over the tenant's limit of %d bytes.", limit)})
+		return
+	}
+	// A chunked body is counted as it streams; going over fails the forward with 413.
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+
+	ctx := r.Context()
+	d, err := s.limiter.Allow(ctx, id.TenantID, pol.Limits)
+	if err != nil {
+		s.fail(w, r, label, err)
+		return
+	}
+	ratelimit.SetHeaders(w.Header(), d)
+	if !d.Allowed {
+		s.metrics.rateLimited.WithLabelValues(label, d.Scope).Inc()
+		field := map[string]string{ratelimit.ScopeSecond: "requests_per_second", ratelimit.ScopeHour: "queries_per_hour"}[d.Scope]
+		s.fail(w, r, label, &ragplane.Error{Code: ragplane.ERATELIMITED, Field: field,
+			Message: fmt.Sprintf("The tenant's %s limit is reached; retry after %s.", strings.ReplaceAll(field, "_", " "), w.Header().Get("Retry-After")+"s")})
+		return
+	}
+	lease, err := s.conc.Acquire(ctx, id.TenantID, pol.Limits.MaxConcurrentRequests)
+	if err != nil {
+		if ragplane.ErrorCode(err) == ragplane.ERATELIMITED {
+			s.metrics.concRejected.WithLabelValues(label).Inc()
+			w.Header().Set("Retry-After", "1")
+		}
+		s.fail(w, r, label, err)
+		return
+	}
+	defer lease.Release(context.WithoutCancel(ctx))
+	s.metrics.inFlight.WithLabelValues(label).Inc()
+	defer s.metrics.inFlight.WithLabelValues(label).Dec()
+
+	r.Header.Set(tenantctx.Header, s.codec.Sign(tenantctx.Context{Identity: id, RequestID: rid, IssuedAt: time.Now()}, r.Method, r.URL.Path))
+	r.Header.Set("X-Request-ID", rid)
+	s.metrics.proxyOverhead.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	rec := &statusRecorder{ResponseWriter: w, forwarded: time.Now()}
+	s.rp.ServeHTTP(rec, r)
+	s.metrics.requests.WithLabelValues(label, strconv.Itoa(rec.status())).Inc()
+	if !rec.firstByte.IsZero() {
+		s.metrics.upstream.WithLabelValues(label).Observe(rec.firstByte.Sub(rec.forwarded).Seconds())
+	}
+}
+
+// fail writes err as problem+json and counts it.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, label string, err error) {
+	problem.Write(w, r, err, s.log)
+	if label == "" {
+		label = "none"
+	}
+	s.metrics.requests.WithLabelValues(label, strconv.Itoa(problem.From(err).Status)).Inc()
+}
+
+// upstreamError renders forwarding failures: an over-limit body is 413, no worker 503, an
+// unreachable or failing worker 502; a client that went away gets nothing.
+func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	var mbe *http.MaxBytesError
+	var re *ragplane.Error
+	switch {
+	case errors.As(err, &mbe):
+		problem.Write(w, r, &ragplane.Error{Code: ragplane.ETOOLARGE, Field: "max_request_bytes",
+			Message: fmt.Sprintf("The request body is over the tenant's limit of %d bytes.", mbe.Limit)}, s.log)
+	case errors.As(err, &re):
+		problem.Write(w, r, err, s.log)
+	case errors.Is(err, context.Canceled):
+		w.WriteHeader(499) // the client closed the request; nobody reads this
+	default:
+		s.log.Warn("worker request failed", "err", err, "request_id", r.Header.Get("X-Request-ID"))
+		problem.Write(w, r, ragplane.Errorf(ragplane.EUPSTREAM, "The data-plane worker could not be reached."), nil)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write([]byte(body))
+}
+
+// statusRecorder notes the status and when the first byte came back; it keeps Flush working.
+type statusRecorder struct {
+	http.ResponseWriter
+	code      int
+	forwarded time.Time
+	firstByte time.Time
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code, r.firstByte = code, time.Now()
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.WriteHeader(http.StatusOK)
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (r *statusRecorder) status() int {
+	if r.code == 0 {
+		return http.StatusOK
+	}
+	return r.code
+}
