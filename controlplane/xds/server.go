@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
@@ -51,11 +53,16 @@ type Config struct {
 // Server serves the translated resources over xDS: one LinearCache per type URL behind a
 // MuxCache, served by go-control-plane on ADS (incremental and state of the world) and on the
 // per-type CDS, EDS and RLS-config services.
+//
+// One exception: state-of-the-world requests for rate-limit configs go to a snapshot cache. A
+// LinearCache answers those with the changed resources only, but envoyproxy/ratelimit replaces its
+// whole configuration with each response, so it must receive every tenant's config every time.
 type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	tracker *tracker
 	caches  map[string]*cache.LinearCache
+	rlsSotW cache.SnapshotCache
 	mux     *cache.MuxCache
 	// prefix makes this instance's system versions distinct from a previous instance's.
 	prefix string
@@ -93,13 +100,28 @@ func New(cfg Config) *Server {
 		c := cache.NewLinearCache(t, cache.WithVersionPrefix(s.prefix), cache.WithLogger(gcpLogger(log)))
 		s.caches[t], caches[t] = c, c
 	}
+	s.rlsSotW = cache.NewSnapshotCache(false, sameForAllNodes{}, gcpLogger(log))
+	caches[sotwRateLimitKey] = s.rlsSotW
 	s.mux = &cache.MuxCache{
-		Classify:      func(r *cache.Request) string { return r.GetTypeUrl() },
+		Classify: func(r *cache.Request) string {
+			if r.GetTypeUrl() == TypeRateLimit {
+				return sotwRateLimitKey
+			}
+			return r.GetTypeUrl()
+		},
 		ClassifyDelta: func(r *cache.DeltaRequest) string { return r.GetTypeUrl() },
 		Caches:        caches,
 	}
 	return s
 }
+
+// sotwRateLimitKey is the MuxCache key of the state-of-the-world rate-limit snapshot cache.
+const sotwRateLimitKey = "sotw/" + TypeRateLimit
+
+// sameForAllNodes serves one snapshot to every node: the configuration is not per proxy.
+type sameForAllNodes struct{}
+
+func (sameForAllNodes) ID(*corev3.Node) string { return "" }
 
 // Update translates in, checks the result and pushes only the differences: per type, the
 // resources added or changed (by proto.Equal) and the names removed, in one UpdateResources call.
@@ -122,24 +144,52 @@ func (s *Server) Update(in Input) error {
 	now := time.Now()
 	for _, t := range typeOrder {
 		changed, removed := diff(s.current[t], res.Types[t])
-		if len(changed) == 0 && len(removed) == 0 {
+		first := s.current[t] == nil
+		if len(changed) == 0 && len(removed) == 0 && !first {
 			continue
 		}
-		// Record the version before pushing: the cache sends to watches inside UpdateResources,
-		// so an ACK may arrive before it returns.
-		s.versions[t]++
-		version := s.prefix + strconv.FormatUint(s.versions[t], 10)
-		s.tracker.recordVersion(t, version, now)
-		if err := s.caches[t].UpdateResources(changed, removed); err != nil {
-			// The cache holds the new resources even when notifying a watch failed.
-			s.log.Error("notify watches", "type", typeLabel(t), "error", err)
+		if len(changed) > 0 || len(removed) > 0 {
+			// Record the version before pushing: the cache sends to watches inside
+			// UpdateResources, so an ACK may arrive before it returns.
+			s.versions[t]++
+			s.tracker.recordVersion(t, s.version(t), now)
+			if err := s.caches[t].UpdateResources(changed, removed); err != nil {
+				// The cache holds the new resources even when notifying a watch failed.
+				s.log.Error("notify watches", "type", typeLabel(t), "error", err)
+			}
+		}
+		// The snapshot is set even when the first Update has no tenants, so that
+		// state-of-the-world subscribers get their (empty) first response.
+		if t == TypeRateLimit {
+			if err := s.setRateLimitSnapshot(s.version(t), res.Types[t]); err != nil {
+				s.log.Error("set rate limit snapshot", "version", s.version(t), "error", err)
+			}
 		}
 		s.current[t] = res.Types[t]
-		s.log.Debug("resources updated", "type", typeLabel(t), "version", version,
+		s.log.Debug("resources updated", "type", typeLabel(t), "version", s.version(t),
 			"changed", len(changed), "removed", len(removed))
 	}
 	s.readyOnce.Do(func() { close(s.ready) })
 	return nil
+}
+
+// version is the LinearCache's current version of a type; s.mu must be held.
+func (s *Server) version(typeURL string) string {
+	return s.prefix + strconv.FormatUint(s.versions[typeURL], 10)
+}
+
+// setRateLimitSnapshot gives state-of-the-world subscribers every rate-limit config, under the
+// LinearCache's version so that both report the same version for the same content.
+func (s *Server) setRateLimitSnapshot(version string, byName map[string]proto.Message) error {
+	all := make([]types.Resource, 0, len(byName))
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		all = append(all, byName[name])
+	}
+	snap, err := cache.NewSnapshot(version, map[string][]types.Resource{TypeRateLimit: all})
+	if err != nil {
+		return err
+	}
+	return s.rlsSotW.SetSnapshot(context.Background(), "", snap)
 }
 
 // diff returns the resources of next that are new or differ from prev, and the names of prev

@@ -61,6 +61,25 @@ func isTimeout(err error) bool {
 		(errors.As(err, &te) && te.Timeout())
 }
 
+// outageHold is how long calls skip Redis after one failed. Without it every request of an outage
+// would wait out a whole timeout (go-redis retries a refused dial for half a second) and leave a
+// goroutine behind; with it a single slow reply costs this replica one second of local decisions.
+const outageHold = time.Second
+
+// outage remembers that Redis failed a moment ago.
+type outage struct {
+	until atomic.Int64 // unix nanoseconds
+}
+
+// active reports whether calls should skip Redis at now.
+func (o *outage) active(now time.Time) bool { return now.UnixNano() < o.until.Load() }
+
+// begin records a failure at now.
+func (o *outage) begin(now time.Time) { o.until.Store(now.Add(outageHold).UnixNano()) }
+
+// errOutage stands for the Redis error while calls skip Redis.
+var errOutage = errors.New("redis failed less than a second ago; not tried")
+
 // throttle lets one event through per interval; it rate-limits warnings.
 type throttle struct {
 	interval time.Duration

@@ -37,7 +37,8 @@ type ConcurrencyConfig struct {
 	// Replicas is the number of proxy replicas (default 1); with FailOpen, each replica admits
 	// max/Replicas requests in flight, at least one, while Redis is away.
 	Replicas int
-	// Logger receives warnings, at most one per 10 seconds, while Redis is away.
+	// Logger receives warnings, at most one per 10 seconds, while Redis is away. After a failed
+	// call, Acquire leaves Redis alone for a second (fail open or closed at once).
 	Logger *slog.Logger
 	// Registerer registers ragplane_proxy_concurrency_fallback_total and
 	// ragplane_proxy_concurrency_renewal_failures_total; nil registers nothing.
@@ -57,6 +58,7 @@ type Concurrency struct {
 	replicas int
 	logger   *slog.Logger
 	warn     throttle
+	outage   outage
 
 	fallbacks       prometheus.Counter
 	renewalFailures prometheus.Counter
@@ -190,40 +192,42 @@ func (c *Concurrency) Acquire(ctx context.Context, tenant ragplane.TenantID, lim
 		acquired bool
 		inFlight int64
 	}
-	r, err := bounded(ctx, c.timeout, func(ctx context.Context) (reply, error) {
-		v, err := acquireScript.Run(ctx, c.client, []string{c.key(tenant)}, limit, c.ttl.Milliseconds(), id).Int64Slice()
-		if err != nil {
-			if isTimeout(err) {
-				// The script may have run after all.
-				go c.forget(tenant, id)
+	r, err := reply{}, errOutage
+	if !c.outage.active(time.Now()) {
+		r, err = bounded(ctx, c.timeout, func(ctx context.Context) (reply, error) {
+			v, err := acquireScript.Run(ctx, c.client, []string{c.key(tenant)}, limit, c.ttl.Milliseconds(), id).Int64Slice()
+			if err != nil {
+				if isTimeout(err) {
+					// The script may have run after all.
+					go c.forget(tenant, id)
+				}
+				return reply{}, err
 			}
-			return reply{}, err
+			if len(v) != 2 {
+				return reply{}, fmt.Errorf("acquire script returned %d values", len(v))
+			}
+			return reply{acquired: v[0] == 1, inFlight: v[1]}, nil
+		}, func(r reply, err error) {
+			// Acquire gave up before the reply came: undo a lease that was taken after all.
+			if r.acquired {
+				c.forget(tenant, id)
+			}
+		})
+		switch {
+		case err == nil && !r.acquired:
+			return nil, ragplane.Errorf(ragplane.ERATELIMITED, "Concurrency limit of %d reached.", limit)
+		case err == nil:
+			return c.start(tenant, id), nil
+		case ctx.Err() != nil:
+			return nil, c.ended(ctx.Err())
 		}
-		if len(v) != 2 {
-			return reply{}, fmt.Errorf("acquire script returned %d values", len(v))
-		}
-		return reply{acquired: v[0] == 1, inFlight: v[1]}, nil
-	}, func(r reply, err error) {
-		// Acquire gave up before the reply came: undo a lease that was taken after all.
-		if r.acquired {
-			c.forget(tenant, id)
-		}
-	})
-	switch {
-	case err == nil && !r.acquired:
-		return nil, ragplane.Errorf(ragplane.ERATELIMITED, "Concurrency limit of %d reached.", limit)
-	case err == nil:
-		return c.start(tenant, id), nil
-	case ctx.Err() != nil:
-		return nil, c.ended(ctx.Err())
-	case c.failOpen:
+		c.outage.begin(time.Now())
 		if c.warn.ok(time.Now()) {
-			c.logger.Warn("redis unavailable, concurrency caps fall back to this replica's share", "error", err)
+			c.logger.Warn("redis unavailable", "fail_open", c.failOpen, "error", err)
 		}
-		return c.acquireLocal(tenant, limit)
 	}
-	if c.warn.ok(time.Now()) {
-		c.logger.Warn("redis unavailable, refusing requests (concurrency caps fail closed)", "error", err)
+	if c.failOpen {
+		return c.acquireLocal(tenant, limit)
 	}
 	return nil, fmt.Errorf("concurrency: redis: %w: %w", err,
 		ragplane.Errorf(ragplane.EUNAVAILABLE, "Concurrency limiting is unavailable; retry shortly."))

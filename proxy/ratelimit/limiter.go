@@ -43,7 +43,8 @@ type Config struct {
 	// Replicas is the number of proxy replicas (default 1). While Redis is away each replica
 	// allows limit/Replicas, at least one request per burst.
 	Replicas int
-	// Logger receives a warning, at most one per 10 seconds, while Redis is away.
+	// Logger receives a warning, at most one per 10 seconds, while Redis is away. After a failed
+	// call, Redis is left alone for a second (decisions are local, or refused if FailClosed).
 	Logger *slog.Logger
 	// Registerer registers ragplane_proxy_ratelimit_fallback_total{scope}; nil registers nothing.
 	Registerer prometheus.Registerer
@@ -78,6 +79,7 @@ type Limiter struct {
 	local      *localShares
 	logger     *slog.Logger
 	warn       throttle
+	outage     outage
 	fallbacks  *prometheus.CounterVec
 }
 
@@ -189,8 +191,10 @@ type spec struct {
 // replica's share. It returns the decision, a function that gives back the request it counted
 // (for when the other limit refuses it), and whether Redis was found away.
 func (l *Limiter) check(ctx context.Context, tenant ragplane.TenantID, s spec, down bool) (Decision, func(), bool, error) {
-	if !down {
-		res, err := bounded(ctx, l.timeout, func(ctx context.Context) (*redis_rate.Result, error) {
+	err := errOutage
+	if !down && !l.outage.active(time.Now()) {
+		var res *redis_rate.Result
+		res, err = bounded(ctx, l.timeout, func(ctx context.Context) (*redis_rate.Result, error) {
 			return l.gcra.Allow(ctx, s.key, s.gcra)
 		}, nil)
 		if err == nil {
@@ -200,16 +204,14 @@ func (l *Limiter) check(ctx context.Context, tenant ragplane.TenantID, s spec, d
 			return Decision{}, nil, true, fmt.Errorf("ratelimit: %w: %w",
 				ctx.Err(), ragplane.Errorf(ragplane.EUNAVAILABLE, "The request ended before its rate limit was checked."))
 		}
-		if l.failClosed {
-			if l.warn.ok(time.Now()) {
-				l.logger.Warn("redis unavailable, refusing requests (rate limits fail closed)", "scope", s.scope, "error", err)
-			}
-			return Decision{}, nil, true, fmt.Errorf("ratelimit: redis: %w: %w",
-				err, ragplane.Errorf(ragplane.EUNAVAILABLE, "Rate limiting is unavailable; retry shortly."))
-		}
+		l.outage.begin(time.Now())
 		if l.warn.ok(time.Now()) {
-			l.logger.Warn("redis unavailable, rate limits fall back to this replica's share", "scope", s.scope, "error", err)
+			l.logger.Warn("redis unavailable", "scope", s.scope, "fail_closed", l.failClosed, "error", err)
 		}
+	}
+	if l.failClosed {
+		return Decision{}, nil, true, fmt.Errorf("ratelimit: redis: %w: %w",
+			err, ragplane.Errorf(ragplane.EUNAVAILABLE, "Rate limiting is unavailable; retry shortly."))
 	}
 	l.fallbacks.WithLabelValues(s.scope).Inc()
 	d, undo := l.local.take(tenant, s, time.Now())
