@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -11,7 +12,12 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	sotw "github.com/envoyproxy/go-control-plane/pkg/client/sotw/v3"
+	rlsconfv3 "github.com/envoyproxy/go-control-plane/ratelimit/config/ratelimit/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -197,6 +203,59 @@ func TestEndToEnd(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Error("client Run did not return after cancel")
 	}
+}
+
+// TestStateOfTheWorldRateLimits subscribes to rate-limit configs the way envoyproxy/ratelimit does
+// (go-control-plane's state-of-the-world ADS client, wildcard): every response carries every
+// tenant's config, since that service replaces its configuration with each response.
+func TestStateOfTheWorldRateLimits(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	in := MustInput(t)
+	srv := MustStartServer(t, ctx, "127.0.0.1:0", prometheus.NewRegistry(), in)
+
+	conn, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ads := sotw.NewADSClient(ctx, &corev3.Node{Id: "ratelimit-1"}, xds.TypeRateLimit)
+	if err := ads.InitConnect(conn); err != nil {
+		t.Fatal(err)
+	}
+	fetch := func() map[string]uint32 {
+		t.Helper()
+		resp, err := ads.Fetch()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ads.Ack(); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]uint32{}
+		for _, res := range resp.Resources {
+			var c rlsconfv3.RateLimitConfig
+			if err := res.UnmarshalTo(&c); err != nil {
+				t.Fatal(err)
+			}
+			out[c.GetName()] = c.GetDescriptors()[0].GetDescriptors()[0].GetRateLimit().GetRequestsPerUnit()
+		}
+		return out
+	}
+
+	if got, want := fetch(), map[string]uint32{"ratelimit/acme": 1000, "ratelimit/globex_corp": 1000}; !maps.Equal(got, want) {
+		t.Errorf("first response: %v, want %v", got, want)
+	}
+	in.Policies[1].Limits.QueriesPerHour = 50
+	MustUpdate(t, srv, in)
+	if got, want := fetch(), map[string]uint32{"ratelimit/acme": 1000, "ratelimit/globex_corp": 50}; !maps.Equal(got, want) {
+		t.Errorf("after a change to one tenant: %v, want %v (full state)", got, want)
+	}
+	MustEventually(t, "sotw stream ACKed", func() bool {
+		p := onlyProxy(srv.Proxies())
+		return p != nil && p.NodeID == "ratelimit-1" && p.Protocol == xds.ProtocolSotW &&
+			strings.HasSuffix(p.Types[xds.TypeRateLimit].AckedVersion, ".2")
+	})
 }
 
 // TestServeWaitsForFirstUpdate: a server that never had an Update serves nothing and still stops.

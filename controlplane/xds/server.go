@@ -72,6 +72,7 @@ type Server struct {
 	// versions mirrors each LinearCache's version counter, which UpdateResources increments once
 	// per call; only Update calls it.
 	versions map[string]uint64
+	warned   map[string]bool // the last Update's warnings
 
 	ready     chan struct{} // closed by the first successful Update
 	readyOnce sync.Once
@@ -135,12 +136,18 @@ func (s *Server) Update(in Input) error {
 	if err := Check(res); err != nil {
 		return err
 	}
-	for _, w := range res.Warnings {
-		s.log.Warn("input skipped", "reason", w)
-	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Update runs on every catalog poll; a bad row is logged when it appears, not every time.
+	warned := map[string]bool{}
+	for _, w := range res.Warnings {
+		if !s.warned[w] {
+			s.log.Warn("input skipped", "reason", w)
+		}
+		warned[w] = true
+	}
+	s.warned = warned
 	now := time.Now()
 	for _, t := range typeOrder {
 		changed, removed := diff(s.current[t], res.Types[t])
@@ -270,7 +277,11 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 // per watch and would drown everything else.
 func gcpLogger(log *slog.Logger) gcplog.Logger {
 	return gcplog.LoggerFuncs{
-		WarnFunc:  func(format string, args ...any) { log.Warn("go-control-plane", "detail", fmt.Sprintf(format, args...)) },
-		ErrorFunc: func(format string, args ...any) { log.Error("go-control-plane", "detail", fmt.Sprintf(format, args...)) },
+		WarnFunc: func(format string, args ...any) {
+			log.Warn("go-control-plane", "detail", fmt.Sprintf(format, args...))
+		},
+		ErrorFunc: func(format string, args ...any) {
+			log.Error("go-control-plane", "detail", fmt.Sprintf(format, args...))
+		},
 	}
 }

@@ -40,6 +40,7 @@ type Stack struct {
 	Codec      *tenantctx.Codec
 	Worker     *dataplane.Server
 	XDSAddr    string
+	cp         *cpRun
 }
 
 // Options tune the stack; zero values get defaults.
@@ -83,8 +84,9 @@ func Start(tb testing.TB, opts Options) *Stack {
 		cancel()
 		tb.Fatalf("start control plane: %v", err)
 	}
+	cpCtx, cpCancel := context.WithCancel(ctx)
 	cpDone := make(chan struct{})
-	go func() { cp.Run(ctx); close(cpDone) }()
+	go func() { cp.Run(cpCtx); close(cpDone) }()
 
 	wcfg := dataplane.DefaultConfig()
 	wcfg.Addr = "127.0.0.1:0"
@@ -105,10 +107,52 @@ func Start(tb testing.TB, opts Options) *Stack {
 	}
 	wDone := make(chan struct{})
 	go func() { w.Run(ctx); close(wDone) }()
-	tb.Cleanup(func() { cancel(); <-wDone; <-cpDone })
 	codec, _ := tenantctx.New(InternalKey)
-	return &Stack{t: tb, AdminURL: "http://" + cp.Addr(), WorkerURL: "http://" + w.Addr(), CatalogURL: dbURL,
+	s := &Stack{t: tb, AdminURL: "http://" + cp.Addr(), WorkerURL: "http://" + w.Addr(), CatalogURL: dbURL,
 		Prefix: prefix, Codec: codec, Worker: w, XDSAddr: cp.XDSAddr()}
+	cfg.AdminAddr, cfg.XDSAddr = cp.Addr(), cp.XDSAddr() // a restart comes back on the same ports
+	s.cp = &cpRun{cfg: cfg, cancel: cpCancel, done: cpDone}
+	tb.Cleanup(func() { cancel(); <-wDone; s.cp.stop() })
+	return s
+}
+
+// cpRun is the running control plane, so a test can stop and restart it.
+type cpRun struct {
+	cfg    controlplane.Config
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (c *cpRun) stop() {
+	if c.cancel != nil {
+		c.cancel()
+		<-c.done
+		c.cancel = nil
+	}
+}
+
+// StopControlPlane stops the control plane (admin API and xDS); workers and proxies stay up.
+func (s *Stack) StopControlPlane() { s.cp.stop() }
+
+// RestartControlPlane starts it again on the same addresses.
+func (s *Stack) RestartControlPlane() {
+	s.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var cp *controlplane.Server
+	var err error
+	for i := 0; i < 50; i++ { // the old listeners may take a moment to go
+		if cp, err = controlplane.New(ctx, s.cp.cfg, logger()); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		cancel()
+		s.t.Fatalf("restart control plane: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cp.Run(ctx); close(done) }()
+	s.cp.cancel, s.cp.done = cancel, done
 }
 
 // Response is a decoded HTTP answer.

@@ -165,3 +165,62 @@ func isCode(err error, code string) bool {
 	var e *ragplane.Error
 	return errors.As(err, &e) && e.Code == code
 }
+
+// MustSwitchableRedis returns a client that reaches the real Redis through a TCP forwarder, and a
+// function that cuts (false) or restores (true) the way: cutting closes every open connection and
+// refuses new ones, as a Redis restart or a network partition would.
+func MustSwitchableRedis(tb testing.TB, real *redis.Client) (*redis.Client, func(up bool)) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("listen: %v", err)
+	}
+	var mu sync.Mutex
+	up := true
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			if !up {
+				mu.Unlock()
+				c.Close()
+				continue
+			}
+			s, err := net.Dial("tcp", real.Options().Addr)
+			if err != nil {
+				mu.Unlock()
+				c.Close()
+				continue
+			}
+			conns = append(conns, c, s)
+			mu.Unlock()
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+	opt := *real.Options()
+	opt.Addr = ln.Addr().String()
+	opt.MaxRetries = -1
+	rdb := redis.NewClient(&opt)
+	set := func(u bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		up = u
+		if !u {
+			for _, c := range conns {
+				c.Close()
+			}
+			conns = nil
+		}
+	}
+	tb.Cleanup(func() {
+		set(false)
+		ln.Close()
+		rdb.Close()
+	})
+	return rdb, set
+}

@@ -286,3 +286,29 @@ func TestHeaders(t *testing.T) {
 		})
 	}
 }
+
+func TestLimiterReturnsToRedisAfterOutage(t *testing.T) {
+	t.Parallel()
+	real := MustRedis(t)
+	rdb, setUp := MustSwitchableRedis(t, real)
+	reg := prometheus.NewRegistry()
+	l := ratelimit.New(ratelimit.Config{Client: rdb, Prefix: MustPrefix(t, real), Timeout: 2 * time.Second, Registerer: reg})
+	given := ragplane.Limits{RequestsPerSecond: 0.5, Burst: 3, QueriesPerHour: 1000}
+	fallbacks := func() float64 {
+		return CounterValue(t, reg, "ragplane_proxy_ratelimit_fallback_total", "scope", ratelimit.ScopeSecond)
+	}
+
+	MustAllow(t, l, "acme_corp", given) // 1 of 3 in Redis
+	setUp(false)
+	if d := MustAllow(t, l, "acme_corp", given); !d.Allowed || fallbacks() != 1 {
+		t.Fatalf("during the outage: %+v, %v fallbacks; want allowed by the local share, 1 fallback", d, fallbacks())
+	}
+	setUp(true)
+	// Redis is left alone for a second after a failure, then used again: its bucket still holds
+	// the two requests left from before the outage, and no more.
+	time.Sleep(1100 * time.Millisecond)
+	allowed, d := MustAllowN(t, l, "acme_corp", given, 3)
+	if allowed != 2 || d.Allowed || fallbacks() != 1 {
+		t.Fatalf("after the outage: %d allowed, last %+v, %v fallbacks; want 2 allowed from Redis, no new fallback", allowed, d, fallbacks())
+	}
+}
