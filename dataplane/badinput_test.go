@@ -3,6 +3,7 @@ package dataplane_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"strings"
@@ -64,8 +65,9 @@ func TestBadInput(t *testing.T) {
 			if tt.field != "" && p["field"] != tt.field {
 				t.Fatalf("field = %v, want %s (%s)", p["field"], tt.field, r.Body)
 			}
+			delete(p, "request_id") // random; it may spell anything
 			for _, leak := range []string{"select ", "insert ", "goroutine", ".go:", "pgx", "postgres://"} {
-				if strings.Contains(strings.ToLower(string(r.Body)), leak) {
+				if strings.Contains(strings.ToLower(fmt.Sprint(p)), leak) {
 					t.Fatalf("response leaks %q: %s", leak, r.Body)
 				}
 			}

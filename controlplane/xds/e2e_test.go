@@ -160,23 +160,30 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("the client keeps its state while the server is down and converges after a restart", func(t *testing.T) {
+		hooli := in.Policies[0]
+		hooli.TenantID = "hooli"
+		in.Policies = append(in.Policies, hooli)
+		MustUpdate(t, srv, in)
+		MustEventually(t, "hooli arrives", func() bool { return cl.Snapshot(xds.TypeTenantPolicy)["hooli"] != nil })
+
 		srv.stop(t)
 		MustEventually(t, "client disconnected", func() bool { return !cl.Connected() })
-		if got := sortedNames(cl.Snapshot(xds.TypeTenantPolicy)); !slices.Equal(got, []string{"acme"}) || !cl.Ready() {
+		if got := sortedNames(cl.Snapshot(xds.TypeTenantPolicy)); !slices.Equal(got, []string{"acme", "hooli"}) || !cl.Ready() {
 			t.Fatalf("state while disconnected: %v ready=%t", got, cl.Ready())
 		}
 
-		// Changes made while the proxy was away.
+		// Changes made while the proxy was away: one tenant changed, one removed, one added.
 		in.Policies[0].Limits.QueriesPerHour = 3000
 		initech := in.Policies[0]
 		initech.TenantID, initech.ConfigVersion = "initech", 1
-		in.Policies = append(in.Policies, initech)
+		in.Policies = []ragplane.TenantPolicy{in.Policies[0], initech}
 		mark := rec.len()
 
 		srv = MustStartServer(t, ctx, srv.addr, prometheus.NewRegistry(), in)
 		MustEventually(t, "converged", func() bool {
-			s := cl.Snapshot(xds.TypeTenantPolicy)
-			return cl.Connected() && len(s) == 2 && s["initech"] != nil && MustPolicy(t, cl, "acme").Limits.QueriesPerHour == 3000
+			p, r := cl.Snapshot(xds.TypeTenantPolicy), cl.Snapshot(xds.TypeRateLimit)
+			return cl.Connected() && p["initech"] != nil && p["hooli"] == nil && r["ratelimit/hooli"] == nil && len(p) == 2 &&
+				MustPolicy(t, cl, "acme").Limits.QueriesPerHour == 3000
 		})
 		MustEventually(t, "every type ACKed on the new server", func() bool {
 			p := onlyProxy(srv.Proxies())
@@ -186,6 +193,9 @@ func TestEndToEnd(t *testing.T) {
 		got := rec.since(mark)
 		if u := updated(got[xds.TypeTenantPolicy]); !slices.Equal(u, []string{"acme", "initech"}) {
 			t.Errorf("policies sent after restart: %v, want [acme initech]", u)
+		}
+		if r := removed(got[xds.TypeTenantPolicy]); !slices.Equal(r, []string{"hooli"}) {
+			t.Errorf("policies removed after restart: %v, want [hooli]", r)
 		}
 		for _, typeURL := range []string{xds.TypeCluster, xds.TypeEndpoint, xds.TypeJWTProvider} {
 			if u := updated(got[typeURL]); len(u) != 0 {

@@ -63,6 +63,8 @@ type sent struct {
 
 type streamState struct {
 	ProxyStatus
+	// defaultType is the type of a per-type (non-ADS) stream, whose requests may omit it.
+	defaultType string
 	// pending holds, by type URL, the responses sent and not yet answered.
 	pending map[string][]sent
 }
@@ -98,10 +100,11 @@ func (t *tracker) recordVersion(typeURL, version string, at time.Time) {
 	t.versions[typeURL] = vs
 }
 
-func (t *tracker) open(key streamKey, protocol string) {
+func (t *tracker) open(key streamKey, protocol, defaultType string) {
 	t.mu.Lock()
 	t.streams[key] = &streamState{
 		ProxyStatus: ProxyStatus{Protocol: protocol, ConnectedSince: time.Now(), Types: map[string]TypeStatus{}},
+		defaultType: defaultType,
 		pending:     map[string][]sent{},
 	}
 	t.mu.Unlock()
@@ -141,6 +144,9 @@ func (t *tracker) request(key streamKey, node *corev3.Node, typeURL, nonce strin
 	s := t.streams[key]
 	if s == nil {
 		return
+	}
+	if typeURL == "" {
+		typeURL = s.defaultType
 	}
 	if id := node.GetId(); id != "" && s.NodeID == "" {
 		s.NodeID = id
@@ -203,8 +209,8 @@ func (t *tracker) proxies() []ProxyStatus {
 // callbacks adapts the tracker to go-control-plane's server callbacks.
 func (t *tracker) callbacks() serverv3.Callbacks {
 	return serverv3.CallbackFuncs{
-		DeltaStreamOpenFunc: func(_ context.Context, id int64, _ string) error {
-			t.open(streamKey{true, id}, ProtocolDelta)
+		DeltaStreamOpenFunc: func(_ context.Context, id int64, typeURL string) error {
+			t.open(streamKey{true, id}, ProtocolDelta, typeURL)
 			return nil
 		},
 		DeltaStreamClosedFunc: func(id int64, node *corev3.Node) { t.closed(streamKey{true, id}, node) },
@@ -215,8 +221,8 @@ func (t *tracker) callbacks() serverv3.Callbacks {
 		StreamDeltaResponseFunc: func(id int64, _ *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
 			t.response(streamKey{true, id}, resp.GetTypeUrl(), resp.GetNonce(), resp.GetSystemVersionInfo())
 		},
-		StreamOpenFunc: func(_ context.Context, id int64, _ string) error {
-			t.open(streamKey{false, id}, ProtocolSotW)
+		StreamOpenFunc: func(_ context.Context, id int64, typeURL string) error {
+			t.open(streamKey{false, id}, ProtocolSotW, typeURL)
 			return nil
 		},
 		StreamClosedFunc: func(id int64, node *corev3.Node) { t.closed(streamKey{false, id}, node) },

@@ -278,7 +278,7 @@ func (c *Concurrency) forget(tenant ragplane.TenantID, id string) error {
 }
 
 // InFlight returns how many unexpired leases tenant holds across all replicas (not counting
-// fail-open slots, which live only in process).
+// fail-open slots, which live only in process). Errors: EUNAVAILABLE when Redis is away.
 func (c *Concurrency) InFlight(ctx context.Context, tenant ragplane.TenantID) (int, error) {
 	n, err := bounded(ctx, c.timeout, func(ctx context.Context) (int64, error) {
 		return inFlightScript.Run(ctx, c.client, []string{c.key(tenant)}).Int64()
@@ -330,7 +330,8 @@ func (l *Lease) Release(ctx context.Context) error {
 		close(l.stop)
 		if l.local {
 			l.c.mu.Lock()
-			if l.c.localUsed[l.tenant]--; l.c.localUsed[l.tenant] <= 0 {
+			l.c.localUsed[l.tenant]--
+			if l.c.localUsed[l.tenant] <= 0 {
 				delete(l.c.localUsed, l.tenant)
 			}
 			l.c.mu.Unlock()

@@ -35,6 +35,7 @@ type Config struct {
 	// Prefix starts every key (default "ragplane:rl:"). redis_rate puts "rate:" in front of it.
 	Prefix string
 	// Timeout bounds each Redis call (default 50ms); a slower call counts as Redis being away.
+	// Allow makes one call, two when the first limit allows, three when the hour then refuses.
 	Timeout time.Duration
 	// FailClosed makes Allow return EUNAVAILABLE while Redis is away. By default (false) rate
 	// limits fail open: each replica then enforces its share of the limits (see Replicas) in
@@ -129,6 +130,9 @@ func New(cfg Config) *Limiter {
 //     that has been idle may send exactly N queries at once; the N+1-th is refused until the
 //     first refill. It is a rate, not a calendar window: in any hour at most N + (N-1) queries
 //     pass (a full bucket spent, then its refills), and over a long run N per hour.
+//
+// Each limit is exact across replicas; the pair is two Redis calls, not one transaction, so a
+// request the hour refuses holds a per-second token for the moment before it gives it back.
 //
 // Errors: EUNAUTHORIZED for an empty tenant; EUNAVAILABLE when Redis is away and FailClosed is
 // set, or when ctx ends first; an internal error for limits that are not positive.

@@ -304,7 +304,8 @@ func (c *Client) Snapshot(typeURL string) map[string]*anypb.Any {
 func (c *Client) Versions(typeURL string) map[string]string { return c.versions(typeURL) }
 
 // Ready reports whether every subscribed type has been applied at least once (since New, across
-// connections), that is, whether the proxy has a configuration to serve with.
+// connections), that is, whether the proxy has a configuration to serve with. A type whose first
+// response was NACKed keeps the client not ready until a valid response arrives.
 func (c *Client) Ready() bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
