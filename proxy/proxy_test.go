@@ -1,7 +1,9 @@
 package proxy_test
 
 import (
+	"context"
 	"crypto/ed25519"
+	"io"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -124,6 +126,11 @@ func TestTokenAttacks(t *testing.T) {
 		{name: "unknown kid", header: "Bearer " + signEd(claims(nil), otherKey, "k-unknown")},
 		{name: "right kid, wrong key", header: "Bearer " + signEd(claims(nil), otherKey, kid)},
 		{name: "expired", header: "Bearer " + signEd(claims(func(c jwt.MapClaims) { c["exp"] = now.Add(-time.Hour).Unix() }), otherKey, kid)},
+		{name: "not yet valid", header: "Bearer " + signWith(t, st, claims(func(c jwt.MapClaims) { c["nbf"] = now.Add(time.Hour).Unix() }))},
+		{name: "wrong audience", header: "Bearer " + signWith(t, st, claims(func(c jwt.MapClaims) { c["aud"] = []string{"someone-else"} }))},
+		{name: "wrong issuer", header: "Bearer " + signWith(t, st, claims(func(c jwt.MapClaims) { c["iss"] = "evil" }))},
+		{name: "no exp", header: "Bearer " + signWith(t, st, claims(func(c jwt.MapClaims) { delete(c, "exp") }))},
+		{name: "lives a day", header: "Bearer " + signWith(t, st, claims(func(c jwt.MapClaims) { c["exp"] = now.Add(24 * time.Hour).Unix() }))},
 		{name: "tampered payload", header: "Bearer " + parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"tenant_id":"beta_inc"}`)) + "." + parts[2]},
 		{name: "signature stripped", header: "Bearer " + parts[0] + "." + parts[1] + "."},
 	}
@@ -140,6 +147,67 @@ func TestTokenAttacks(t *testing.T) {
 			}
 			r.Problem(t)
 		})
+	}
+}
+
+// signWith signs claims with the control plane's current signing key, read from the catalog, so
+// that only the claim under test is wrong.
+func signWith(t *testing.T, st *e2etest.Stack, c jwt.MapClaims) string {
+	t.Helper()
+	keys, err := st.Store().SigningKeys(context.Background())
+	if err != nil || len(keys) == 0 || keys[0].Private == nil {
+		t.Fatalf("signing keys: %v", err)
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+	tok.Header["kid"] = keys[0].KID
+	s, err := tok.SignedString(keys[0].Private)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// The same key signing a valid token is accepted, so the cases above fail for their claim alone.
+func TestSignWithIsAccepted(t *testing.T) {
+	st := e2etest.Start(t, e2etest.Options{})
+	st.CreateTenant("acme_corp", "pro", nil)
+	px := st.StartProxy(t)
+	now := time.Now()
+	tok := signWith(t, st, jwt.MapClaims{"iss": "ragplane", "aud": []string{"ragplane-api"}, "sub": "x", "tenant_id": "acme_corp",
+		"roles": []string{"reader"}, "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()})
+	mustStatus(t, call(t, px, tok, "GET", "/v1/documents", nil), http.StatusOK)
+	// Bodies over the tenant's max_request_bytes get 413, with Content-Length or chunked.
+	mustStatus(t, st.Admin("PATCH", "/v1/tenants/acme_corp", map[string]any{"limits": map[string]any{"max_request_bytes": 4096}}), http.StatusOK)
+	time.Sleep(300 * time.Millisecond)
+	big := `{"content": "` + strings.Repeat("x", 8192) + `"}`
+	r := call(t, px, tok, "POST", "/v1/documents", big)
+	mustStatus(t, r, http.StatusRequestEntityTooLarge)
+	req, _ := http.NewRequest("POST", px+"/v1/documents", io.MultiReader(strings.NewReader(big[:10]), strings.NewReader(big[10:])))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("chunked body over the limit: %d", resp.StatusCode)
+	}
+	// The control plane lists this proxy with the versions it has ACKed.
+	var proxies struct {
+		Items []struct {
+			NodeID string
+			Types  map[string]struct{ AckedVersion, NackError string }
+		} `json:"items"`
+	}
+	st.Admin("GET", "/v1/proxies", nil).Decode(t, &proxies)
+	if len(proxies.Items) != 1 || len(proxies.Items[0].Types) < 4 {
+		t.Fatalf("proxies %+v", proxies.Items)
+	}
+	for typ, ts := range proxies.Items[0].Types {
+		if ts.AckedVersion == "" || ts.NackError != "" {
+			t.Fatalf("%s: %+v", typ, ts)
+		}
 	}
 }
 

@@ -88,8 +88,25 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	s.closers = append(s.closers, func() { s.conc.Close() })
 
 	// 3. The xDS subscription that configures everything else.
+	xdsResponses := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ragplane_proxy_xds_responses_total",
+		Help: "xDS responses by type and result (ack or nack)."}, []string{"type", "result"})
+	reg.MustRegister(xdsResponses)
 	s.xds = xdsclient.New(xdsclient.Config{Addr: cfg.XDSAddr, NodeID: cfg.NodeID, TypeURLs: subscribed,
-		Logger: s.log, Validate: validate})
+		Logger: s.log, Validate: validate, OnResponse: func(r xdsclient.Response) {
+			result := "ack"
+			if r.Err != nil {
+				result = "nack"
+				s.log.Warn("xds resource rejected; keeping the previous one", "type", r.TypeURL, "err", r.Err)
+			}
+			xdsResponses.WithLabelValues(shortType(r.TypeURL), result).Inc()
+		}})
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ragplane_proxy_xds_connected",
+		Help: "1 while the proxy's xDS stream to the control plane is up."}, func() float64 {
+		if s.xds.Connected() {
+			return 1
+		}
+		return 0
+	}))
 	s.metrics = newMetrics(reg, 100, func() float64 {
 		if t := s.xds.LastUpdate(); !t.IsZero() {
 			return time.Since(t).Seconds()
@@ -293,6 +310,14 @@ func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 		s.log.Warn("worker request failed", "err", err, "request_id", r.Header.Get("X-Request-ID"))
 		problem.Write(w, r, ragplane.Errorf(ragplane.EUPSTREAM, "The data-plane worker could not be reached."), nil)
 	}
+}
+
+// shortType is the last element of a type URL, a bounded metric label.
+func shortType(typeURL string) string {
+	if i := strings.LastIndexByte(typeURL, '.'); i >= 0 {
+		return typeURL[i+1:]
+	}
+	return typeURL
 }
 
 func writeJSON(w http.ResponseWriter, status int, body string) {
