@@ -11,8 +11,13 @@ stack_was_up=false
 case "$(ops/stack.sh status)" in *"PostgreSQL running"*) stack_was_up=true ;; esac
 cp_pid=""
 dp_pid=""
+px_pid=""
 cleanup() {
   status=$?
+  if [ -n "$px_pid" ] && kill -0 "$px_pid" 2>/dev/null; then
+    kill -TERM "$px_pid" && wait "$px_pid" 2>/dev/null || true
+    echo "==> proxy stopped"
+  fi
   if [ -n "$dp_pid" ] && kill -0 "$dp_pid" 2>/dev/null; then
     kill -TERM "$dp_pid" && wait "$dp_pid" 2>/dev/null || true
     echo "==> data-plane worker stopped"
@@ -59,6 +64,10 @@ export RAGPLANE_SECRET_KEY=$(head -c 48 /dev/urandom | base64 | tr -d '/+=')
 export RAGPLANE_INTERNAL_KEY=$(head -c 48 /dev/urandom | base64 | tr -d '/+=')
 export RAGPLANE_DATAPLANE_ADDR=127.0.0.1:${RAGPLANE_DEMO_WORKER_PORT:-18090}
 export RAGPLANE_WORKER_URL=http://$RAGPLANE_DATAPLANE_ADDR
+export RAGPLANE_CONTROLPLANE_URL=$RAGPLANE_ADMIN_URL
+export RAGPLANE_PROXY_ADDR=127.0.0.1:${RAGPLANE_DEMO_PROXY_PORT:-18080}
+export RAGPLANE_API_URL=http://$RAGPLANE_PROXY_ADDR
+export RAGPLANE_REDIS_PREFIX="demo-$$:"
 
 step "control plane on $RAGPLANE_ADMIN_ADDR"
 $bin controlplane >.ragplane/demo-controlplane.log 2>&1 &
@@ -80,10 +89,13 @@ $bin tenants create --id gamma_labs --name "Gamma Labs" --email ops@gamma.exampl
 $bin tenants list
 
 step "an API key and a short-lived token for each tenant"
+declare -A keys tokens
 for t in acme_corp beta_inc gamma_labs; do
   key=$($bin keys create "$t" --name demo 2>/dev/null)
+  keys[$t]=$key
   token=$(RAGPLANE_API_KEY=$key $bin token --user "analyst@$t")
   claims=$(printf '%s' "$token" | cut -d. -f2 | tr '_-' '/+' | base64 -d 2>/dev/null || true)
+  tokens[$t]=$token
   printf '%-11s key %s…  token %s…\n            claims %s}\n' "$t" "${key:0:17}" "${token:0:24}" "${claims%\}}"
 done
 
@@ -108,14 +120,25 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-step "ingest each tenant's compliance documents (ops/samples), into its own database"
+step "the proxy on $RAGPLANE_PROXY_ADDR, configured over xDS by the control plane"
+$bin proxy >.ragplane/demo-proxy.log 2>&1 &
+px_pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS "$RAGPLANE_API_URL/readyz" >/dev/null 2>&1 && break
+  kill -0 "$px_pid" 2>/dev/null || { tail -5 .ragplane/demo-proxy.log; exit 1; }
+  sleep 0.1
+done
+curl -fsS -H "Authorization: Bearer $RAGPLANE_ADMIN_TOKEN" "$RAGPLANE_ADMIN_URL/v1/workers"; echo
+curl -fsS -H "Authorization: Bearer $RAGPLANE_ADMIN_TOKEN" "$RAGPLANE_ADMIN_URL/v1/proxies" | head -c 300; echo
+
+step "ingest each tenant's compliance documents (ops/samples) through the proxy, into its own database"
 for t in acme_corp beta_inc gamma_labs; do
   echo "$t:"
-  $bin ingest --tenant "$t" ops/samples/$t/*
+  RAGPLANE_TOKEN=${tokens[$t]} $bin ingest ops/samples/$t/*
 done
 
 step "questions, answered from the tenant's own documents with citations"
-ask() { printf '\n%s asks (%s): %s\n' "$1" "$2" "$3"; $bin query --tenant "$1" --mode "$2" "$3"; }
+ask() { printf '\n%s asks (%s): %s\n' "$1" "$2" "$3"; RAGPLANE_TOKEN=${tokens[$1]} $bin query --mode "$2" "$3"; }
 ask acme_corp hybrid  "How long are customer records retained?"
 ask acme_corp keyword "Who signs off access reviews?"
 ask acme_corp graph   "What does Globex Inc comply with?"
@@ -123,7 +146,22 @@ ask acme_corp vector  "what happens after a personal data breach"
 ask beta_inc  hybrid  "What must happen when a laptop is lost?"
 ask gamma_labs hybrid "How long are raw datasets kept?"
 printf '\nIsolation: gamma_labs asks about Acme'"'"'s retention and finds only its own documents:\n'
-$bin query --tenant gamma_labs --mode keyword "customer records seven years invoices"
+RAGPLANE_TOKEN=${tokens[gamma_labs]} $bin query --mode keyword "customer records seven years invoices"
+
+burst() { # burst TENANT N: N requests at once, print the status codes
+  for _ in $(seq 1 "$2"); do
+    curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer ${tokens[$1]}" "$RAGPLANE_API_URL/v1/documents?limit=1" &
+  done | sort | uniq -c | awk '{printf "    %s x %s\n", $1, $2}' # sort reads until every curl is done
+}
+step "rate limits per tenant, shared in Redis: gamma_labs (free, 2 req/s, burst 5) gets 429s, acme_corp is unaffected"
+echo "  gamma_labs, 15 requests at once:"; burst gamma_labs 15
+echo "  acme_corp, 15 requests at once:";  burst acme_corp 15
+
+step "a limit changed live through the admin API reaches the proxy over xDS"
+curl -fsS -X PATCH -H "Authorization: Bearer $RAGPLANE_ADMIN_TOKEN" -H 'Content-Type: application/json' \
+  -d '{"limits":{"requests_per_second":100,"burst":50}}' "$RAGPLANE_ADMIN_URL/v1/tenants/gamma_labs" >/dev/null
+sleep 0.5
+echo "  gamma_labs, 15 requests at once after the change:"; burst gamma_labs 15
 
 step "the audit trail"
 $bin audit --limit 8

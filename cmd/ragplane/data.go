@@ -21,6 +21,80 @@ import (
 	"github.com/ragplane/ragplane/internal/tenantctx"
 )
 
+// dataClient sends a tenant API request and decodes the answer.
+type dataClient interface {
+	do(ctx context.Context, method, path, contentType string, body []byte, out any) error
+}
+
+// proxyClient calls the tenant API through the proxy with a tenant access token: RAGPLANE_TOKEN,
+// or one obtained from the control plane for RAGPLANE_API_KEY.
+type proxyClient struct {
+	base  string
+	token string
+}
+
+func newDataClient(ctx context.Context, cli *cliContext, worker bool, tenant string) (dataClient, error) {
+	if worker {
+		return newWorkerClient(cli, tenant)
+	}
+	base := cli.getenv("RAGPLANE_API_URL")
+	if base == "" {
+		base = "http://127.0.0.1:8080"
+	}
+	tok := cli.getenv("RAGPLANE_TOKEN")
+	if tok == "" {
+		key := cli.getenv("RAGPLANE_API_KEY")
+		if key == "" {
+			return nil, fmt.Errorf("set RAGPLANE_TOKEN (an access token) or RAGPLANE_API_KEY (a tenant API key)")
+		}
+		apiCli := &cliContext{adminURL: cli.baseURL(), getenv: func(k string) string {
+			if k == "RAGPLANE_ADMIN_TOKEN" {
+				return ""
+			}
+			return cli.getenv(k)
+		}}
+		var t struct {
+			AccessToken string `json:"access_token"`
+		}
+		if err := apiCli.call(ctx, "POST", "/v1/auth/token", nil, &t, "Authorization", "Bearer "+key); err != nil {
+			return nil, err
+		}
+		tok = t.AccessToken
+	}
+	return &proxyClient{base: strings.TrimRight(base, "/"), token: tok}, nil
+}
+
+func (p *proxyClient) do(ctx context.Context, method, path, contentType string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, p.base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	return send(req, p.base, out)
+}
+
+// send performs req and decodes a JSON answer or a problem.
+func send(req *http.Request, base string, out any) error {
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 400 {
+		e := &apiError{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Code == "" {
+			e.Code, e.Detail = "error", strings.TrimSpace(string(data))
+		}
+		return e
+	}
+	return json.Unmarshal(data, out)
+}
+
 // workerClient talks straight to a data-plane worker, signing the tenant context with the
 // internal key as the proxy would. It is an operator's tool (the key is the proxy's secret);
 // tenants go through the proxy with their own tokens.
@@ -56,33 +130,18 @@ func (w *workerClient) do(ctx context.Context, method, path, contentType string,
 	req.Header.Set(tenantctx.Header, w.codec.Sign(tenantctx.Context{
 		Identity:  ragplane.Identity{TenantID: w.tenant, Subject: "operator-cli", Roles: []string{ragplane.RoleReader, ragplane.RoleWriter}},
 		RequestID: ragplane.NewRequestID(), IssuedAt: time.Now()}, method, u.Path))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("worker at %s: %w", w.base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 400 {
-		e := &apiError{Status: resp.StatusCode}
-		if json.Unmarshal(data, e) != nil || e.Code == "" {
-			e.Code, e.Detail = "error", strings.TrimSpace(string(data))
-		}
-		return e
-	}
-	return json.Unmarshal(data, out)
+	return send(req, w.base, out)
 }
 
 func newIngestCommand(cli *cliContext) *cobra.Command {
 	var tenant string
+	var worker bool
 	cmd := &cobra.Command{
-		Use:   "ingest --tenant T FILE...",
-		Short: "Upload documents (text, Markdown, HTML, PDF) for a tenant, straight to a worker (operator tool)",
+		Use:   "ingest FILE...",
+		Short: "Upload documents (text, Markdown, HTML, PDF) through the proxy ($RAGPLANE_TOKEN or $RAGPLANE_API_KEY)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
-			w, err := newWorkerClient(cli, tenant)
+			w, err := newDataClient(cmd.Context(), cli, worker, tenant)
 			if err != nil {
 				return err
 			}
@@ -123,20 +182,21 @@ func newIngestCommand(cli *cliContext) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant id")
-	_ = cmd.MarkFlagRequired("tenant")
+	cmd.Flags().BoolVar(&worker, "worker", false, "operator tool: go straight to $RAGPLANE_WORKER_URL, signing with $RAGPLANE_INTERNAL_KEY")
+	cmd.Flags().StringVar(&tenant, "tenant", "", "with --worker: the tenant id")
 	return cmd
 }
 
 func newQueryCommand(cli *cliContext) *cobra.Command {
 	var tenant, mode string
 	var topK int
+	var worker bool
 	cmd := &cobra.Command{
-		Use:   "query --tenant T QUESTION",
-		Short: "Ask a tenant's documents a question, straight to a worker (operator tool)",
+		Use:   "query QUESTION",
+		Short: "Ask the tenant's documents a question through the proxy ($RAGPLANE_TOKEN or $RAGPLANE_API_KEY)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			w, err := newWorkerClient(cli, tenant)
+			w, err := newDataClient(cmd.Context(), cli, worker, tenant)
 			if err != nil {
 				return err
 			}
@@ -163,9 +223,9 @@ func newQueryCommand(cli *cliContext) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&tenant, "tenant", "", "tenant id")
+	cmd.Flags().BoolVar(&worker, "worker", false, "operator tool: go straight to $RAGPLANE_WORKER_URL, signing with $RAGPLANE_INTERNAL_KEY")
+	cmd.Flags().StringVar(&tenant, "tenant", "", "with --worker: the tenant id")
 	cmd.Flags().StringVar(&mode, "mode", "", "retrieval mode: vector, keyword, hybrid, graph (default: the tenant's)")
 	cmd.Flags().IntVar(&topK, "top-k", 0, "how many sources")
-	_ = cmd.MarkFlagRequired("tenant")
 	return cmd
 }
