@@ -232,10 +232,23 @@ func TestLiveLimitChange(t *testing.T) {
 			if p["field"] != "requests_per_second" || r.Header.Get("Retry-After") == "" || r.Header.Get("RateLimit-Limit") == "" {
 				t.Fatalf("429 without the details: %v %v", p, r.Header)
 			}
-			return
+			break
 		}
 		if time.Since(changed) > 2*time.Second {
 			t.Fatal("the new limit is not enforced after 2s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Raising it again lets requests through at once.
+	raised := time.Now()
+	mustStatus(t, st.Admin("PATCH", "/v1/tenants/gamma_labs", map[string]any{"limits": map[string]any{"requests_per_second": 100, "burst": 50}}), http.StatusOK)
+	for {
+		r := call(t, px, tok, "GET", "/v1/documents", nil)
+		if r.Status == http.StatusOK {
+			break
+		}
+		if time.Since(raised) > time.Second {
+			t.Fatalf("a raised limit still refuses after 1s: %s", r.Body)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

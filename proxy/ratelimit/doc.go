@@ -12,8 +12,8 @@
 //
 // Keys carry the tenant id as a hash tag, so a tenant's keys stay in one Redis Cluster slot:
 //
-//	rate:ragplane:rl:{acme_corp}:rps    GCRA state of requests_per_second (redis_rate adds "rate:")
-//	rate:ragplane:rl:{acme_corp}:qph    GCRA state of queries_per_hour
+//	rate:ragplane:rl:{acme_corp}:rps:5/1000/10  GCRA state of requests_per_second (redis_rate adds "rate:")
+//	rate:ragplane:rl:{acme_corp}:qph:1000       GCRA state of queries_per_hour
 //	ragplane:cc:{acme_corp}:leases      sorted set of leases, score = expiry in ms of Redis TIME
 //
 // All keys expire on their own once idle.

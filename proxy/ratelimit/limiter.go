@@ -148,15 +148,19 @@ func (l *Limiter) Allow(ctx context.Context, tenant ragplane.TenantID, lim ragpl
 		return Decision{}, fmt.Errorf("ratelimit: tenant %s: limits must be positive (requests_per_second %v, burst %d, queries_per_hour %d)",
 			tenant, rps, lim.Burst, lim.QueriesPerHour)
 	}
+	// The keys name the limit they count against: GCRA's stored state is a time computed with the
+	// old rate, so a raised limit would otherwise keep refusing until that time passed. A changed
+	// limit starts a fresh bucket (and the old key expires on its own).
+	sg := perSecond(rps, lim.Burst)
 	second := spec{
 		scope:     ScopeSecond,
-		key:       l.prefix + "{" + string(tenant) + "}:rps",
-		gcra:      perSecond(rps, lim.Burst),
+		key:       fmt.Sprintf("%s{%s}:rps:%d/%d/%d", l.prefix, tenant, sg.Rate, sg.Period.Milliseconds(), sg.Burst),
+		gcra:      sg,
 		perSecond: rps,
 	}
 	hour := spec{
 		scope:     ScopeHour,
-		key:       l.prefix + "{" + string(tenant) + "}:qph",
+		key:       fmt.Sprintf("%s{%s}:qph:%d", l.prefix, tenant, lim.QueriesPerHour),
 		gcra:      redis_rate.Limit{Rate: lim.QueriesPerHour, Burst: lim.QueriesPerHour, Period: time.Hour},
 		perSecond: float64(lim.QueriesPerHour) / 3600,
 	}

@@ -191,7 +191,8 @@ func TestLimiterKeysCarryTenantAndExpire(t *testing.T) {
 	prefix := MustPrefix(t, rdb)
 	l := ratelimit.New(ratelimit.Config{Client: rdb, Prefix: prefix, Timeout: 2 * time.Second, FailClosed: true})
 	MustAllow(t, l, "acme_corp", ragplane.Limits{RequestsPerSecond: 5, Burst: 10, QueriesPerHour: 1000})
-	for _, key := range []string{"rate:" + prefix + "{acme_corp}:rps", "rate:" + prefix + "{acme_corp}:qph"} {
+	// 5/s is 5 per 1000 ms with burst 10; the keys name the limit so a changed limit starts afresh.
+	for _, key := range []string{"rate:" + prefix + "{acme_corp}:rps:5/1000/10", "rate:" + prefix + "{acme_corp}:qph:1000"} {
 		ttl, err := rdb.TTL(context.Background(), key).Result()
 		if err != nil {
 			t.Fatal(err)
@@ -199,6 +200,22 @@ func TestLimiterKeysCarryTenantAndExpire(t *testing.T) {
 		if ttl <= 0 || ttl > time.Hour {
 			t.Errorf("TTL of %s = %v, want (0, 1h]", key, ttl)
 		}
+	}
+}
+
+// A raised limit applies at once, even right after the old one refused.
+func TestLimiterRaisedLimitAppliesAtOnce(t *testing.T) {
+	t.Parallel()
+	rdb := MustRedis(t)
+	l := ratelimit.New(ratelimit.Config{Client: rdb, Prefix: MustPrefix(t, rdb), Timeout: 2 * time.Second, FailClosed: true})
+	tight := ragplane.Limits{RequestsPerSecond: 0.1, Burst: 1, QueriesPerHour: 1000}
+	MustAllow(t, l, "acme_corp", tight)
+	if d, err := l.Allow(context.Background(), "acme_corp", tight); err != nil || d.Allowed {
+		t.Fatalf("second request under the tight limit: %+v %v", d, err)
+	}
+	loose := ragplane.Limits{RequestsPerSecond: 100, Burst: 50, QueriesPerHour: 1000}
+	if d, err := l.Allow(context.Background(), "acme_corp", loose); err != nil || !d.Allowed {
+		t.Fatalf("first request under the raised limit: %+v %v", d, err)
 	}
 }
 
