@@ -3,12 +3,12 @@ package proxy_test
 import (
 	"context"
 	"crypto/ed25519"
-	"io"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
