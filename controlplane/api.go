@@ -38,6 +38,7 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.POST("/tenants/:id/resume", s.resumeTenant)
 	v1.GET("/tenants/:id/config", s.getTenantConfig)
 	v1.GET("/tenants/:id/operations", s.listOperations)
+	v1.GET("/tenants/:id/usage", s.getUsage)
 	v1.POST("/tenants/:id/keys", s.createKey)
 	v1.GET("/tenants/:id/keys", s.listKeys)
 	v1.DELETE("/tenants/:id/keys/:key_id", s.revokeKey)
@@ -576,4 +577,45 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// usageRange reads from, to (RFC 3339; default the last 24 hours) and granularity (default hour).
+func usageRange(c echo.Context) (from, to time.Time, gran string, err error) {
+	to, from, gran = time.Now().UTC(), time.Now().UTC().Add(-24*time.Hour), "hour"
+	if v := c.QueryParam("granularity"); v != "" {
+		gran = v
+	}
+	for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
+		if v := c.QueryParam(name); v != "" {
+			t, perr := time.Parse(time.RFC3339, v)
+			if perr != nil {
+				return from, to, gran, ragplane.FieldErrorf(name, "%s must be an RFC 3339 time like 2026-11-01T00:00:00Z.", name)
+			}
+			*dst = t
+		}
+	}
+	return from, to, gran, nil
+}
+
+// getUsage answers GET /v1/tenants/{id}/usage: the tenant's hourly or daily rollups.
+func (s *Server) getUsage(c echo.Context) error {
+	id, err := tenantID(c)
+	if err != nil {
+		return err
+	}
+	from, to, gran, err := usageRange(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.GetTenant(c.Request().Context(), id); err != nil {
+		return err
+	}
+	pts, err := s.store.Usage(c.Request().Context(), id, gran, from, to)
+	if err != nil {
+		return err
+	}
+	if pts == nil {
+		pts = []catalog.UsagePoint{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"tenant_id": id, "granularity": gran, "from": from, "to": to, "items": pts})
 }

@@ -42,6 +42,10 @@ type Config struct {
 	WorkerID          string
 	AdvertiseAddr     string
 	HeartbeatInterval time.Duration
+	// UsageDir holds the usage spool; it must survive a restart of the worker (records written
+	// there are shipped to the catalog within a second). Default: a directory per address in the
+	// system's temporary directory.
+	UsageDir string
 	// MetricsTopTenants bounds the tenant label: the busiest N tenants get their own series, the rest
 	// are counted as "other".
 	MetricsTopTenants int
@@ -145,6 +149,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	dur("RAGPLANE_OPENAI_TIMEOUT", &cfg.OpenAI.Timeout)
 	num("RAGPLANE_METRICS_TOP_TENANTS", &cfg.MetricsTopTenants)
 	str("RAGPLANE_CONTROLPLANE_URL", &cfg.ControlPlaneURL)
+	str("RAGPLANE_USAGE_DIR", &cfg.UsageDir)
 	str("RAGPLANE_WORKER_ID", &cfg.WorkerID)
 	str("RAGPLANE_ADVERTISE_ADDR", &cfg.AdvertiseAddr)
 	dur("RAGPLANE_HEARTBEAT_INTERVAL", &cfg.HeartbeatInterval)

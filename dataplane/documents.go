@@ -326,6 +326,16 @@ func (s *Server) ingestDocuments(c echo.Context, inputs []documentInput, prefix 
 	for _, d := range docs {
 		tokens += d.tokens
 	}
+	rec := usageOf(c)
+	rec.embedding = tokens
+	if !replayed {
+		for _, r := range results {
+			if !r.Duplicate {
+				rec.documents++
+				rec.chunks += r.ChunkCount
+			}
+		}
+	}
 	s.metrics.tokens.WithLabelValues(label, "embedding").Add(float64(tokens))
 	s.metrics.ingestSecs.WithLabelValues(label).Observe(time.Since(start).Seconds())
 	return results, replayed, nil

@@ -68,9 +68,23 @@ func (s *Server) verifyContext(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Response().Header().Set(echo.HeaderXRequestID, tc.RequestID)
 		}
 		c.Set("tenant", tc.Identity.TenantID)
-		c.SetRequest(r.WithContext(ragplane.NewContextWithIdentity(r.Context(), tc.Identity)))
+		r = r.WithContext(ragplane.NewContextWithIdentity(r.Context(), tc.Identity))
+		r.Header.Set(echo.HeaderXRequestID, c.Response().Header().Get(echo.HeaderXRequestID))
+		c.SetRequest(r)
+		// Meter the request: the record is written to the spool as the response starts.
+		rec := &usageRecord{}
+		c.Set("usage", rec)
+		c.Response().Writer = &usageWriter{ResponseWriter: c.Response().Writer, s: s, r: r, rec: rec, start: time.Now()}
 		return next(c)
 	}
+}
+
+// usageOf returns the request's usage record (a throwaway one outside metered routes).
+func usageOf(c echo.Context) *usageRecord {
+	if rec, ok := c.Get("usage").(*usageRecord); ok {
+		return rec
+	}
+	return &usageRecord{}
 }
 
 // need refuses callers whose token lacks role (admin implies every role).

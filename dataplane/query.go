@@ -86,6 +86,10 @@ func (s *Server) query(c echo.Context) error {
 		sources, embedTokens = r.hits, r.embedTokens
 		areq.Sources = r.hits
 		if req.Stream {
+			// A stream's headers go out before its tokens are known: what is known now is
+			// recorded; token counts of streams come from the metrics.
+			rec := usageOf(c)
+			rec.mode, rec.embedding = set.RetrievalMode, embedTokens
 			return s.stream(c, sc, areq, meta, start)
 		}
 		if res, err = s.answer(ctx, set, areq); err != nil {
@@ -96,6 +100,8 @@ func (s *Server) query(c echo.Context) error {
 	meta.TokensUsed = res.PromptTokens + res.CompletionTokens
 	meta.LatencyMS = time.Since(start).Milliseconds()
 	s.countTokens(sc.tenant, res, embedTokens)
+	rec := usageOf(c)
+	rec.mode, rec.model, rec.prompt, rec.completion, rec.embedding = set.RetrievalMode, res.Model, res.PromptTokens, res.CompletionTokens, embedTokens
 	if sources == nil {
 		sources = []ragplane.SearchHit{}
 	}

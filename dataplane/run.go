@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +32,7 @@ type Server struct {
 	metrics        *metrics
 	metricsHandler http.Handler
 	providers      *providers
+	spool          *spool
 	listener       net.Listener
 	http           *http.Server
 	closers        []func()
@@ -81,7 +85,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	s.closers = append(s.closers, s.pools.closeAll)
 	s.providers = newProviders(cfg.OpenAI, s.log)
 
-	// 4. The listener, bound now so callers learn the address before Run.
+	// 4. The usage spool: records are durable here before responses leave.
+	dir := cfg.UsageDir
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "ragplane-usage", strings.NewReplacer(":", "_", "/", "_").Replace(cfg.Addr))
+	}
+	if s.spool, err = newSpool(dir, store, reg, s.log); err != nil {
+		return nil, err
+	}
+
+	// 5. The listener, bound now so callers learn the address before Run.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: listen on %s: %w", cfg.Addr, err)
@@ -104,6 +117,9 @@ func (s *Server) Run(ctx context.Context) error {
 			errc <- err
 		}
 	}()
+	shipCtx, stopShip := context.WithCancel(context.WithoutCancel(ctx))
+	shipDone := make(chan struct{})
+	go func() { defer close(shipDone); s.spool.run(shipCtx, time.Second) }()
 	regCtx, stopReg := context.WithCancel(context.WithoutCancel(ctx))
 	regDone := make(chan struct{})
 	go func() { defer close(regDone); s.register(regCtx) }()
@@ -131,6 +147,8 @@ loop:
 	if serr := s.http.Shutdown(sctx); serr != nil {
 		s.log.Warn("worker shutdown", "err", serr)
 	}
+	stopShip() // ships what the last requests recorded
+	<-shipDone
 	s.log.Info("data plane worker stopped")
 	return err
 }

@@ -154,6 +154,8 @@ func (s *Server) search(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	rec := usageOf(c)
+	rec.mode, rec.embedding = mode, r.embedTokens
 	if r.hits == nil {
 		r.hits = []ragplane.SearchHit{}
 	}

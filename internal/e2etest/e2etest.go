@@ -96,6 +96,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 	wcfg.TenantCacheTTL = 200 * time.Millisecond
 	wcfg.ControlPlaneURL = "http://" + cp.Addr()
 	wcfg.HeartbeatInterval = 500 * time.Millisecond
+	wcfg.UsageDir = tb.TempDir()
 	if opts.Worker != nil {
 		opts.Worker(&wcfg)
 	}

@@ -1,0 +1,93 @@
+package dataplane_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ragplane/ragplane/internal/e2etest"
+)
+
+func usageCounts(t *testing.T, st *e2etest.Stack, tenant string) (events, rolled int) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, st.CatalogURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	conn.QueryRow(ctx, `select count(*) from usage_events where tenant_id = $1`, tenant).Scan(&events)
+	conn.QueryRow(ctx, `select coalesce(sum(metric_value), 0)::int from tenant_usage
+		where tenant_id = $1 and metric_name = 'requests' and granularity = 'hour'`, tenant).Scan(&rolled)
+	return events, rolled
+}
+
+func waitUsage(t *testing.T, st *e2etest.Stack, tenant string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		events, rolled := usageCounts(t, st, tenant)
+		if events == want && rolled == want {
+			return
+		}
+		if events > want || rolled > want || time.Now().After(deadline) {
+			t.Fatalf("%d usage events and %d in the rollup, want exactly %d of each", events, rolled, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// N requests make exactly N usage records and matching rollups, including a request answered
+// by a worker killed with SIGKILL right after, and a retried ingestion with the same key.
+func TestUsageMetering(t *testing.T) {
+	st := e2etest.Start(t, e2etest.Options{})
+	st.CreateTenant("acme_corp", "pro", nil)
+	c := st.Tenant("acme_corp")
+	mustStatus(t, c.Do("POST", "/v1/documents", map[string]any{"content": "Backups are encrypted with AES-256."}, "Idempotency-Key", "u-1"), http.StatusCreated)
+	mustStatus(t, c.Do("POST", "/v1/documents", map[string]any{"content": "Backups are encrypted with AES-256."}, "Idempotency-Key", "u-1"), http.StatusOK)
+	mustStatus(t, c.Do("POST", "/v1/search", map[string]any{"query": "backups"}), http.StatusOK)
+	mustStatus(t, c.Do("POST", "/v1/query", map[string]any{"query": "Are backups encrypted?"}), http.StatusOK)
+	mustStatus(t, c.Do("POST", "/v1/search", map[string]any{"query": ""}), http.StatusUnprocessableEntity)
+	waitUsage(t, st, "acme_corp", 5)
+
+	// A worker process that answers and is killed at once: its record was on disk before the
+	// answer left, and the next worker on the same spool ships it.
+	dir := t.TempDir()
+	addr := e2etest.FreeAddr(t)
+	env := append(st.WorkerEnv(addr), "RAGPLANE_USAGE_DIR="+dir)
+	w := e2etest.StartProcess(t, "dataplane", addr, env...)
+	remote := st.Tenant("acme_corp")
+	remote.Base = "http://" + addr
+	mustStatus(t, remote.Do("POST", "/v1/search", map[string]any{"query": "backups"}), http.StatusOK)
+	w.Kill()
+	if events, _ := usageCounts(t, st, "acme_corp"); events != 5 {
+		t.Logf("the killed worker shipped before it died (%d events); the test still checks the total", events)
+	}
+	e2etest.StartProcess(t, "dataplane", addr, env...)
+	waitUsage(t, st, "acme_corp", 6)
+
+	// The operator sees the same through the admin API.
+	r := st.Admin("GET", "/v1/tenants/acme_corp/usage?granularity=day", nil)
+	mustStatus(t, r, http.StatusOK)
+	var u struct {
+		Items []struct {
+			Metric string  `json:"metric"`
+			Value  float64 `json:"value"`
+		} `json:"items"`
+	}
+	r.Decode(t, &u)
+	found := false
+	for _, p := range u.Items {
+		if p.Metric == "requests" && p.Value == 6 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("daily usage %+v lacks requests = 6", u.Items)
+	}
+	mustStatus(t, st.Admin("GET", "/v1/tenants/acme_corp/usage?granularity=week", nil), http.StatusUnprocessableEntity)
+	mustStatus(t, st.Admin("GET", "/v1/tenants/acme_corp/usage?from=yesterday", nil), http.StatusUnprocessableEntity)
+}
