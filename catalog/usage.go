@@ -20,7 +20,7 @@ func (s *Store) RecordUsage(ctx context.Context, events []ragplane.UsageEvent) (
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		type key struct {
 			tenant, metric, gran string
-			period             time.Time
+			period               time.Time
 		}
 		sums := map[key]float64{}
 		for _, e := range events {
