@@ -39,6 +39,8 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.GET("/tenants/:id/config", s.getTenantConfig)
 	v1.GET("/tenants/:id/operations", s.listOperations)
 	v1.GET("/tenants/:id/usage", s.getUsage)
+	v1.GET("/usage/export", s.exportUsage)
+	v1.GET("/metrics/:tenant_id", s.tenantMetrics)
 	v1.POST("/tenants/:id/keys", s.createKey)
 	v1.GET("/tenants/:id/keys", s.listKeys)
 	v1.DELETE("/tenants/:id/keys/:key_id", s.revokeKey)

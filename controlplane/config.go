@@ -33,6 +33,8 @@ type Config struct {
 	Provision ProvisionConfig
 	// Tokens configures tenant JWTs.
 	Tokens TokenConfig
+	// Prices estimate cost per model (RAGPLANE_PRICES, JSON).
+	Prices map[string]Price
 	// MaxBodyBytes caps admin request bodies (default 1 MiB).
 	MaxBodyBytes int64
 }
@@ -75,6 +77,7 @@ func DefaultConfig() Config {
 		XDSAddr:        "127.0.0.1:18000",
 		WorkerLeaseTTL: 10 * time.Second,
 		MaxBodyBytes:   1 << 20,
+		Prices:         DefaultPrices(),
 		Provision: ProvisionConfig{
 			DefaultProvider: "local",
 			DefaultRegion:   "local",
@@ -124,6 +127,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	str("RAGPLANE_ADMIN_TOKEN", &cfg.AdminToken)
 	str("RAGPLANE_SECRET_KEY", &cfg.SecretKey)
 	str("RAGPLANE_INTERNAL_KEY", &cfg.InternalKey)
+	if v := getenv("RAGPLANE_PRICES"); v != "" {
+		p, err := parsePrices(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("RAGPLANE_PRICES: want a JSON object of model -> {prompt_per_1k, completion_per_1k}"))
+		}
+		cfg.Prices = p
+	}
 	str("RAGPLANE_XDS_ADDR", &cfg.XDSAddr)
 	dur("RAGPLANE_WORKER_LEASE_TTL", &cfg.WorkerLeaseTTL)
 	str("RAGPLANE_PROVIDER", &cfg.Provision.DefaultProvider)

@@ -3,6 +3,7 @@ package dataplane_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +89,32 @@ func TestUsageMetering(t *testing.T) {
 	if !found {
 		t.Fatalf("daily usage %+v lacks requests = 6", u.Items)
 	}
+	// The summary: 5 queries (4 searches/queries answered, 1 refused), and the CSV export.
+	r = st.Admin("GET", "/v1/metrics/acme_corp", nil)
+	mustStatus(t, r, http.StatusOK)
+	var m struct {
+		Summary struct {
+			Total       int     `json:"total_queries"`
+			Successful  int     `json:"successful_queries"`
+			SuccessRate float64 `json:"success_rate"`
+		} `json:"summary"`
+		Cost *float64 `json:"estimated_cost"`
+	}
+	r.Decode(t, &m)
+	if m.Summary.Total != 4 || m.Summary.Successful != 3 || m.Cost == nil {
+		t.Fatalf("summary %+v", m)
+	}
+	r = st.Admin("GET", "/v1/usage/export?month="+time.Now().UTC().Format("2006-01")+"&tenant=acme_corp", nil)
+	mustStatus(t, r, http.StatusOK)
+	lines := strings.Split(strings.TrimSpace(string(r.Body)), "\n")
+	if len(lines) != 7 || !strings.HasPrefix(lines[0], "id,tenant_id,") {
+		t.Fatalf("export has %d lines: %s", len(lines), r.Body)
+	}
+	again := st.Admin("GET", "/v1/usage/export?month="+time.Now().UTC().Format("2006-01")+"&tenant=acme_corp", nil)
+	if string(again.Body) != string(r.Body) {
+		t.Fatal("two exports of the same month differ")
+	}
+	mustStatus(t, st.Admin("GET", "/v1/usage/export?month=november", nil), http.StatusUnprocessableEntity)
 	mustStatus(t, st.Admin("GET", "/v1/tenants/acme_corp/usage?granularity=week", nil), http.StatusUnprocessableEntity)
 	mustStatus(t, st.Admin("GET", "/v1/tenants/acme_corp/usage?from=yesterday", nil), http.StatusUnprocessableEntity)
 }

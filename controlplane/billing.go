@@ -1,0 +1,102 @@
+package controlplane
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ragplane/ragplane"
+)
+
+// Price is what a model costs per 1,000 tokens, in the operator's currency.
+type Price struct {
+	PromptPer1K     float64 `json:"prompt_per_1k"`
+	CompletionPer1K float64 `json:"completion_per_1k"`
+}
+
+// DefaultPrices is the built-in price table (RAGPLANE_PRICES, a JSON object of model -> Price,
+// replaces it). The local embedder and the extractive answerer cost nothing.
+func DefaultPrices() map[string]Price {
+	return map[string]Price{
+		"extractive":  {},
+		"gpt-4o-mini": {PromptPer1K: 0.00015, CompletionPer1K: 0.0006},
+		"gpt-4o":      {PromptPer1K: 0.0025, CompletionPer1K: 0.01},
+		"gpt-4.1":     {PromptPer1K: 0.002, CompletionPer1K: 0.008},
+	}
+}
+
+func parsePrices(s string) (map[string]Price, error) {
+	var p map[string]Price
+	if err := json.Unmarshal([]byte(s), &p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// tenantMetrics answers GET /v1/metrics/{tenant_id}: the deployment guide's summary (total and
+// successful queries, average and p95 latency, tokens, estimated cost, success rate) over a window
+// (?hours=, default 24).
+func (s *Server) tenantMetrics(c echo.Context) error {
+	id := ragplane.TenantID(c.Param("tenant_id"))
+	if id.Validate() != nil {
+		return ragplane.Errorf(ragplane.ENOTFOUND, "Tenant %q not found.", id)
+	}
+	hours := 24
+	if v := c.QueryParam("hours"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 24*366 {
+			return ragplane.FieldErrorf("hours", "hours must be a whole number from 1 to 8784.")
+		}
+		hours = n
+	}
+	ctx := c.Request().Context()
+	if _, err := s.store.GetTenant(ctx, id); err != nil {
+		return err
+	}
+	to := time.Now().UTC()
+	sum, err := s.store.Summary(ctx, id, to.Add(-time.Duration(hours)*time.Hour), to)
+	if err != nil {
+		return err
+	}
+	cost := 0.0
+	for model, t := range sum.ByModel {
+		p := s.cfg.Prices[model]
+		cost += float64(t[0])/1000*p.PromptPer1K + float64(t[1])/1000*p.CompletionPer1K
+	}
+	return c.JSON(http.StatusOK, map[string]any{"summary": sum, "window_hours": hours, "estimated_cost": cost})
+}
+
+// exportUsage answers GET /v1/usage/export?month=YYYY-MM[&tenant=]: every usage record of the
+// month as CSV, for billing; record ids are stable, so re-exports reconcile.
+func (s *Server) exportUsage(c echo.Context) error {
+	month, err := time.Parse("2006-01", c.QueryParam("month"))
+	if err != nil {
+		return ragplane.FieldErrorf("month", "month must look like 2026-11.")
+	}
+	tenant := ragplane.TenantID(c.QueryParam("tenant"))
+	if tenant != "" && tenant.Validate() != nil {
+		return ragplane.FieldErrorf("tenant", "Not a tenant id.")
+	}
+	w := c.Response()
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="usage-`+month.Format("2006-01")+`.csv"`)
+	w.WriteHeader(http.StatusOK)
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"id", "tenant_id", "subject", "route", "retrieval_mode", "model", "prompt_tokens", "completion_tokens",
+		"embedding_tokens", "documents_written", "chunks_written", "latency_ms", "status", "request_id", "at"})
+	err = s.store.ExportUsage(c.Request().Context(), tenant, month, month.AddDate(0, 1, 0), func(e ragplane.UsageEvent) error {
+		i := strconv.Itoa
+		return cw.Write([]string{e.ID, string(e.TenantID), e.Subject, e.Route, e.RetrievalMode, e.Model, i(e.PromptTokens),
+			i(e.CompletionTokens), i(e.EmbeddingTokens), i(e.DocumentsWritten), i(e.ChunksWritten), i(e.LatencyMS),
+			i(e.Status), e.RequestID, e.At.UTC().Format(time.RFC3339Nano)})
+	})
+	cw.Flush()
+	if err != nil {
+		s.log.Error("usage export failed midway", "err", err)
+	}
+	return nil
+}
