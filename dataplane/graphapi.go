@@ -4,11 +4,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/catalog"
 	"github.com/ragplane/ragplane/dataplane/graph"
 	pgraph "github.com/ragplane/ragplane/dataplane/graph/postgres"
 )
@@ -89,4 +91,34 @@ func (s *Server) relations(c echo.Context, timeline bool) error {
 		rs = []graph.Relation{}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"entity": name, "relations": rs})
+}
+
+// tenantUsage answers GET /v1/usage: the caller's own usage rollups (?granularity=hour|day,
+// ?from=&to= RFC 3339, default the last 24 hours).
+func (s *Server) tenantUsage(c echo.Context) error {
+	tenant, err := ragplane.TenantFromContext(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	to, from, gran := time.Now().UTC(), time.Now().UTC().Add(-24*time.Hour), "hour"
+	if v := c.QueryParam("granularity"); v != "" {
+		gran = v
+	}
+	for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
+		if v := c.QueryParam(name); v != "" {
+			t, perr := time.Parse(time.RFC3339, v)
+			if perr != nil {
+				return ragplane.FieldErrorf(name, "%s must be an RFC 3339 time like 2026-11-01T00:00:00Z.", name)
+			}
+			*dst = t
+		}
+	}
+	pts, err := s.store.Usage(c.Request().Context(), tenant, gran, from, to)
+	if err != nil {
+		return err
+	}
+	if pts == nil {
+		pts = []catalog.UsagePoint{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"tenant_id": tenant, "granularity": gran, "from": from, "to": to, "items": pts})
 }

@@ -51,6 +51,7 @@ func (s *Server) newEcho() *echo.Echo {
 	v1.GET("/graph/entities", s.searchEntities, need(ragplane.RoleReader))
 	v1.GET("/graph/entities/:name", s.entityRelations, need(ragplane.RoleReader))
 	v1.GET("/graph/entities/:name/timeline", s.entityTimeline, need(ragplane.RoleReader))
+	v1.GET("/usage", s.tenantUsage, need(ragplane.RoleReader))
 	return e
 }
 

@@ -116,5 +116,17 @@ func TestUsageMetering(t *testing.T) {
 	}
 	mustStatus(t, st.Admin("GET", "/v1/usage/export?month=november", nil), http.StatusUnprocessableEntity)
 	mustStatus(t, st.Admin("GET", "/v1/tenants/acme_corp/usage?granularity=week", nil), http.StatusUnprocessableEntity)
+	// The tenant sees its own usage, and only its own.
+	st.CreateTenant("beta_inc", "pro", nil)
+	r = c.Do("GET", "/v1/usage?granularity=day", nil)
+	mustStatus(t, r, http.StatusOK)
+	if !strings.Contains(string(r.Body), `"tenant_id":"acme_corp"`) || !strings.Contains(string(r.Body), `"requests"`) {
+		t.Fatalf("tenant usage: %s", r.Body)
+	}
+	r = st.Tenant("beta_inc").Do("GET", "/v1/usage?granularity=day", nil)
+	mustStatus(t, r, http.StatusOK)
+	if strings.Contains(string(r.Body), `"requests"`) {
+		t.Fatalf("beta_inc sees usage it did not make: %s", r.Body)
+	}
 	mustStatus(t, st.Admin("GET", "/v1/tenants/acme_corp/usage?from=yesterday", nil), http.StatusUnprocessableEntity)
 }

@@ -164,6 +164,10 @@ curl -fsS -X PATCH -H "Authorization: Bearer $RAGPLANE_ADMIN_TOKEN" -H 'Content-
 sleep 0.5
 echo "  gamma_labs, 15 requests back to back after raising it to 100 req/s:"; burst gamma_labs 15
 
+step "usage per tenant, metered by the workers and shipped to the catalog (estimated cost from the price table)"
+sleep 1.5 # the workers ship their usage spool every second
+$bin usage acme_corp beta_inc gamma_labs
+
 step "the audit trail"
 $bin audit --limit 8
 

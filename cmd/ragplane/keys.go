@@ -194,3 +194,44 @@ func newAuditCommand(cli *cliContext) *cobra.Command {
 	cmd.Flags().IntVar(&limit, "limit", 50, "how many entries")
 	return cmd
 }
+
+func newUsageCommand(cli *cliContext) *cobra.Command {
+	var hours int
+	return func() *cobra.Command {
+		cmd := &cobra.Command{
+			Use: "usage TENANT...", Short: "Show tenants' usage and estimated cost over a window", Args: cobra.MinimumNArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				var rows [][]string
+				var all []any
+				for _, t := range args {
+					var m struct {
+						Summary struct {
+							Total      int     `json:"total_queries"`
+							Successful int     `json:"successful_queries"`
+							Avg        float64 `json:"avg_latency_ms"`
+							P95        float64 `json:"p95_latency_ms"`
+							Prompt     int64   `json:"prompt_tokens"`
+							Completion int64   `json:"completion_tokens"`
+							Embedding  int64   `json:"embedding_tokens"`
+						} `json:"summary"`
+						Cost float64 `json:"estimated_cost"`
+					}
+					if err := cli.call(cmd.Context(), "GET", fmt.Sprintf("/v1/metrics/%s?hours=%d", url.PathEscape(t), hours), nil, &m); err != nil {
+						return err
+					}
+					all = append(all, m)
+					s := m.Summary
+					rows = append(rows, []string{t, fmt.Sprint(s.Total), fmt.Sprint(s.Successful), fmt.Sprintf("%.0f", s.Avg),
+						fmt.Sprintf("%.0f", s.P95), fmt.Sprint(s.Prompt + s.Completion), fmt.Sprint(s.Embedding), fmt.Sprintf("%.4f", m.Cost)})
+				}
+				if cli.json {
+					return printJSON(all)
+				}
+				printTable([]string{"TENANT", "QUERIES", "OK", "AVG MS", "P95 MS", "LLM TOKENS", "EMBED TOKENS", "EST. COST"}, rows)
+				return nil
+			},
+		}
+		cmd.Flags().IntVar(&hours, "hours", 24, "window in hours")
+		return cmd
+	}()
+}

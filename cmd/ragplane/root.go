@@ -59,6 +59,6 @@ func newRootCommand(logger *slog.Logger, getenv func(string) string) *cobra.Comm
 			return proxy.Run(cmd.Context(), cfg, logger)
 		},
 	})
-	root.AddCommand(newTenantsCommand(cli), newKeysCommand(cli), newTokenCommand(cli), newPlansCommand(cli), newAuditCommand(cli), newIngestCommand(cli), newQueryCommand(cli))
+	root.AddCommand(newTenantsCommand(cli), newKeysCommand(cli), newTokenCommand(cli), newPlansCommand(cli), newAuditCommand(cli), newIngestCommand(cli), newQueryCommand(cli), newUsageCommand(cli))
 	return root
 }
