@@ -96,3 +96,101 @@ func TestComposeFileMatchesTheBinary(t *testing.T) {
 		t.Errorf("services: %v, want a control plane, a proxy and two workers", seen)
 	}
 }
+
+// TestKubernetesManifests checks ops/k8s: every container runs a ragplane subcommand with only
+// variables it reads (plus pod fields), probes, resource requests, and a non-root, locked-down
+// security context; the control plane has two replicas and every workload a disruption budget.
+func TestKubernetesManifests(t *testing.T) {
+	vars := map[string]map[string]bool{
+		"controlplane": readVars(func(g func(string) string) { controlplane.ConfigFromEnv(g) }),
+		"dataplane":    readVars(func(g func(string) string) { dataplane.ConfigFromEnv(g) }),
+		"proxy":        readVars(func(g func(string) string) { proxy.ConfigFromEnv(g) }),
+	}
+	type container struct {
+		Name string   `yaml:"name"`
+		Args []string `yaml:"args"`
+		Env  []struct {
+			Name string `yaml:"name"`
+		} `yaml:"env"`
+		LivenessProbe   map[string]any `yaml:"livenessProbe"`
+		ReadinessProbe  map[string]any `yaml:"readinessProbe"`
+		Resources       map[string]any `yaml:"resources"`
+		SecurityContext struct {
+			AllowPrivilegeEscalation *bool `yaml:"allowPrivilegeEscalation"`
+		} `yaml:"securityContext"`
+	}
+	type object struct {
+		Kind     string `yaml:"kind"`
+		Metadata struct {
+			Name string `yaml:"name"`
+		} `yaml:"metadata"`
+		Spec struct {
+			Replicas int `yaml:"replicas"`
+			Template struct {
+				Spec struct {
+					SecurityContext struct {
+						RunAsNonRoot bool `yaml:"runAsNonRoot"`
+					} `yaml:"securityContext"`
+					Containers []container `yaml:"containers"`
+				} `yaml:"spec"`
+			} `yaml:"template"`
+		} `yaml:"spec"`
+	}
+	var objs []object
+	for _, f := range []string{"controlplane.yaml", "dataplane.yaml", "proxy.yaml", "../sidecar/dataplane-sidecar.yaml"} {
+		data, err := os.ReadFile("../../ops/k8s/base/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(data)))
+		for {
+			var o object
+			if err := dec.Decode(&o); err != nil {
+				if err.Error() == "EOF" {
+					break
+				}
+				t.Fatalf("%s: %v", f, err)
+			}
+			objs = append(objs, o)
+		}
+	}
+	pdbs := map[string]bool{}
+	deployments := map[string]object{}
+	for _, o := range objs {
+		switch o.Kind {
+		case "PodDisruptionBudget":
+			pdbs[o.Metadata.Name] = true
+		case "Deployment":
+			deployments[o.Metadata.Name] = o
+			for _, c := range o.Spec.Template.Spec.Containers {
+				where := o.Metadata.Name + "/" + c.Name
+				if len(c.Args) != 1 || vars[c.Args[0]] == nil {
+					t.Errorf("%s: args %v are not a ragplane service", where, c.Args)
+					continue
+				}
+				for _, e := range c.Env {
+					if !vars[c.Args[0]][e.Name] && !strings.HasPrefix(e.Name, "POD_") {
+						t.Errorf("%s: sets %s, which `ragplane %s` does not read", where, e.Name, c.Args[0])
+					}
+				}
+				if c.LivenessProbe == nil || c.ReadinessProbe == nil || c.Resources["requests"] == nil {
+					t.Errorf("%s: needs liveness and readiness probes and resource requests", where)
+				}
+				if c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation {
+					t.Errorf("%s: must not allow privilege escalation", where)
+				}
+			}
+			if o.Spec.Replicas > 0 && !o.Spec.Template.Spec.SecurityContext.RunAsNonRoot {
+				t.Errorf("%s: pods must run as non-root", o.Metadata.Name)
+			}
+		}
+	}
+	if deployments["controlplane"].Spec.Replicas != 2 {
+		t.Errorf("controlplane replicas = %d, want 2 (one reconciler leader)", deployments["controlplane"].Spec.Replicas)
+	}
+	for _, d := range []string{"controlplane", "dataplane", "proxy"} {
+		if !pdbs[d] {
+			t.Errorf("%s has no PodDisruptionBudget", d)
+		}
+	}
+}
