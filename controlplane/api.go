@@ -12,6 +12,7 @@ import (
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/internal/httpjson"
 )
 
 // routes registers the admin API. Every route here must be in openapi.json (a test checks both ways).
@@ -107,12 +108,12 @@ func (s *Server) openAPI(c echo.Context) error {
 type createTenantRequest = catalog.NewTenant
 
 func (s *Server) createTenant(c echo.Context) error {
-	body, err := readBody(c)
+	body, err := httpjson.ReadBody(c)
 	if err != nil {
 		return err
 	}
 	var req createTenantRequest
-	if err := decodeJSON(c, body, &req); err != nil {
+	if err := httpjson.Decode(c, body, &req); err != nil {
 		return err
 	}
 	if req.Provider == "" {
@@ -207,12 +208,12 @@ func (s *Server) patchTenant(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	body, err := httpjson.ReadBody(c)
 	if err != nil {
 		return err
 	}
 	var p catalog.TenantPatch
-	if err := decodeJSON(c, body, &p); err != nil {
+	if err := httpjson.Decode(c, body, &p); err != nil {
 		return err
 	}
 	t, err := s.store.UpdateTenant(c.Request().Context(), id, p, s.actor(c, "admin"))
@@ -232,13 +233,13 @@ func (s *Server) setStatus(c echo.Context, to ragplane.TenantStatus, code int) e
 	if err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	body, err := httpjson.ReadBody(c)
 	if err != nil {
 		return err
 	}
 	var req statusRequest
 	if len(body) > 0 {
-		if err := decodeJSON(c, body, &req); err != nil {
+		if err := httpjson.Decode(c, body, &req); err != nil {
 			return err
 		}
 		if len(req.Reason) > 500 {
@@ -318,12 +319,12 @@ func (s *Server) createKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	body, err := httpjson.ReadBody(c)
 	if err != nil {
 		return err
 	}
 	var req catalog.NewAPIKey
-	if err := decodeJSON(c, body, &req); err != nil {
+	if err := httpjson.Decode(c, body, &req); err != nil {
 		return err
 	}
 	k, secret, err := s.store.CreateAPIKey(c.Request().Context(), id, req, s.actor(c, "admin"))
@@ -385,12 +386,12 @@ type putPlanRequest struct {
 }
 
 func (s *Server) putPlan(c echo.Context) error {
-	body, err := readBody(c)
+	body, err := httpjson.ReadBody(c)
 	if err != nil {
 		return err
 	}
 	var req putPlanRequest
-	if err := decodeJSON(c, body, &req); err != nil {
+	if err := httpjson.Decode(c, body, &req); err != nil {
 		return err
 	}
 	if req.Limits == nil {
@@ -434,12 +435,12 @@ func (s *Server) getDefaults(c echo.Context) error {
 }
 
 func (s *Server) putDefaults(c echo.Context) error {
-	body, err := readBody(c)
+	body, err := httpjson.ReadBody(c)
 	if err != nil {
 		return err
 	}
 	var req ragplane.ConfigLayer
-	if err := decodeJSON(c, body, &req); err != nil {
+	if err := httpjson.Decode(c, body, &req); err != nil {
 		return err
 	}
 	if err := s.store.PutSystemConfig(c.Request().Context(), req, s.actor(c, "admin")); err != nil {
@@ -514,13 +515,13 @@ func (s *Server) issueToken(c echo.Context) error {
 	if !ok {
 		return ragplane.Errorf(ragplane.EUNAUTHORIZED, "Send the tenant API key as Authorization: Bearer <key>.")
 	}
-	body, err := readBody(c)
+	body, err := httpjson.ReadBody(c)
 	if err != nil {
 		return err
 	}
 	var req tokenRequest
 	if len(body) > 0 {
-		if err := decodeJSON(c, body, &req); err != nil {
+		if err := httpjson.Decode(c, body, &req); err != nil {
 			return err
 		}
 	}

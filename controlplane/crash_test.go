@@ -3,13 +3,6 @@ package controlplane_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,85 +10,14 @@ import (
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog/catalogtest"
+	"github.com/ragplane/ragplane/internal/e2etest"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// mustBinary builds cmd/ragplane once per test run.
-func mustBinary(tb testing.TB) string {
+// startProcess runs `ragplane controlplane` as its own process on addr.
+func startProcess(tb testing.TB, env []string, addr string) *e2etest.Process {
 	tb.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ragplane-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "ragplane")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/ragplane").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		tb.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// process is a control plane running as a separate process.
-type process struct {
-	cmd  *exec.Cmd
-	addr string
-}
-
-func startProcess(tb testing.TB, env []string, addr string) *process {
-	tb.Helper()
-	cmd := exec.Command(mustBinary(tb), "controlplane")
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Env = append(cmd.Env, "RAGPLANE_ADMIN_ADDR="+addr, "RAGPLANE_XDS_ADDR="+freeAddr(tb))
-	if os.Getenv("RAGPLANE_TEST_LOG") != "" {
-		cmd.Stderr = os.Stderr
-	}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	p := &process{cmd: cmd, addr: addr}
-	tb.Cleanup(func() { p.kill() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("control plane process not ready at %s", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (p *process) kill() {
-	if p.cmd.ProcessState == nil {
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		p.cmd.Wait()
-	}
+	env = append(env, "RAGPLANE_ADMIN_ADDR="+addr, "RAGPLANE_XDS_ADDR="+e2etest.FreeAddr(tb))
+	return e2etest.StartProcess(tb, "controlplane", addr, env...)
 }
 
 // TestKilledMidProvisioningResumes kills the control plane (SIGKILL) after it created a tenant's
@@ -113,7 +35,7 @@ func TestKilledMidProvisioningResumes(t *testing.T) {
 		"RAGPLANE_SECRET_KEY=" + catalogtest.SecretKey,
 		"RAGPLANE_PROVISION_BACKOFF=50ms",
 	}
-	addr := freeAddr(t)
+	addr := e2etest.FreeAddr(t)
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, catalogtest.ServerURL(t))
 	if err != nil {
@@ -142,7 +64,7 @@ func TestKilledMidProvisioningResumes(t *testing.T) {
 				t.Fatal("tenant database never appeared")
 			}
 		}
-		p.kill()
+		p.Kill()
 		cat, err := pgx.Connect(ctx, dbURL)
 		if err != nil {
 			t.Fatal(err)

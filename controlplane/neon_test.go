@@ -9,6 +9,7 @@ import (
 	"github.com/ragplane/ragplane/catalog/catalogtest"
 	"github.com/ragplane/ragplane/controlplane"
 	"github.com/ragplane/ragplane/controlplane/provision/neon/neontest"
+	"github.com/ragplane/ragplane/internal/e2etest"
 )
 
 // mustNeon runs the in-repo Neon API with a real database behind each project.
@@ -84,7 +85,7 @@ func TestNeonKilledMidProvisioningResumes(t *testing.T) {
 		"RAGPLANE_PROVIDER=neon",
 		"RAGPLANE_REGION=aws-us-east-2",
 	}
-	addr := freeAddr(t)
+	addr := e2etest.FreeAddr(t)
 	p := startProcess(t, env, addr)
 	ts := &testServer{t: t, base: "http://" + addr}
 	ts.createTenant("slow_cloud", "pro")
@@ -95,7 +96,7 @@ func TestNeonKilledMidProvisioningResumes(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	p.kill()
+	p.Kill()
 	startProcess(t, env, addr)
 	tn := ts.waitStatus("slow_cloud", 60*time.Second, ragplane.StatusActive, ragplane.StatusFailed)
 	if tn.Status != ragplane.StatusActive {

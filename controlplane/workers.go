@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/internal/httpjson"
 	"github.com/ragplane/ragplane/internal/tenantctx"
 )
 
@@ -41,12 +42,12 @@ func (s *Server) putWorker(c echo.Context) error {
 	if !workerIDPattern.MatchString(id) {
 		return ragplane.FieldErrorf("id", "A worker id is 1-100 characters of letters, digits and _.:-")
 	}
-	body, err := readBody(c)
+	body, err := httpjson.ReadBody(c)
 	if err != nil {
 		return err
 	}
 	var req workerRequest
-	if err := decodeJSON(c, body, &req); err != nil {
+	if err := httpjson.Decode(c, body, &req); err != nil {
 		return err
 	}
 	w := ragplane.Worker{ID: id, Addr: req.Addr}

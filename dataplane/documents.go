@@ -24,6 +24,7 @@ import (
 	"github.com/ragplane/ragplane/dataplane/graph"
 	pgraph "github.com/ragplane/ragplane/dataplane/graph/postgres"
 	"github.com/ragplane/ragplane/dataplane/ingest"
+	"github.com/ragplane/ragplane/internal/httpjson"
 )
 
 // documentInput is one document to ingest.
@@ -365,10 +366,10 @@ func (s *Server) createDocument(c echo.Context) error {
 		}
 	} else {
 		var err error
-		if body, err = readBody(c); err != nil {
+		if body, err = httpjson.ReadBody(c); err != nil {
 			return err
 		}
-		if err := decodeJSON(c, body, &in); err != nil {
+		if err := httpjson.Decode(c, body, &in); err != nil {
 			return err
 		}
 	}
@@ -443,12 +444,12 @@ func (s *Server) createDocuments(c echo.Context) error {
 	if err := checkIdempotencyKey(c); err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	body, err := httpjson.ReadBody(c)
 	if err != nil {
 		return err
 	}
 	var req batchRequest
-	if err := decodeJSON(c, body, &req); err != nil {
+	if err := httpjson.Decode(c, body, &req); err != nil {
 		return err
 	}
 	if len(req.Documents) == 0 || len(req.Documents) > maxBatch {
@@ -481,12 +482,12 @@ func (s *Server) ingest(c echo.Context) error {
 	if err := checkIdempotencyKey(c); err != nil {
 		return err
 	}
-	body, err := readBody(c)
+	body, err := httpjson.ReadBody(c)
 	if err != nil {
 		return err
 	}
 	var req ingestRequest
-	if err := decodeJSON(c, body, &req); err != nil {
+	if err := httpjson.Decode(c, body, &req); err != nil {
 		return err
 	}
 	if len(req.Documents) == 0 || len(req.Documents) > maxBatch {

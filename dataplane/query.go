@@ -15,6 +15,7 @@ import (
 	chat "github.com/ragplane/ragplane/dataplane/answer/openai"
 	pgraph "github.com/ragplane/ragplane/dataplane/graph/postgres"
 	"github.com/ragplane/ragplane/dataplane/retrieve"
+	"github.com/ragplane/ragplane/internal/httpjson"
 )
 
 // maxAgentSteps bounds the agentic tool-calling loop.
@@ -24,12 +25,12 @@ const maxAgentSteps = 6
 // sources, as JSON or (stream: true) as server-sent events.
 func (s *Server) query(c echo.Context) error {
 	start := time.Now()
-	body, err := readBody(c)
+	body, err := httpjson.ReadBody(c)
 	if err != nil {
 		return err
 	}
 	var req queryRequest
-	if err := decodeJSON(c, body, &req); err != nil {
+	if err := httpjson.Decode(c, body, &req); err != nil {
 		return err
 	}
 	if err := s.checkQuery(req.Query); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/ragplane/ragplane"
 	pgraph "github.com/ragplane/ragplane/dataplane/graph/postgres"
 	"github.com/ragplane/ragplane/dataplane/retrieve"
+	"github.com/ragplane/ragplane/internal/httpjson"
 )
 
 // searchRequest is the body of POST /v1/search. Both seeds' field names are accepted.
@@ -126,12 +127,12 @@ func approxTokens(s string) int { return (len(s) + 3) / 4 }
 
 // search answers POST /v1/search with ranked chunks.
 func (s *Server) search(c echo.Context) error {
-	body, err := readBody(c)
+	body, err := httpjson.ReadBody(c)
 	if err != nil {
 		return err
 	}
 	var req searchRequest
-	if err := decodeJSON(c, body, &req); err != nil {
+	if err := httpjson.Decode(c, body, &req); err != nil {
 		return err
 	}
 	if err := s.checkQuery(req.Query); err != nil {

@@ -1,4 +1,6 @@
-package controlplane
+// Package httpjson reads request bodies the same way in every service: strictly decoded JSON, with
+// problems reported as ragplane errors naming the field.
+package httpjson
 
 import (
 	"bytes"
@@ -7,14 +9,15 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/ragplane/ragplane"
 )
 
-// readBody returns the request body (already capped by the body-limit middleware).
-func readBody(c echo.Context) ([]byte, error) {
+// ReadBody returns the request body (already capped by the body-limit middleware).
+func ReadBody(c echo.Context) ([]byte, error) {
 	b, err := io.ReadAll(c.Request().Body)
 	if err != nil {
 		var he *echo.HTTPError
@@ -26,14 +29,18 @@ func readBody(c echo.Context) ([]byte, error) {
 	return b, nil
 }
 
-// decodeJSON decodes body into dst strictly: JSON content type, no unknown fields, one value.
+// Decode decodes body into dst strictly: JSON content type, no unknown fields, one value.
 // Syntax problems are EMALFORMED (400); a value of the wrong type is EINVALID (422) naming the field.
-func decodeJSON(c echo.Context, body []byte, dst any) error {
+func Decode(c echo.Context, body []byte, dst any) error {
 	if ct := c.Request().Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 			return ragplane.Errorf(ragplane.EMALFORMED, "Content-Type must be application/json.")
 		}
+	}
+	if !utf8.Valid(body) {
+		// encoding/json would quietly replace the bad bytes; refuse them instead.
+		return ragplane.Errorf(ragplane.EINVALID, "The request body is not valid UTF-8.")
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return ragplane.Errorf(ragplane.EMALFORMED, "The request body is empty; a JSON object is expected.")
