@@ -24,16 +24,15 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
 	oai "github.com/openai/openai-go/v3"
-	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/packages/ssestream"
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/dataplane/answer"
+	"github.com/ragplane/ragplane/internal/openaiopts"
 )
 
 // Defaults of Config and Request.
@@ -115,45 +114,11 @@ func New(cfg Config) (*Client, error) {
 		models[k] = v
 	}
 	cfg.Models = models
-	opts, err := clientOptions(cfg.Provider, cfg.BaseURL, cfg.APIKey, cfg.MaxRetries, cfg.Timeout, cfg.HTTPClient)
+	opts, err := openaiopts.ClientOptions(cfg.Provider, cfg.BaseURL, cfg.APIKey, cfg.MaxRetries, cfg.Timeout, cfg.HTTPClient)
 	if err != nil {
 		return nil, err
 	}
 	return &Client{cfg: cfg, svc: oai.NewChatCompletionService(opts...)}, nil
-}
-
-// clientOptions builds the SDK options. The service, unlike oai.NewClient, reads no OPENAI_*
-// environment variables: all configuration comes from Config.
-func clientOptions(provider, baseURL, apiKey string, retries int, timeout time.Duration, hc *http.Client) ([]option.RequestOption, error) {
-	u, err := url.Parse(baseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, ragplane.Errorf(ragplane.EINVALID, "The base URL of provider %s is not an http(s) URL.", provider)
-	}
-	query := u.Query()
-	u.RawQuery, u.Fragment = "", ""
-	opts := []option.RequestOption{
-		option.WithBaseURL(u.String()),
-		option.WithHTTPClient(hc),
-		option.WithMaxRetries(retries),
-		option.WithRequestTimeout(timeout),
-	}
-	// Sorted for a stable request URL.
-	keys := make([]string, 0, len(query))
-	for k := range query {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		opts = append(opts, option.WithQuery(k, query.Get(k)))
-	}
-	switch {
-	case apiKey == "":
-	case strings.EqualFold(provider, "azure"):
-		opts = append(opts, option.WithHeader("api-key", apiKey))
-	default:
-		opts = append(opts, option.WithAPIKey(apiKey))
-	}
-	return opts, nil
 }
 
 // Answer returns the model's answer to req. With no sources it answers answer.NotFound without
