@@ -12,7 +12,7 @@ help: ## list targets
 build: ## build bin/ragplane
 	$(GO) build -o $(BIN) ./cmd/ragplane
 
-up: ## start the local stack (PostgreSQL 17 + pgvector, Redis); writes .ragplane/stack.env
+up: ## start the local stack (PostgreSQL 17 + pgvector, Redis; installs Prometheus); writes .ragplane/stack.env
 	@$(STACK) up
 
 down: ## stop what `make up` started
@@ -31,8 +31,16 @@ bench: up ## run the benchmarks (figures and commands in BENCHMARKS.md)
 demo: build ## bring the stack up, run the control plane and three tenants end to end, stop cleanly
 	@ops/demo.sh
 
+prometheus: up ## run Prometheus on 127.0.0.1:9090 scraping the services at their default addresses (ops/prometheus)
+	@source $(ENV) && mkdir -p .ragplane/prometheus && "$${PROMETHEUS_BIN:-prometheus}" --config.file=ops/prometheus/prometheus.yml \
+		--storage.tsdb.path=.ragplane/prometheus --web.listen-address=127.0.0.1:9090
+
+alerts: up ## check the Prometheus config and alert rules, and run their unit tests (also part of make test)
+	@source $(ENV) && "$${PROMTOOL_BIN:-promtool}" check config ops/prometheus/prometheus.yml && \
+		"$${PROMTOOL_BIN:-promtool}" test rules ops/prometheus/alerts_test.yml
+
 vet: ## go vet and gofmt
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-.PHONY: help build up down status test bench demo vet
+.PHONY: help build up down status test bench demo prometheus alerts vet

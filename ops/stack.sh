@@ -7,6 +7,9 @@
 # the project's own .ragplane/ directory, bind-mounted into the root.
 #
 #   ops/stack.sh up      start (idempotent) and write .ragplane/stack.env
+#
+# `up` also makes sure Prometheus and promtool are installed on the host (Debian bookworm's
+# `prometheus` package): the dashboard and alert-rule tests run their own Prometheus server.
 #   ops/stack.sh down    stop only what `up` started
 #   ops/stack.sh status  say what runs
 #
@@ -41,6 +44,24 @@ ensure_debootstrap() {
   say "installing debootstrap with apt-get"
   apt-get install -y debootstrap >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y debootstrap >/dev/null 2>&1; } ||
     die "could not install debootstrap with apt-get; install it by hand"
+}
+
+# ensure_prometheus installs Debian's prometheus package (prometheus and promtool) once; a no-op
+# when both binaries are already on PATH.
+ensure_prometheus() {
+  if command -v prometheus >/dev/null && command -v promtool >/dev/null; then return; fi
+  command -v apt-get >/dev/null || die "prometheus and promtool are missing and there is no apt-get to install them; install Prometheus 2.x and put both on PATH"
+  [ "$(id -u)" = 0 ] || die "prometheus and promtool are missing; install them (apt-get install prometheus) or run as root"
+  say "installing prometheus and promtool with apt-get (once)"
+  local log="$state/apt-prometheus.log"
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >"$log" 2>&1 ||
+    { apt-get update >>"$log" 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >>"$log" 2>&1; }; } ||
+    die "could not install prometheus with apt-get; see $log"
+  # The package starts a system-wide server on :9090; the tests run their own, so stop it.
+  if command -v systemctl >/dev/null && systemctl is-active -q prometheus 2>/dev/null; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+  command -v prometheus >/dev/null && command -v promtool >/dev/null || die "apt-get installed prometheus but prometheus or promtool is not on PATH"
 }
 
 # ensure_root builds the trixie root once; concurrent callers wait on a lock.
@@ -133,6 +154,7 @@ start_redis() {
 
 up() {
   mkdir -p "$state"
+  ensure_prometheus
   local db_url="${DATABASE_URL:-}" redis_url="${REDIS_URL:-}"
   if [ -z "$db_url" ] || [ -z "$redis_url" ]; then
     need_root
@@ -159,6 +181,8 @@ up() {
   cat >"$state/stack.env" <<EOF
 export DATABASE_URL='$db_url'
 export REDIS_URL='$redis_url'
+export PROMETHEUS_BIN='$(command -v prometheus)'
+export PROMTOOL_BIN='$(command -v promtool)'
 EOF
   say "wrote $state/stack.env"
 }
