@@ -15,6 +15,7 @@ import (
 	"github.com/ragplane/ragplane/catalog"
 	"github.com/ragplane/ragplane/internal/problem"
 	"github.com/ragplane/ragplane/internal/tenantctx"
+	"github.com/ragplane/ragplane/internal/tracing"
 )
 
 // newEcho builds the worker's router: request id, panic recovery, metrics and access log, then
@@ -69,7 +70,7 @@ func (s *Server) verifyContext(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Response().Header().Set(echo.HeaderXRequestID, tc.RequestID)
 		}
 		c.Set("tenant", tc.Identity.TenantID)
-		r = r.WithContext(ragplane.NewContextWithIdentity(r.Context(), tc.Identity))
+		r = r.WithContext(tracing.WithTenant(ragplane.NewContextWithIdentity(r.Context(), tc.Identity), tc.Identity.TenantID))
 		r.Header.Set(echo.HeaderXRequestID, c.Response().Header().Get(echo.HeaderXRequestID))
 		c.SetRequest(r)
 		// Meter the request: the record is written to the spool as the response starts.
@@ -122,6 +123,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			s.metrics.latency.WithLabelValues(label, route).Observe(time.Since(start).Seconds())
 			s.log.Info("request", "method", c.Request().Method, "route", route, "status", status,
 				"tenant_id", tenant, "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+				"trace_id", tracing.TraceID(c.Request().Context()),
 				"duration_ms", time.Since(start).Milliseconds())
 		}
 		return nil

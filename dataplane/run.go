@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/ragplane/ragplane/catalog"
 	"github.com/ragplane/ragplane/internal/tenantctx"
@@ -100,7 +101,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, fmt.Errorf("dataplane: listen on %s: %w", cfg.Addr, err)
 	}
 	s.listener = ln
-	s.http = &http.Server{Handler: s.newEcho(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.http = &http.Server{Handler: otelhttp.NewHandler(s.newEcho(), "dataplane"), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	ok = true
 	return s, nil
 }

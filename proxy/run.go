@@ -16,10 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/internal/problem"
 	"github.com/ragplane/ragplane/internal/tenantctx"
+	"github.com/ragplane/ragplane/internal/tracing"
 	"github.com/ragplane/ragplane/proxy/ratelimit"
 	"github.com/ragplane/ragplane/proxy/xdsclient"
 )
@@ -119,12 +121,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	s.rp = &httputil.ReverseProxy{
 		Rewrite:       func(pr *httputil.ProxyRequest) { pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "worker" },
 		FlushInterval: -1, // server-sent events pass through unbuffered
-		Transport: &retryTransport{balancer: s.balancer, workers: s.state.endpoints, base: &http.Transport{
+		// otelhttp starts a client span per attempt and sends traceparent and baggage upstream.
+		Transport: &retryTransport{balancer: s.balancer, workers: s.state.endpoints, base: otelhttp.NewTransport(&http.Transport{
 			DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConnsPerHost:   64,
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: cfg.UpstreamTimeout,
-		}},
+		})},
 		ErrorHandler: s.upstreamError,
 	}
 
@@ -133,7 +136,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, fmt.Errorf("proxy: listen on %s: %w", cfg.Addr, err)
 	}
 	s.listener = ln
-	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	s.http = &http.Server{Handler: otelhttp.NewHandler(s, "proxy"), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10}
 	ok = true
 	return s, nil
@@ -223,6 +226,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "", err)
 		return
 	}
+	r = r.WithContext(tracing.WithTenant(r.Context(), id.TenantID))
 	label := s.metrics.tenant(id.TenantID)
 	pol, ok := s.state.policy(id.TenantID)
 	switch {
@@ -307,7 +311,8 @@ func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 	case errors.Is(err, context.Canceled):
 		w.WriteHeader(499) // the client closed the request; nobody reads this
 	default:
-		s.log.Warn("worker request failed", "err", err, "request_id", r.Header.Get("X-Request-ID"))
+		s.log.Warn("worker request failed", "err", err, "request_id", r.Header.Get("X-Request-ID"),
+			"trace_id", tracing.TraceID(r.Context()))
 		problem.Write(w, r, ragplane.Errorf(ragplane.EUPSTREAM, "The data-plane worker could not be reached."), nil)
 	}
 }

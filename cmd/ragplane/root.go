@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ragplane/ragplane/controlplane"
 	"github.com/ragplane/ragplane/dataplane"
+	"github.com/ragplane/ragplane/internal/tracing"
 	"github.com/ragplane/ragplane/proxy"
 )
 
@@ -32,6 +34,11 @@ func newRootCommand(logger *slog.Logger, getenv func(string) string) *cobra.Comm
 			if err != nil {
 				return err
 			}
+			shutdown, err := tracing.Setup(cmd.Context(), "ragplane-controlplane", getenv)
+			if err != nil {
+				return err
+			}
+			defer shutdown(context.WithoutCancel(cmd.Context()))
 			return controlplane.Run(cmd.Context(), cfg, logger)
 		},
 	})
@@ -44,6 +51,11 @@ func newRootCommand(logger *slog.Logger, getenv func(string) string) *cobra.Comm
 			if err != nil {
 				return err
 			}
+			shutdown, err := tracing.Setup(cmd.Context(), "ragplane-dataplane", getenv)
+			if err != nil {
+				return err
+			}
+			defer shutdown(context.WithoutCancel(cmd.Context()))
 			return dataplane.Run(cmd.Context(), cfg, logger)
 		},
 	})
@@ -56,6 +68,11 @@ func newRootCommand(logger *slog.Logger, getenv func(string) string) *cobra.Comm
 			if err != nil {
 				return err
 			}
+			shutdown, err := tracing.Setup(cmd.Context(), "ragplane-proxy", getenv)
+			if err != nil {
+				return err
+			}
+			defer shutdown(context.WithoutCancel(cmd.Context()))
 			return proxy.Run(cmd.Context(), cfg, logger)
 		},
 	})
