@@ -28,8 +28,11 @@ bench: up ## run the benchmarks (figures and commands in BENCHMARKS.md)
 	@source $(ENV) && $(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./controlplane/provision/local/
 	@source $(ENV) && $(GO) test -run '^$$' -bench . -benchtime 3x -count 1 ./controlplane/provision/
 
-demo: build ## bring the stack up, run the control plane and three tenants end to end, stop cleanly
+demo: build ## from nothing: stack, control plane, proxy, two workers, three tenants end to end; stops cleanly
 	@ops/demo.sh
+
+demo-up: build ## the demo, then leave everything running for exploring (Ctrl-C stops it)
+	@RAGPLANE_DEMO_KEEP=1 ops/demo.sh
 
 prometheus: up ## run Prometheus on 127.0.0.1:9090 scraping the services at their default addresses (ops/prometheus)
 	@source $(ENV) && mkdir -p .ragplane/prometheus && "$${PROMETHEUS_BIN:-prometheus}" --config.file=ops/prometheus/prometheus.yml \
@@ -43,4 +46,4 @@ vet: ## go vet and gofmt
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-.PHONY: help build up down status test bench demo prometheus alerts vet
+.PHONY: help build up down status test bench demo demo-up prometheus alerts vet

@@ -11,6 +11,7 @@ stack_was_up=false
 case "$(ops/stack.sh status)" in *"PostgreSQL running"*) stack_was_up=true ;; esac
 cp_pid=""
 dp_pid=""
+dp2_pid=""
 px_pid=""
 cleanup() {
   status=$?
@@ -18,10 +19,12 @@ cleanup() {
     kill -TERM "$px_pid" && wait "$px_pid" 2>/dev/null || true
     echo "==> proxy stopped"
   fi
-  if [ -n "$dp_pid" ] && kill -0 "$dp_pid" 2>/dev/null; then
-    kill -TERM "$dp_pid" && wait "$dp_pid" 2>/dev/null || true
-    echo "==> data-plane worker stopped"
-  fi
+  for pid in $dp_pid $dp2_pid; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" && wait "$pid" 2>/dev/null || true
+      echo "==> data-plane worker stopped"
+    fi
+  done
   if [ -n "$cp_pid" ] && kill -0 "$cp_pid" 2>/dev/null; then
     kill -TERM "$cp_pid" && wait "$cp_pid" 2>/dev/null || true
     echo "==> control plane stopped"
@@ -111,9 +114,12 @@ step "bad input is refused with problem+json"
 curl -sS -X POST -H "Authorization: Bearer $RAGPLANE_ADMIN_TOKEN" -H 'Content-Type: application/json' \
   -d '{"id":"Bad Slug","name":"x","email":"x@example.com","plan":"free"}' "$RAGPLANE_ADMIN_URL/v1/tenants"; echo
 
-step "a data-plane worker on $RAGPLANE_DATAPLANE_ADDR"
-$bin dataplane >.ragplane/demo-dataplane.log 2>&1 &
+step "two data-plane workers, $RAGPLANE_DATAPLANE_ADDR and 127.0.0.1:${RAGPLANE_DEMO_WORKER2_PORT:-18091}, registering with the control plane"
+RAGPLANE_USAGE_DIR=.ragplane/usage-1 $bin dataplane >.ragplane/demo-dataplane.log 2>&1 &
 dp_pid=$!
+RAGPLANE_USAGE_DIR=.ragplane/usage-2 RAGPLANE_DATAPLANE_ADDR=127.0.0.1:${RAGPLANE_DEMO_WORKER2_PORT:-18091} \
+  $bin dataplane >.ragplane/demo-dataplane-2.log 2>&1 &
+dp2_pid=$!
 for _ in $(seq 1 100); do
   curl -fsS "$RAGPLANE_WORKER_URL/readyz" >/dev/null 2>&1 && break
   kill -0 "$dp_pid" 2>/dev/null || { tail -5 .ragplane/demo-dataplane.log; exit 1; }
@@ -172,3 +178,14 @@ step "the audit trail"
 $bin audit --limit 8
 
 step "done: metrics at $RAGPLANE_ADMIN_URL/metrics while it runs; OpenAPI at $RAGPLANE_ADMIN_URL/openapi.json"
+
+if [ "${RAGPLANE_DEMO_KEEP:-}" = 1 ]; then
+  step "everything keeps running for you to explore; Ctrl-C stops it all"
+  cat <<EOT
+  export RAGPLANE_ADMIN_URL=$RAGPLANE_ADMIN_URL RAGPLANE_ADMIN_TOKEN=$RAGPLANE_ADMIN_TOKEN RAGPLANE_API_URL=$RAGPLANE_API_URL
+  export RAGPLANE_TOKEN=${tokens[acme_corp]}   # acme_corp's token, valid 15 minutes
+  bin/ragplane tenants list; bin/ragplane query --mode hybrid "How long are customer records retained?"
+  metrics: $RAGPLANE_ADMIN_URL/metrics  $RAGPLANE_API_URL/metrics  $RAGPLANE_WORKER_URL/metrics   (make prometheus scrapes the default ports)
+EOT
+  wait
+fi
