@@ -3,6 +3,7 @@ package dataplane_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -129,4 +130,38 @@ func TestUsageMetering(t *testing.T) {
 		t.Fatalf("beta_inc sees usage it did not make: %s", r.Body)
 	}
 	mustStatus(t, st.Admin("GET", "/v1/tenants/acme_corp/usage?from=yesterday", nil), http.StatusUnprocessableEntity)
+}
+
+// Usage recorded while the catalog is unreachable is shipped, once, when it comes back; the
+// requests themselves keep being served from the worker's caches.
+func TestUsageSurvivesCatalogOutage(t *testing.T) {
+	st := e2etest.Start(t, e2etest.Options{})
+	st.CreateTenant("acme_corp", "pro", nil)
+	u, err := url.Parse(st.CatalogURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := e2etest.NewCuttable(t, u.Host) // the worker's way to the catalog
+	u.Host = link.Addr()
+	addr := e2etest.FreeAddr(t)
+	env := append(st.WorkerEnv(addr), "DATABASE_URL="+u.String(), "RAGPLANE_TENANT_CACHE_TTL=1m", "RAGPLANE_USAGE_DIR="+t.TempDir())
+	e2etest.StartProcess(t, "dataplane", addr, env...)
+	c := st.Tenant("acme_corp")
+	c.Base = "http://" + addr
+	mustStatus(t, c.Do("POST", "/v1/search", map[string]any{"query": "warm the cache"}), http.StatusOK)
+	waitUsage(t, st, "acme_corp", 1)
+	link.Cut()
+	for i := 0; i < 3; i++ {
+		mustStatus(t, c.Do("POST", "/v1/search", map[string]any{"query": "during the outage"}), http.StatusOK)
+	}
+	time.Sleep(2500 * time.Millisecond) // two shipping rounds fail
+	if events, _ := usageCounts(t, st, "acme_corp"); events != 1 {
+		t.Fatalf("%d events in the catalog during the outage, want 1", events)
+	}
+	m := e2etest.Send(t, "GET", c.Base+"/metrics", nil)
+	if !strings.Contains(string(m.Body), "ragplane_dataplane_usage_ship_failures_total") || strings.Contains(string(m.Body), "ragplane_dataplane_usage_spool_lag_seconds 0\n") {
+		t.Fatalf("the outage shows neither as ship failures nor as lag")
+	}
+	link.Restore()
+	waitUsage(t, st, "acme_corp", 4)
 }

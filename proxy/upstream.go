@@ -107,7 +107,8 @@ func connectFailure(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// isIdempotent reports whether a request may be retried on another worker after a connect failure.
+// isIdempotent reports whether a request may be sent again to another worker after the first one
+// failed without answering.
 func isIdempotent(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodDelete:
@@ -118,7 +119,7 @@ func isIdempotent(r *http.Request) bool {
 }
 
 // retryTransport sends a request to the worker chosen for it, and once more to another worker if
-// the first could not be reached and the request is idempotent.
+// the first could not be reached, or if it failed without answering and the request is idempotent.
 type retryTransport struct {
 	base     http.RoundTripper
 	balancer *balancer
@@ -149,7 +150,9 @@ func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		if err == nil {
 			return resp, nil
 		}
-		if attempt > 0 || !connectFailure(err) || !isIdempotent(r) || len(addrs) < 2 || r.Context().Err() != nil {
+		// Another worker gets the request if it never reached this one, or, for a request that is
+		// safe to repeat, if this one died before answering (no response at all came back).
+		if attempt > 0 || len(addrs) < 2 || r.Context().Err() != nil || !(connectFailure(err) || isIdempotent(r)) {
 			return nil, err
 		}
 		skip = addr
