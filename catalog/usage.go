@@ -168,3 +168,13 @@ func (s *Store) ExportUsage(ctx context.Context, tenant ragplane.TenantID, from,
 	}
 	return pgError(rows.Err(), "Usage")
 }
+
+// TokensSince sums the tokens (prompt, completion and embedding) a tenant used since from, from
+// the daily rollups: the monthly-token quota counts what was shipped, in PostgreSQL.
+func (s *Store) TokensSince(ctx context.Context, tenant ragplane.TenantID, from time.Time) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `select coalesce(sum(metric_value), 0)::bigint from tenant_usage
+		where tenant_id = $1 and granularity = 'day' and period_start >= $2
+		and metric_name in ('prompt_tokens', 'completion_tokens', 'embedding_tokens')`, tenant, from.UTC().Truncate(24*time.Hour)).Scan(&n)
+	return n, pgError(err, "Usage")
+}

@@ -63,6 +63,9 @@ func (s *Server) query(c echo.Context) error {
 		return err
 	}
 	defer sc.release()
+	if err := s.checkMonthlyTokens(ctx, sc); err != nil {
+		return err
+	}
 	set := sc.cfg.Settings
 	areq := answer.Request{Query: req.Query, MaxTokens: set.MaxTokensPerQuery, Temperature: set.Temperature, ModelTier: set.ModelTier}
 	meta := ragplane.AnswerMetadata{TenantID: sc.tenant, RetrievalMode: set.RetrievalMode, ConfigVersion: sc.rt.Tenant.ConfigVersion}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
+	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
 	"github.com/ragplane/ragplane/internal/tenantctx"
 )
@@ -34,6 +35,7 @@ type Server struct {
 	metricsHandler http.Handler
 	providers      *providers
 	spool          *spool
+	tokens         monthlyTokens
 	listener       net.Listener
 	http           *http.Server
 	closers        []func()
@@ -53,7 +55,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("dataplane config:\n%w", err)
 	}
-	s := &Server{cfg: cfg, log: logger.With("component", "dataplane")}
+	s := &Server{cfg: cfg, log: logger.With("component", "dataplane"), tokens: monthlyTokens{cache: map[ragplane.TenantID]tokenCount{}}}
 	ok := false
 	defer func() {
 		if !ok {

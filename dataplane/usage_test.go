@@ -132,6 +132,36 @@ func TestUsageMetering(t *testing.T) {
 	mustStatus(t, st.Admin("GET", "/v1/tenants/acme_corp/usage?from=yesterday", nil), http.StatusUnprocessableEntity)
 }
 
+// A tenant that used up its monthly tokens gets 429 naming the quota on queries.
+func TestMonthlyTokenQuota(t *testing.T) {
+	st := e2etest.Start(t, e2etest.Options{})
+	st.CreateTenant("small_co", "free", nil)
+	mustStatus(t, st.Admin("PATCH", "/v1/tenants/small_co", map[string]any{"limits": map[string]any{"monthly_tokens": 5}}), http.StatusOK)
+	time.Sleep(300 * time.Millisecond)
+	c := st.Tenant("small_co")
+	mustStatus(t, c.Do("POST", "/v1/documents", map[string]any{"content": "Backups are encrypted with AES-256 every night."}), http.StatusCreated)
+	waitUsage(t, st, "small_co", 1) // the ingestion's embedding tokens are now counted
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := c.Do("POST", "/v1/query", map[string]any{"query": "Are backups encrypted?"})
+		if r.Status == http.StatusTooManyRequests {
+			if p := r.Problem(t); p["field"] != "monthly_tokens" {
+				t.Fatalf("429 for %v", p["field"])
+			}
+			break
+		}
+		mustStatus(t, r, http.StatusOK)
+		if time.Now().After(deadline) {
+			t.Fatal("the monthly token quota is never enforced")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	// Raising the quota lets queries through again (after the short cache).
+	mustStatus(t, st.Admin("PATCH", "/v1/tenants/small_co", map[string]any{"limits": map[string]any{"monthly_tokens": 1000000}}), http.StatusOK)
+	time.Sleep(400 * time.Millisecond)
+	mustStatus(t, c.Do("POST", "/v1/query", map[string]any{"query": "Are backups encrypted?"}), http.StatusOK)
+}
+
 // Usage recorded while the catalog is unreachable is shipped, once, when it comes back; the
 // requests themselves keep being served from the worker's caches.
 func TestUsageSurvivesCatalogOutage(t *testing.T) {
