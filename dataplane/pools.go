@@ -8,6 +8,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
@@ -158,6 +159,8 @@ func (p *pools) openPool(url string) (*pgxpool.Pool, error) {
 	cfg.MaxConnIdleTime = p.cfg.IdleTimeout
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error { return pgxvec.RegisterTypes(ctx, c) }
+	// Tenant-database queries join the request's trace (SQL text only, never its arguments).
+	cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithDisableQuerySpanNamePrefix())
 	return pgxpool.NewWithConfig(context.Background(), cfg)
 }
 

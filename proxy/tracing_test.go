@@ -74,7 +74,7 @@ func TestTracePropagatesProxyToWorker(t *testing.T) {
 	}
 	recv.mu.Lock()
 	defer recv.mu.Unlock()
-	var servers, clients, withTenant int
+	var servers, clients, withTenant, queries int
 	var seen []map[string]string
 	for id, spans := range recv.spans {
 		if hexID(id) != traceID {
@@ -90,12 +90,14 @@ func TestTracePropagatesProxyToWorker(t *testing.T) {
 				}
 			case sp["url.full"] != "":
 				clients++ // the proxy's call to the worker
+			case sp["db.system"] != "" || sp["db.system.name"] != "":
+				queries++ // the worker's queries to the tenant database
 			}
 		}
 	}
-	if servers != 2 || clients != 1 || withTenant != 2 {
-		t.Fatalf("the trace has %d server spans (%d with the tenant) and %d client spans, want 2, 2 and 1: %v",
-			servers, withTenant, clients, seen)
+	if servers != 2 || clients != 1 || withTenant != 2 || queries == 0 {
+		t.Fatalf("the trace has %d server spans (%d with the tenant), %d client spans and %d database spans, want 2, 2, 1 and some: %v",
+			servers, withTenant, clients, queries, seen)
 	}
 }
 
