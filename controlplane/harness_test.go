@@ -23,13 +23,12 @@ const adminToken = "test-admin-token-0123456789"
 // testServer is a control plane running in the test process with its own catalog database and
 // its own prefix for tenant databases on the test PostgreSQL.
 type testServer struct {
-	t       testing.TB
-	base    string
-	prefix  string
-	dbURL   string
-	cancel  context.CancelFunc
-	done    chan error
-	dialect string
+	t      testing.TB
+	base   string
+	prefix string
+	dbURL  string
+	cancel context.CancelFunc
+	done   chan error
 }
 
 // mustStart runs the production controlplane.New + Run with port 0.

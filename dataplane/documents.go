@@ -80,11 +80,9 @@ func (s *Server) validate(prefix string, in *documentInput) error {
 	return nil
 }
 
-// prepare normalises, chunks and embeds a document outside any transaction (the slow part).
+// prepare normalises, chunks and embeds a document outside any transaction (the slow part). The
+// caller has validated in (all of a batch first, so a bad last document costs no embedding).
 func (s *Server) prepare(ctx context.Context, sc *scope, prefix string, in documentInput) (*prepared, error) {
-	if err := s.validate(prefix, &in); err != nil {
-		return nil, err
-	}
 	text, err := ingest.NormalizeText(in.Content)
 	if err != nil {
 		return nil, withField(err, prefix+"content")
@@ -544,7 +542,7 @@ func (s *Server) listDocuments(c echo.Context) error {
 	}
 	defer sc.release()
 	rows, err := sc.pool.Query(ctx, `select `+documentColumns+` from documents
-		where $1::text = '' or (created_at, id) < ($2, $1::uuid) order by created_at desc, id desc limit $3`,
+		where $1::text = '' or (created_at, id) < ($2, nullif($1::text, '')::uuid) order by created_at desc, id desc limit $3`,
 		afterID, afterAt, limit+1)
 	if err != nil {
 		return dbError(err)

@@ -160,7 +160,7 @@ func (p *pools) openPool(url string) (*pgxpool.Pool, error) {
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error { return pgxvec.RegisterTypes(ctx, c) }
 	// Tenant-database queries join the request's trace (SQL text only, never its arguments).
-	cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithDisableQuerySpanNamePrefix())
+	cfg.ConnConfig.Tracer = otelpgx.NewTracer()
 	return pgxpool.NewWithConfig(context.Background(), cfg)
 }
 

@@ -50,7 +50,7 @@ func authenticate(r *http.Request, ks keySet, leeway time.Duration) (ragplane.Id
 		return ragplane.Identity{}, deny
 	}
 	// A token may live at most an hour (the control plane issues 15 minutes by default).
-	if c.ExpiresAt.Sub(time.Now()) > time.Hour+leeway || c.TenantID.Validate() != nil {
+	if time.Until(c.ExpiresAt.Time) > time.Hour+leeway || c.TenantID.Validate() != nil {
 		return ragplane.Identity{}, deny
 	}
 	return ragplane.Identity{TenantID: c.TenantID, Subject: c.Subject, Roles: c.Roles}, nil

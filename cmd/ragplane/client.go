@@ -71,26 +71,11 @@ func (c *cliContext) call(ctx context.Context, method, path string, body any, ou
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("admin API at %s: %w", c.baseURL(), err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 400 {
-		e := &apiError{Status: resp.StatusCode}
-		if json.Unmarshal(data, e) != nil || e.Code == "" {
-			e.Code, e.Detail = "error", strings.TrimSpace(string(data))
-		}
-		return e
-	}
 	if out == nil {
-		return nil
+		var discard json.RawMessage
+		return send(req, "admin API at "+c.baseURL(), &discard)
 	}
-	return json.Unmarshal(data, out)
+	return send(req, "admin API at "+c.baseURL(), out)
 }
 
 // printJSON prints v indented.

@@ -92,6 +92,9 @@ func send(req *http.Request, base string, out any) error {
 		}
 		return e
 	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil // 204 and friends
+	}
 	return json.Unmarshal(data, out)
 }
 
