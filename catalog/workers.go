@@ -67,38 +67,10 @@ func (s *Store) LiveWorkers(ctx context.Context) ([]ragplane.Worker, error) {
 // TenantPolicies returns the policy of every tenant that is not deleted, with effective limits.
 func (s *Store) TenantPolicies(ctx context.Context) ([]ragplane.TenantPolicy, error) {
 	var out []ragplane.TenantPolicy
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `select `+tenantColumns+` from tenants where status <> 'deleted' order by id`)
-		if err != nil {
-			return pgError(err, "Tenants")
-		}
-		ts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*ragplane.Tenant, error) { return scanTenant(r) })
-		if err != nil {
-			return pgError(err, "Tenants")
-		}
-		plans := map[string]ragplane.ConfigLayer{}
-		var system ragplane.ConfigLayer
-		for _, t := range ts {
-			p, ok := plans[t.Plan]
-			if !ok {
-				if system, p, err = layers(ctx, tx, t.Plan); err != nil {
-					return err
-				}
-				plans[t.Plan] = p
-			}
-			if err := ragplane.ValidateLimits("tenant.limits", t.Limits); err != nil {
-				return err
-			}
-			if err := ragplane.ValidateSettings("tenant.settings", t.Settings); err != nil {
-				return err
-			}
-			cfg, err := ragplane.Resolve(system, p, ragplane.ConfigLayer{Settings: t.Settings, Limits: t.Limits}, nil)
-			if err != nil {
-				return fmt.Errorf("catalog: tenant %s config: %w", t.ID, err)
-			}
-			out = append(out, ragplane.TenantPolicy{TenantID: t.ID, Status: t.Status, Plan: t.Plan, Limits: cfg.Limits, ConfigVersion: t.ConfigVersion})
-		}
-		return nil
+	err := s.readPolicies(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = tenantPolicies(ctx, tx, `status <> 'deleted' order by id`)
+		return err
 	})
 	return out, err
 }
