@@ -13,6 +13,8 @@ type metrics struct {
 	pushes      *prometheus.CounterVec
 	nacks       *prometheus.CounterVec
 	pushLatency *prometheus.HistogramVec
+	// sotwOversize counts state-of-the-world rate-limit snapshots too large to serve.
+	sotwOversize prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,6 +37,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 				"Initial syncs of newly connected proxies are not counted.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"type"}),
+		sotwOversize: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ragplane_controlplane_xds_sotw_oversize_total",
+			Help: "State-of-the-world rate-limit snapshots not served because they exceed the message size limit.",
+		}),
 	}
 	if reg == nil {
 		return m
@@ -43,6 +49,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m.pushes = register(reg, m.pushes)
 	m.nacks = register(reg, m.nacks)
 	m.pushLatency = register(reg, m.pushLatency)
+	m.sotwOversize = register(reg, m.sotwOversize)
 	return m
 }
 

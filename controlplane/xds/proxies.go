@@ -8,12 +8,15 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+
+	"github.com/ragplane/ragplane/internal/xdsapi"
 )
 
 // ProxyStatus is what the server knows about one connected xDS stream (one proxy on ADS).
@@ -80,6 +83,9 @@ type tracker struct {
 	log     *slog.Logger
 	metrics *metrics
 
+	// sotw counts open state-of-the-world streams, which make rate-limit snapshots worth building.
+	sotw atomic.Int64
+
 	mu       sync.Mutex
 	streams  map[streamKey]*streamState
 	versions map[string][]versionTime // by type URL, oldest first
@@ -108,8 +114,14 @@ func (t *tracker) open(key streamKey, protocol, defaultType string) {
 		pending:     map[string][]sent{},
 	}
 	t.mu.Unlock()
+	if !key.delta {
+		t.sotw.Add(1)
+	}
 	t.metrics.connected.Inc()
 }
+
+// sotwStreams is the number of open state-of-the-world streams.
+func (t *tracker) sotwStreams() int64 { return t.sotw.Load() }
 
 func (t *tracker) closed(key streamKey, node *corev3.Node) {
 	t.mu.Lock()
@@ -117,6 +129,9 @@ func (t *tracker) closed(key streamKey, node *corev3.Node) {
 	delete(t.streams, key)
 	t.mu.Unlock()
 	if ok {
+		if !key.delta {
+			t.sotw.Add(-1)
+		}
 		t.metrics.connected.Dec()
 		t.log.Info("proxy disconnected", "node_id", node.GetId())
 	}
@@ -169,6 +184,11 @@ func (t *tracker) request(key streamKey, node *corev3.Node, typeURL, nonce strin
 	}
 	s.pending[typeURL] = slices.Delete(pending, 0, i)
 	if !found {
+		return
+	}
+	if nack == nil && xdsapi.IsPartial(version) {
+		// One chunk of a larger state: the proxy does not hold this version of the type yet,
+		// so the ACKed version stays where it was until the last chunk is ACKed.
 		return
 	}
 	st := s.Types[typeURL]

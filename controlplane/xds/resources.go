@@ -10,49 +10,42 @@
 package xds
 
 import (
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/ragplane/ragplane/internal/xdsapi"
 )
 
-// Type URLs served, one LinearCache each.
+// Type URLs served, one LinearCache each. They are the contract of internal/xdsapi, which the
+// proxy imports too; they are repeated here so that this package's users need not know it.
 const (
-	// TypeTenantPolicy carries one google.protobuf.Struct per tenant, named by tenant id, holding
-	// the JSON view of ragplane.TenantPolicy: tenant_id, status, plan, config_version and limits
-	// {queries_per_hour, requests_per_second, burst, max_concurrent_requests, max_request_bytes,
-	// max_tokens_per_query, max_documents, max_storage_mb, max_top_k, max_model_tier,
-	// monthly_tokens}.
-	TypeTenantPolicy = "type.googleapis.com/google.protobuf.Struct"
-	// TypeRateLimit carries one ratelimit.config.ratelimit.v3.RateLimitConfig per tenant, named
-	// RateLimitPrefix + tenant id.
-	TypeRateLimit = resource.RateLimitConfigType
+	// TypeTenantPolicy carries one google.protobuf.Struct per tenant (xdsapi.EncodePolicy).
+	TypeTenantPolicy = xdsapi.TypeTenantPolicy
+	// TypeRateLimit carries one RateLimitConfig per tenant, named RateLimitPrefix + tenant id.
+	TypeRateLimit = xdsapi.TypeRateLimit
 	// TypeCluster carries the one EDS cluster DataplaneCluster.
-	TypeCluster = resource.ClusterType
+	TypeCluster = xdsapi.TypeCluster
 	// TypeEndpoint carries the ClusterLoadAssignment of DataplaneCluster: the live workers.
-	TypeEndpoint = resource.EndpointType
+	TypeEndpoint = xdsapi.TypeEndpoint
 	// TypeJWTProvider carries the one jwt_authn JwtProvider JWTProviderName with the JWKS inline.
-	TypeJWTProvider = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtProvider"
+	TypeJWTProvider = xdsapi.TypeJWTProvider
 )
 
-// Resource names and rate-limit descriptor keys.
+// Resource names and rate-limit descriptor keys (see internal/xdsapi).
 const (
 	// DataplaneCluster names both the cluster and its load assignment.
-	DataplaneCluster = "ragplane-dataplane"
+	DataplaneCluster = xdsapi.DataplaneCluster
 	// JWTProviderName names the JwtProvider that verifies tenant tokens.
-	JWTProviderName = "ragplane-tenants"
+	JWTProviderName = xdsapi.JWTProviderName
 	// RateLimitPrefix prefixes the tenant id in a RateLimitConfig's name.
-	RateLimitPrefix = "ratelimit/"
+	RateLimitPrefix = xdsapi.RateLimitPrefix
 	// RateLimitDomain is the domain of every RateLimitConfig.
-	RateLimitDomain = "ragplane"
-	// TenantDescriptorKey is the descriptor key whose value is the tenant id; its limit is the
-	// tenant's requests per second over all requests.
-	TenantDescriptorKey = "tenant_id"
-	// OperationDescriptorKey with value OperationQuery, nested under the tenant descriptor, carries
-	// the tenant's queries per hour (Envoy: a generic_key action with descriptor_key "operation" on
-	// the query route).
-	OperationDescriptorKey = "operation"
+	RateLimitDomain = xdsapi.RateLimitDomain
+	// TenantDescriptorKey is the descriptor key whose value is the tenant id.
+	TenantDescriptorKey = xdsapi.TenantDescriptorKey
+	// OperationDescriptorKey with value OperationQuery carries the tenant's queries per hour.
+	OperationDescriptorKey = xdsapi.OperationDescriptorKey
 	// OperationQuery is the OperationDescriptorKey value of query requests.
-	OperationQuery = "query"
+	OperationQuery = xdsapi.OperationQuery
 	// WorkerMetadataKey is the filter_metadata namespace of each endpoint; it holds "worker_id".
-	WorkerMetadataKey = "ragplane"
+	WorkerMetadataKey = xdsapi.WorkerMetadataKey
 )
 
 // typeOrder lists every served type URL in push order: Envoy wants a cluster before its

@@ -22,6 +22,9 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	rlsconfigservice "github.com/envoyproxy/go-control-plane/ratelimit/service/ratelimit/v3"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/internal/xdsapi"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/proto"
@@ -54,23 +57,27 @@ type Config struct {
 // MuxCache, served by go-control-plane on ADS (incremental and state of the world) and on the
 // per-type CDS, EDS and RLS-config services.
 //
+// Delta responses are bounded (boundedCache): a type's state larger than
+// xdsapi.MaxResponseResourceBytes goes out in several responses, each but the last marked partial.
+//
 // One exception: state-of-the-world requests for rate-limit configs go to a snapshot cache. A
 // LinearCache answers those with the changed resources only, but envoyproxy/ratelimit replaces its
 // whole configuration with each response, so it must receive every tenant's config every time.
+// That snapshot is built lazily (lazyRateLimits), only while such a subscriber exists.
 type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	tracker *tracker
 	caches  map[string]*cache.LinearCache
-	rlsSotW cache.SnapshotCache
+	rlsSotW *lazyRateLimits
 	mux     *cache.MuxCache
 	// prefix makes this instance's system versions distinct from a previous instance's.
 	prefix string
 
-	mu      sync.Mutex // serialises Update
+	mu      sync.Mutex // serialises the updates
 	current map[string]map[string]proto.Message
 	// versions mirrors each LinearCache's version counter, which UpdateResources increments once
-	// per call; only Update calls it.
+	// per call; only push calls it.
 	versions map[string]uint64
 	warned   map[string]bool // the last Update's warnings
 
@@ -99,9 +106,10 @@ func New(cfg Config) *Server {
 	caches := map[string]cache.Cache{}
 	for _, t := range typeOrder {
 		c := cache.NewLinearCache(t, cache.WithVersionPrefix(s.prefix), cache.WithLogger(gcpLogger(log)))
-		s.caches[t], caches[t] = c, c
+		s.caches[t] = c
+		caches[t] = &boundedCache{LinearCache: c, maxBytes: xdsapi.MaxResponseResourceBytes}
 	}
-	s.rlsSotW = cache.NewSnapshotCache(false, sameForAllNodes{}, gcpLogger(log))
+	s.rlsSotW = newLazyRateLimits(cache.NewSnapshotCache(false, sameForAllNodes{}, gcpLogger(log)), s.rateLimitState, log, m)
 	caches[sotwRateLimitKey] = s.rlsSotW
 	s.mux = &cache.MuxCache{
 		Classify: func(r *cache.Request) string {
@@ -128,6 +136,10 @@ func (sameForAllNodes) ID(*corev3.Node) string { return "" }
 // resources added or changed (by proto.Equal) and the names removed, in one UpdateResources call.
 // A change to one tenant therefore sends that tenant's policy and rate limit, nothing else, to
 // delta subscribers. On error nothing is pushed. Safe for concurrent use; updates are serialised.
+//
+// Update translates and compares every tenant: it is for the first load (and tests). Later
+// changes go through UpdateTenants, UpdateEndpoints and UpdateJWTProvider, whose cost follows the
+// size of the change.
 func (s *Server) Update(in Input) error {
 	res, err := Translate(in)
 	if err != nil {
@@ -139,7 +151,7 @@ func (s *Server) Update(in Input) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// Update runs on every catalog poll; a bad row is logged when it appears, not every time.
+	// Update may run again with the same input; a bad row is logged when it appears, not every time.
 	warned := map[string]bool{}
 	for _, w := range res.Warnings {
 		if !s.warned[w] {
@@ -151,33 +163,131 @@ func (s *Server) Update(in Input) error {
 	now := time.Now()
 	for _, t := range typeOrder {
 		changed, removed := diff(s.current[t], res.Types[t])
-		first := s.current[t] == nil
-		if len(changed) == 0 && len(removed) == 0 && !first {
-			continue
-		}
-		if len(changed) > 0 || len(removed) > 0 {
-			// Record the version before pushing: the cache sends to watches inside
-			// UpdateResources, so an ACK may arrive before it returns.
-			s.versions[t]++
-			s.tracker.recordVersion(t, s.version(t), now)
-			if err := s.caches[t].UpdateResources(changed, removed); err != nil {
-				// The cache holds the new resources even when notifying a watch failed.
-				s.log.Error("notify watches", "type", typeLabel(t), "error", err)
-			}
-		}
-		// The snapshot is set even when the first Update has no tenants, so that
-		// state-of-the-world subscribers get their (empty) first response.
-		if t == TypeRateLimit {
-			if err := s.setRateLimitSnapshot(s.version(t), res.Types[t]); err != nil {
-				s.log.Error("set rate limit snapshot", "version", s.version(t), "error", err)
-			}
-		}
+		s.push(t, changed, removed, now)
 		s.current[t] = res.Types[t]
-		s.log.Debug("resources updated", "type", typeLabel(t), "version", s.version(t),
-			"changed", len(changed), "removed", len(removed))
 	}
+	s.rlsSotW.changed(s.tracker.sotwStreams() > 0)
 	s.readyOnce.Do(func() { close(s.ready) })
 	return nil
+}
+
+// UpdateTenants pushes the policies and rate limits of the given tenants (added or changed; a
+// policy with status deleted removes its tenant) and removes the tenants named in removed. Only
+// these tenants are translated and compared, so the cost follows the size of the change, not
+// the tenant count. A tenant that cannot be translated is logged and removed: one bad row must
+// not hold back the others. Safe for concurrent use.
+func (s *Server) UpdateTenants(upserted []ragplane.TenantPolicy, removed []ragplane.TenantID) error {
+	res := Resources{Types: map[string]map[string]proto.Message{TypeTenantPolicy: {}, TypeRateLimit: {}}}
+	var gone []string
+	for _, id := range removed {
+		gone = append(gone, string(id))
+	}
+	for _, p := range upserted {
+		if p.Status == ragplane.StatusDeleted {
+			gone = append(gone, string(p.TenantID))
+			continue
+		}
+		policy, limit, err := makeTenant(p)
+		if err != nil {
+			s.log.Warn("input skipped", "reason", err.Error())
+			gone = append(gone, string(p.TenantID))
+			continue
+		}
+		res.Types[TypeTenantPolicy][string(p.TenantID)] = policy
+		res.Types[TypeRateLimit][RateLimitPrefix+string(p.TenantID)] = limit
+	}
+	if err := Check(res); err != nil {
+		return err
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for _, t := range []string{TypeTenantPolicy, TypeRateLimit} {
+		prefix := ""
+		if t == TypeRateLimit {
+			prefix = RateLimitPrefix
+		}
+		cur := s.current[t]
+		if cur == nil {
+			cur = map[string]proto.Message{}
+			s.current[t] = cur
+		}
+		changed := map[string]types.Resource{}
+		for name, msg := range res.Types[t] {
+			if old, ok := cur[name]; !ok || !proto.Equal(old, msg) {
+				changed[name] = msg
+				cur[name] = msg
+			}
+		}
+		var dropped []string
+		for _, id := range gone {
+			name := prefix + id
+			if _, ok := res.Types[t][name]; ok {
+				continue // removed and re-added in one batch: the upsert wins
+			}
+			if _, ok := cur[name]; ok {
+				dropped = append(dropped, name)
+				delete(cur, name)
+			}
+		}
+		slices.Sort(dropped)
+		s.push(t, changed, dropped, now)
+	}
+	s.rlsSotW.changed(s.tracker.sotwStreams() > 0)
+	return nil
+}
+
+// UpdateEndpoints pushes the load assignment of the live workers, if it changed.
+func (s *Server) UpdateEndpoints(workers []ragplane.Worker) error {
+	cla, warnings := makeLoadAssignment(DataplaneCluster, workers)
+	return s.updateOne(TypeEndpoint, DataplaneCluster, cla, warnings)
+}
+
+// UpdateJWTProvider pushes the token verification keys and claims, if they changed.
+func (s *Server) UpdateJWTProvider(issuer, audience string, keys []JWK) error {
+	if issuer == "" || audience == "" {
+		return ragplane.Errorf(ragplane.EINVALID, "Token issuer and audience are required for the JWT provider.")
+	}
+	provider, warnings := makeJWTProvider(issuer, audience, keys)
+	return s.updateOne(TypeJWTProvider, JWTProviderName, provider, warnings)
+}
+
+// updateOne replaces the one resource of a single-resource type.
+func (s *Server) updateOne(typeURL, name string, msg proto.Message, warnings []string) error {
+	if err := Check(Resources{Types: map[string]map[string]proto.Message{typeURL: {name: msg}}}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range warnings {
+		if !s.warned[w] {
+			s.log.Warn("input skipped", "reason", w)
+			s.warned[w] = true
+		}
+	}
+	next := map[string]proto.Message{name: msg}
+	changed, removed := diff(s.current[typeURL], next)
+	s.push(typeURL, changed, removed, time.Now())
+	s.current[typeURL] = next
+	return nil
+}
+
+// push hands one type's changes to its LinearCache; s.mu must be held.
+func (s *Server) push(t string, changed map[string]types.Resource, removed []string, now time.Time) {
+	if len(changed) == 0 && len(removed) == 0 {
+		return
+	}
+	// Record the version before pushing: the cache sends to watches inside UpdateResources, so
+	// an ACK may arrive before it returns.
+	s.versions[t]++
+	s.tracker.recordVersion(t, s.version(t), now)
+	if err := s.caches[t].UpdateResources(changed, removed); err != nil {
+		// The cache holds the new resources even when notifying a watch failed.
+		s.log.Error("notify watches", "type", typeLabel(t), "error", err)
+	}
+	s.log.Debug("resources updated", "type", typeLabel(t), "version", s.version(t),
+		"changed", len(changed), "removed", len(removed))
 }
 
 // version is the LinearCache's current version of a type; s.mu must be held.
@@ -185,18 +295,12 @@ func (s *Server) version(typeURL string) string {
 	return s.prefix + strconv.FormatUint(s.versions[typeURL], 10)
 }
 
-// setRateLimitSnapshot gives state-of-the-world subscribers every rate-limit config, under the
-// LinearCache's version so that both report the same version for the same content.
-func (s *Server) setRateLimitSnapshot(version string, byName map[string]proto.Message) error {
-	all := make([]types.Resource, 0, len(byName))
-	for _, name := range slices.Sorted(maps.Keys(byName)) {
-		all = append(all, byName[name])
-	}
-	snap, err := cache.NewSnapshot(version, map[string][]types.Resource{TypeRateLimit: all})
-	if err != nil {
-		return err
-	}
-	return s.rlsSotW.SetSnapshot(context.Background(), "", snap)
+// rateLimitState returns every rate-limit config by name and their version, for the
+// state-of-the-world snapshot. The map is a copy.
+func (s *Server) rateLimitState() (string, map[string]proto.Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version(TypeRateLimit), maps.Clone(s.current[TypeRateLimit])
 }
 
 // diff returns the resources of next that are new or differ from prev, and the names of prev
@@ -238,6 +342,10 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	xds := serverv3.NewServer(ctx, s.mux, s.tracker.callbacks())
 	g := grpc.NewServer(
 		grpc.MaxConcurrentStreams(grpcMaxConcurrentStreams),
+		// Responses stay near xdsapi.MaxResponseResourceBytes; a reconnecting proxy's first
+		// request lists every resource it holds, hence the larger shared limit.
+		grpc.MaxRecvMsgSize(xdsapi.MaxMessageBytes),
+		grpc.MaxSendMsgSize(xdsapi.MaxMessageBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: grpcKeepaliveTime, Timeout: grpcKeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcKeepaliveMinTime, PermitWithoutStream: true}),
 	)

@@ -16,12 +16,12 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	rlsconfv3 "github.com/envoyproxy/go-control-plane/ratelimit/config/ratelimit/v3"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/internal/xdsapi"
 )
 
 // JWK is one public key of the published JWK Set (RFC 7517; OKP keys per RFC 8037). It has the
@@ -75,22 +75,18 @@ func Translate(in Input) (Resources, error) {
 	}
 
 	for _, p := range in.Policies {
-		if err := p.TenantID.Validate(); err != nil {
-			r.warnf("tenant %q skipped: malformed tenant id", p.TenantID)
-			continue
-		}
 		name := string(p.TenantID)
 		if _, dup := r.Types[TypeTenantPolicy][name]; dup {
 			r.warnf("tenant %q skipped: listed twice", name)
 			continue
 		}
-		policy, err := makeTenantPolicy(p)
+		policy, limit, err := makeTenant(p)
 		if err != nil {
-			r.warnf("tenant %q skipped: %v", name, err)
+			r.warnf("%v", err)
 			continue
 		}
 		r.Types[TypeTenantPolicy][name] = policy
-		r.Types[TypeRateLimit][RateLimitPrefix+name] = makeRateLimit(p)
+		r.Types[TypeRateLimit][RateLimitPrefix+name] = limit
 	}
 
 	cla, warnings := makeLoadAssignment(DataplaneCluster, in.Workers)
@@ -108,20 +104,18 @@ func (r *Resources) warnf(format string, args ...any) {
 	r.Warnings = append(r.Warnings, fmt.Sprintf(format, args...))
 }
 
-// makeTenantPolicy renders a policy as a Struct through its JSON encoding, so the field names are
-// exactly ragplane.TenantPolicy's JSON tags and the proxy decodes it with encoding/json. Numbers
-// become doubles; every limit is far below 2^53, so integers survive exactly.
-func makeTenantPolicy(p ragplane.TenantPolicy) (*structpb.Struct, error) {
-	b, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("encode policy: %w", err)
+// makeTenant translates one tenant: its policy and its rate-limit config. A malformed tenant id
+// is an error (the tenant is skipped with a warning); the error names the tenant.
+func makeTenant(p ragplane.TenantPolicy) (*structpb.Struct, *rlsconfv3.RateLimitConfig, error) {
+	if err := p.TenantID.Validate(); err != nil {
+		return nil, nil, fmt.Errorf("tenant %q skipped: malformed tenant id", p.TenantID)
 	}
-	s := &structpb.Struct{}
-	if err := protojson.Unmarshal(b, s); err != nil {
-		return nil, fmt.Errorf("encode policy: %w", err)
-	}
-	return s, nil
+	return makeTenantPolicy(p), makeRateLimit(p), nil
 }
+
+// makeTenantPolicy renders a policy as a Struct with the shared contract's encoding
+// (xdsapi.EncodePolicy): the field names are ragplane.TenantPolicy's JSON tags.
+func makeTenantPolicy(p ragplane.TenantPolicy) *structpb.Struct { return xdsapi.EncodePolicy(p) }
 
 // makeRateLimit renders a tenant's rates in envoyproxy/ratelimit's configuration: descriptor
 // (tenant_id=<tenant>) allows ceil(requests_per_second) per second over all requests, and the
