@@ -269,6 +269,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ragplane.ErrorCode(err) == ragplane.ERATELIMITED {
 			s.metrics.concRejected.WithLabelValues(label).Inc()
 			w.Header().Set("Retry-After", "1")
+			err = &ragplane.Error{Code: ragplane.ERATELIMITED, Field: "max_concurrent_requests", Message: ragplane.ErrorMessage(err)}
 		}
 		s.fail(w, r, label, err)
 		return
