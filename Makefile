@@ -28,6 +28,9 @@ bench: up ## run the benchmarks (figures and commands in BENCHMARKS.md)
 	@source $(ENV) && $(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./controlplane/provision/local/
 	@source $(ENV) && $(GO) test -run '^$$' -bench . -benchtime 3x -count 1 ./controlplane/provision/
 
+bench-propagation: up ## PATCH -> proxy enforcement, cold proxy start, RSS and idle CPU at 100/10k/100k tenants, vs BASELINE_REV (ops/bench/propagation.sh)
+	@source $(ENV) && ops/bench/propagation.sh
+
 demo: build ## from nothing: stack, control plane, proxy, two workers, three tenants end to end; stops cleanly
 	@ops/demo.sh
 
@@ -46,4 +49,4 @@ vet: ## go vet and gofmt
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-.PHONY: help build up down status test bench demo demo-up prometheus alerts vet
+.PHONY: help build up down status test bench bench-propagation demo demo-up prometheus alerts vet
