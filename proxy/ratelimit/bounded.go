@@ -61,24 +61,46 @@ func isTimeout(err error) bool {
 		(errors.As(err, &te) && te.Timeout())
 }
 
-// outageHold is how long calls skip Redis after one failed. Without it every request of an outage
-// would wait out a whole timeout (go-redis retries a refused dial for half a second) and leave a
-// goroutine behind; with it a single slow reply costs this replica one second of local decisions.
-const outageHold = time.Second
-
-// outage remembers that Redis failed a moment ago.
-type outage struct {
-	until atomic.Int64 // unix nanoseconds
+// health is a circuit breaker around Redis. One failed or slow call does not stop a replica from
+// using Redis: only OutageAfter failures in a row declare an outage. During an outage calls skip
+// Redis (decisions are local, or refused where the limit fails closed), except one call per
+// probe interval, which tries Redis; the first that succeeds ends the outage at once.
+type health struct {
+	after     int32         // consecutive failures that declare an outage
+	probe     time.Duration // between two calls that try Redis during an outage
+	failures  atomic.Int32
+	down      atomic.Bool
+	nextProbe atomic.Int64 // unix nanoseconds
 }
 
-// active reports whether calls should skip Redis at now.
-func (o *outage) active(now time.Time) bool { return now.UnixNano() < o.until.Load() }
+// allow reports whether a call at now should try Redis.
+func (h *health) allow(now time.Time) bool {
+	if !h.down.Load() {
+		return true
+	}
+	next := h.nextProbe.Load()
+	return now.UnixNano() >= next && h.nextProbe.CompareAndSwap(next, now.Add(h.probe).UnixNano())
+}
 
-// begin records a failure at now.
-func (o *outage) begin(now time.Time) { o.until.Store(now.Add(outageHold).UnixNano()) }
+// ok records a call Redis answered; it reports whether that ended an outage.
+func (h *health) ok() bool {
+	if h.failures.Load() != 0 {
+		h.failures.Store(0)
+	}
+	return h.down.Load() && h.down.CompareAndSwap(true, false)
+}
+
+// fail records a failed call at now; it reports whether that began an outage.
+func (h *health) fail(now time.Time) bool {
+	if h.failures.Add(1) < h.after || h.down.Load() {
+		return false
+	}
+	h.nextProbe.Store(now.Add(h.probe).UnixNano())
+	return h.down.CompareAndSwap(false, true)
+}
 
 // errOutage stands for the Redis error while calls skip Redis.
-var errOutage = errors.New("redis failed less than a second ago; not tried")
+var errOutage = errors.New("redis is failing; not tried")
 
 // throttle lets one event through per interval; it rate-limits warnings.
 type throttle struct {

@@ -1,20 +1,26 @@
-// Package ratelimit enforces a tenant's request rate and concurrency caps in Redis, so that every
+// Package ratelimit enforces a tenant's request rates and concurrency cap in Redis, so that every
 // proxy replica shares one budget per tenant.
 //
-// A [Limiter] applies two GCRA (generic cell rate algorithm) limits to each request, through
-// github.com/go-redis/redis_rate: requests_per_second with its burst, and queries_per_hour. A
-// [Concurrency] caps the requests a tenant has in flight with leases in a Redis sorted set that
-// expire unless their holder renews them, so the slots of a crashed proxy come back by themselves.
+// A [Gate] decides a request in one Redis round trip: one Lua script applies two GCRA (generic
+// cell rate algorithm) limits, requests_per_second with its burst and queries_per_hour, and takes
+// a concurrency slot, a lease in a sorted set that expires unless its holder renews it (so the
+// slots of a crashed proxy come back by themselves). It is all or nothing: a request that one
+// limit refuses consumes none of the others. Slots given back are removed off the request path,
+// in batches, or on the way of the tenant's next admission; one loop per Gate renews every lease it
+// holds. [Limiter] (rates only) and [Concurrency] (slots only) are the same machinery.
 //
-// Every Redis call is bounded by a timeout, whatever the client's own options. When Redis is away,
-// rate limits fall back to this replica's share of the limits (fail open, the default), while
-// concurrency caps refuse requests with EUNAVAILABLE (fail closed, the default).
+// Every Redis call is bounded by a timeout. Redis is considered away only after several failures
+// in a row, never after one slow reply; while it is away, one call in a while probes it and the
+// first that succeeds ends the outage. Meanwhile rate limits fall back to this replica's share of
+// the limits (fail open, the default), while concurrency caps refuse requests with EUNAVAILABLE
+// (fail closed, the default).
 //
-// Keys carry the tenant id as a hash tag, so a tenant's keys stay in one Redis Cluster slot:
+// Keys carry the tenant id as a hash tag, so a tenant's keys stay in one Redis Cluster slot, and
+// never the limit's value, so a changed limit carries over what the tenant has used:
 //
-//	rate:ragplane:rl:{acme_corp}:rps:5/1000/10  GCRA state of requests_per_second (redis_rate adds "rate:")
-//	rate:ragplane:rl:{acme_corp}:qph:1000       GCRA state of queries_per_hour
-//	ragplane:cc:{acme_corp}:leases      sorted set of leases, score = expiry in ms of Redis TIME
+//	ragplane:rl:{acme_corp}:rps     GCRA state of requests_per_second: "<TAT µs> <interval µs>"
+//	ragplane:rl:{acme_corp}:qph     GCRA state of queries_per_hour
+//	ragplane:cc:{acme_corp}:leases  sorted set of leases, score = expiry in ms of Redis TIME
 //
 // All keys expire on their own once idle.
 package ratelimit

@@ -32,7 +32,7 @@ func newLocalShares(replicas int) *localShares {
 // function that gives the request back.
 func (ls *localShares) take(tenant ragplane.TenantID, s spec, now time.Time) (Decision, func()) {
 	perSecond := s.perSecond / float64(ls.replicas)
-	burst := max(1, s.gcra.Burst/ls.replicas)
+	burst := max(1, s.burst/ls.replicas)
 	lim := ls.limiter(localKey{tenant, s.scope}, rate.Limit(perSecond), burst, now)
 
 	d := Decision{Limit: burst, Scope: s.scope}

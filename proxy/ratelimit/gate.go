@@ -1,0 +1,739 @@
+package ratelimit
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ragplane/ragplane"
+)
+
+// Defaults for zero GateConfig fields (and the Config and ConcurrencyConfig built on it).
+const (
+	DefaultPrefix            = "ragplane:rl:"
+	DefaultConcurrencyPrefix = "ragplane:cc:"
+	// DefaultTimeout bounds one Redis call. A request makes one; a healthy Redis under load may
+	// take tens of milliseconds to answer, which must not count as an outage.
+	DefaultTimeout = 250 * time.Millisecond
+	// DefaultOutageAfter failed calls in a row declare Redis away.
+	DefaultOutageAfter = 3
+	// DefaultProbeInterval is how often a call tries Redis during an outage.
+	DefaultProbeInterval = 50 * time.Millisecond
+	DefaultLeaseTTL      = 30 * time.Second
+)
+
+// maxPiggyback bounds the released leases one admission removes on its way.
+const maxPiggyback = 64
+
+// GateConfig configures a Gate. Zero fields get the defaults given.
+type GateConfig struct {
+	// Client is the Redis that all proxy replicas share. Required. With ContextTimeoutEnabled
+	// set (the proxy sets it), calls run on the caller's goroutine; otherwise each call runs on
+	// a goroutine of its own so that Timeout bounds it whatever the client's socket timeouts.
+	Client redis.UniversalClient
+	// RatePrefix starts every rate-limit key (default "ragplane:rl:"), LeasePrefix every lease
+	// key (default "ragplane:cc:").
+	RatePrefix, LeasePrefix string
+	// Timeout bounds each Redis call (default 250ms).
+	Timeout time.Duration
+	// OutageAfter is how many failed calls in a row declare Redis away (default 3); during an
+	// outage one call per ProbeInterval (default 50ms) tries Redis and ends the outage if it
+	// answers.
+	OutageAfter   int
+	ProbeInterval time.Duration
+	// RateFailClosed refuses requests (EUNAVAILABLE) while Redis is away. By default rate limits
+	// fail open: each replica then enforces its share of the limits (see Replicas) in process,
+	// so an outage of Redis neither stops the service nor lifts the limits.
+	RateFailClosed bool
+	// ConcurrencyFailOpen admits requests while Redis is away, capped in process at this
+	// replica's share of the limit. By default the cap fails closed (EUNAVAILABLE).
+	ConcurrencyFailOpen bool
+	// Replicas is the number of proxy replicas (default 1): while Redis is away each replica
+	// allows limit/Replicas, at least one.
+	Replicas int
+	// LeaseTTL is how long a lease outlives its holder's last renewal (default 30s): the slots
+	// of a proxy that crashed come back after at most this long. One loop per Gate renews every
+	// lease it holds each LeaseTTL/3, in one call per tenant.
+	LeaseTTL time.Duration
+	// Logger receives warnings, at most one per 10 seconds, while Redis is away.
+	Logger *slog.Logger
+	// Registerer registers ragplane_proxy_ratelimit_fallback_total{scope},
+	// ragplane_proxy_concurrency_fallback_total and
+	// ragplane_proxy_concurrency_renewal_failures_total; nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+// Gate admits a request in one Redis round trip: its tenant's requests_per_second (with burst)
+// and queries_per_hour limits and a concurrency slot, all shared exactly by every replica that uses
+// the same Redis and prefixes. A refused request consumes nothing. Released slots are removed in
+// batches off the request path, or on the way of the tenant's next admission through this
+// replica, whichever comes first; leases are renewed by one loop, not one per request. It is safe
+// for concurrent use; Close it to stop its loops.
+type Gate struct {
+	client         redis.UniversalClient
+	direct         bool // the client applies context deadlines to its sockets
+	ratePrefix     string
+	leasePrefix    string
+	timeout        time.Duration
+	rateFailClosed bool
+	leaseFailOpen  bool
+	replicas       int
+	ttl            time.Duration
+	logger         *slog.Logger
+	warn           throttle
+	health         health
+	local          *localShares
+	idPrefix       string
+	seq            atomic.Uint64
+
+	rateFallbacks   *prometheus.CounterVec
+	leaseFallbacks  prometheus.Counter
+	renewalFailures prometheus.Counter
+
+	stop    context.Context
+	cancel  context.CancelFunc
+	loops   sync.WaitGroup
+	flushes chan struct{}
+
+	mu        sync.Mutex
+	closed    bool
+	started   bool
+	held      map[string]map[string]struct{} // lease key -> ids held by this replica
+	pending   map[string]map[string]struct{} // lease key -> ids released, not yet removed
+	localUsed map[ragplane.TenantID]int      // fail-open slots in use, by tenant
+}
+
+// NewGate returns a Gate and starts its lease loops. It panics if cfg.Client is nil.
+func NewGate(cfg GateConfig) *Gate {
+	g := newGate(cfg)
+	g.start()
+	return g
+}
+
+func newGate(cfg GateConfig) *Gate {
+	if cfg.Client == nil {
+		panic("ratelimit: a Redis client is required")
+	}
+	if cfg.RatePrefix == "" {
+		cfg.RatePrefix = DefaultPrefix
+	}
+	if cfg.LeasePrefix == "" {
+		cfg.LeasePrefix = DefaultConcurrencyPrefix
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.OutageAfter < 1 {
+		cfg.OutageAfter = DefaultOutageAfter
+	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.Replicas < 1 {
+		cfg.Replicas = 1
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	stop, cancel := context.WithCancel(context.Background())
+	g := &Gate{
+		client:         cfg.Client,
+		direct:         contextTimeouts(cfg.Client),
+		ratePrefix:     cfg.RatePrefix,
+		leasePrefix:    cfg.LeasePrefix,
+		timeout:        cfg.Timeout,
+		rateFailClosed: cfg.RateFailClosed,
+		leaseFailOpen:  cfg.ConcurrencyFailOpen,
+		replicas:       cfg.Replicas,
+		ttl:            cfg.LeaseTTL,
+		logger:         cfg.Logger.With("component", "ratelimit"),
+		warn:           throttle{interval: warnInterval},
+		health:         health{after: int32(cfg.OutageAfter), probe: cfg.ProbeInterval},
+		local:          newLocalShares(cfg.Replicas),
+		idPrefix:       hex.EncodeToString(b) + ":",
+		rateFallbacks: register(cfg.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ragplane_proxy_ratelimit_fallback_total",
+			Help: "Rate-limit decisions taken by the local fallback limiter because Redis was unavailable, by scope (second, hour).",
+		}, []string{"scope"})),
+		leaseFallbacks: register(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ragplane_proxy_concurrency_fallback_total",
+			Help: "Concurrency slots granted in process (fail open) because Redis was unavailable.",
+		})),
+		renewalFailures: register(cfg.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ragplane_proxy_concurrency_renewal_failures_total",
+			Help: "Lease renewals that failed or found their lease expired.",
+		})),
+		stop:      stop,
+		cancel:    cancel,
+		flushes:   make(chan struct{}, 1),
+		held:      map[string]map[string]struct{}{},
+		pending:   map[string]map[string]struct{}{},
+		localUsed: map[ragplane.TenantID]int{},
+	}
+	return g
+}
+
+// contextTimeouts reports whether c ends a call on its socket when the call's context ends.
+func contextTimeouts(c redis.UniversalClient) bool {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return false
+}
+
+// start runs the renewal and release loops.
+func (g *Gate) start() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.started || g.closed {
+		return
+	}
+	g.started = true
+	g.loops.Add(2)
+	go g.renewLoop()
+	go g.flushLoop()
+}
+
+// Admit counts one request of tenant against its rate limits and takes one of its
+// lim.MaxConcurrentRequests slots, in one Redis call. The Decision describes the binding rate
+// limit (see Limiter.Allow); when it is not Allowed the request was refused by that limit. A
+// request admitted gets a Lease, which it must give back with Done (or Release) when it ends.
+//
+// Errors: ERATELIMITED (field max_concurrent_requests) when every slot is taken, with the rate
+// Decision, which then consumed nothing; EUNAVAILABLE when Redis is away and the limit that
+// needs it fails closed, when ctx ends first, or after Close; EUNAUTHORIZED for an empty tenant;
+// an internal error for limits that are not positive.
+func (g *Gate) Admit(ctx context.Context, tenant ragplane.TenantID, lim ragplane.Limits) (Decision, *Lease, error) {
+	return g.admit(ctx, tenant, &lim, lim.MaxConcurrentRequests)
+}
+
+// InFlight returns how many unexpired leases tenant holds across all replicas (not counting
+// fail-open slots, which live only in process). Errors: EUNAVAILABLE when Redis is away.
+func (g *Gate) InFlight(ctx context.Context, tenant ragplane.TenantID) (int, error) {
+	n, err := call(g, ctx, func(ctx context.Context) (int64, error) {
+		return inFlightScript.Run(ctx, g.client, []string{g.leaseKey(tenant)}).Int64()
+	}, nil)
+	if err != nil {
+		return 0, unavailable("concurrency: in flight", err, "Concurrency limiting is unavailable; retry shortly.")
+	}
+	return int(n), nil
+}
+
+// Close stops renewing leases, as a crash would: leases not given back expire after LeaseTTL.
+// Leases already given back are removed first. Admissions that need a lease fail with
+// EUNAVAILABLE after Close. It does not close the Redis client.
+func (g *Gate) Close() error {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.cancel()
+	g.loops.Wait()
+	g.flush(context.Background())
+	return nil
+}
+
+func (g *Gate) isClosed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closed
+}
+
+func (g *Gate) leaseKey(tenant ragplane.TenantID) string {
+	return g.leasePrefix + "{" + string(tenant) + "}:leases"
+}
+
+// spec is one rate limit of one tenant.
+type spec struct {
+	scope     string
+	key       string
+	interval  float64 // microseconds between two requests
+	burst     int
+	perSecond float64 // the same rate, for the local fallback
+}
+
+// rateSpecs returns the tenant's two rate limits. The keys do not name the limit: the script
+// rescales the stored state when the limit changes (see admitScript).
+func (g *Gate) rateSpecs(tenant ragplane.TenantID, lim ragplane.Limits) (spec, spec, error) {
+	rps := lim.RequestsPerSecond
+	if !(rps > 0) || math.IsInf(rps, 0) || lim.Burst < 1 || lim.QueriesPerHour < 1 {
+		return spec{}, spec{}, fmt.Errorf("ratelimit: tenant %s: limits must be positive (requests_per_second %v, burst %d, queries_per_hour %d)",
+			tenant, rps, lim.Burst, lim.QueriesPerHour)
+	}
+	base := g.ratePrefix + "{" + string(tenant) + "}:"
+	return spec{scope: ScopeSecond, key: base + "rps", interval: 1e6 / rps, burst: lim.Burst, perSecond: rps},
+		spec{scope: ScopeHour, key: base + "qph", interval: 3600e6 / float64(lim.QueriesPerHour), burst: lim.QueriesPerHour,
+			perSecond: float64(lim.QueriesPerHour) / 3600}, nil
+}
+
+// admit applies the rate limits when lim is not nil and takes a lease when slots > 0.
+func (g *Gate) admit(ctx context.Context, tenant ragplane.TenantID, lim *ragplane.Limits, slots int) (Decision, *Lease, error) {
+	if tenant == "" {
+		return Decision{}, nil, ragplane.Errorf(ragplane.EUNAUTHORIZED, "No verified tenant in the request.")
+	}
+	if err := tenant.Validate(); err != nil {
+		return Decision{}, nil, fmt.Errorf("ratelimit: malformed tenant id %q", tenant)
+	}
+	var second, hour spec
+	if lim != nil {
+		var err error
+		if second, hour, err = g.rateSpecs(tenant, *lim); err != nil {
+			return Decision{}, nil, err
+		}
+	}
+	wantLease := slots > 0
+	if lim == nil && slots < 1 {
+		return Decision{}, nil, fmt.Errorf("concurrency: tenant %s: max_concurrent_requests must be positive, got %d", tenant, slots)
+	}
+	if err := ctx.Err(); err != nil {
+		return Decision{}, nil, ended(err)
+	}
+	if wantLease && g.isClosed() {
+		return Decision{}, nil, ragplane.Errorf(ragplane.EUNAVAILABLE, "The proxy is shutting down.")
+	}
+
+	err := errOutage
+	if g.health.allow(time.Now()) {
+		var d Decision
+		var l *Lease
+		d, l, err = g.admitRedis(ctx, tenant, lim != nil, second, hour, slots)
+		if err == nil {
+			if g.health.ok() {
+				g.logger.Info("redis answers again; limits are shared again")
+			}
+			return d, l, nil
+		}
+		if !errors.Is(err, errRedis) {
+			return d, nil, err // a decision, not a failure
+		}
+		if ctx.Err() != nil {
+			return Decision{}, nil, ended(ctx.Err())
+		}
+		if g.health.fail(time.Now()) || g.warn.ok(time.Now()) {
+			g.logger.Warn("redis unavailable", "rate_fail_closed", g.rateFailClosed, "concurrency_fail_open", g.leaseFailOpen, "error", err)
+		}
+	}
+	return g.admitLocal(tenant, lim != nil, second, hour, slots, err)
+}
+
+// errRedis marks a failed Redis call, as opposed to a refusal.
+var errRedis = errors.New("redis")
+
+// admitRedis makes the one Redis call of an admission.
+func (g *Gate) admitRedis(ctx context.Context, tenant ragplane.TenantID, rate bool, second, hour spec, slots int) (Decision, *Lease, error) {
+	key := g.leaseKey(tenant)
+	var id string
+	var released []string
+	args := make([]any, 9, 9+maxPiggyback)
+	args[0], args[1] = "0", "0"
+	args[2], args[3], args[4], args[5] = "0", "0", "0", "0"
+	args[6], args[7], args[8] = "0", "0", ""
+	if rate {
+		args[0] = "1"
+		args[2], args[3] = strconv.FormatFloat(second.interval, 'g', -1, 64), second.burst
+		args[4], args[5] = strconv.FormatFloat(hour.interval, 'g', -1, 64), hour.burst
+	}
+	if slots > 0 {
+		id = g.idPrefix + strconv.FormatUint(g.seq.Add(1), 36)
+		args[1], args[6], args[7], args[8] = "1", slots, g.ttl.Milliseconds(), id
+		released = g.takePending(key)
+		for _, r := range released {
+			args = append(args, r)
+		}
+	}
+	keys := []string{second.key, hour.key, key}
+	if !rate {
+		keys[0], keys[1] = key, key
+	}
+	reply, err := call(g, ctx, func(ctx context.Context) ([]int64, error) {
+		return admitScript.Run(ctx, g.client, keys, args...).Int64Slice()
+	}, func(reply []int64, err error) {
+		// The caller gave up before the reply came: give back a lease taken after all.
+		if len(reply) == replyLen && reply[replyAllowed] == 1 && id != "" {
+			g.release(key, id)
+		}
+	})
+	if err == nil && len(reply) != replyLen {
+		err = fmt.Errorf("admit script returned %d values", len(reply))
+	}
+	if err != nil {
+		if id != "" && isTimeout(err) && g.direct {
+			// The script may have run after all. Redis orders commands by connection, so remove
+			// the lease once a late script has surely run, not right away.
+			time.AfterFunc(time.Second, func() { g.release(key, id) })
+		}
+		return Decision{}, nil, fmt.Errorf("%w: %w", errRedis, err)
+	}
+
+	g.confirm(key, released)
+	var d Decision
+	if rate {
+		ds := fromReply(second, reply[replySecondRemaining], reply[replySecondReset], reply[replySecondRetry])
+		dh := fromReply(hour, reply[replyHourRemaining], reply[replyHourReset], reply[replyHourRetry])
+		switch {
+		case reply[replyRefusedBy] == refusedBySecond:
+			ds.Allowed = false
+			return ds, nil, nil
+		case reply[replyRefusedBy] == refusedByHour:
+			dh.Allowed = false
+			return dh, nil, nil
+		case dh.Remaining <= ds.Remaining:
+			d = dh
+		default:
+			d = ds
+		}
+		d.Allowed, d.RetryAfter = true, 0
+	}
+	if slots < 1 {
+		return d, nil, nil
+	}
+	if reply[replyRefusedBy] == refusedByConcurrency {
+		return d, nil, concurrencyRefused(slots)
+	}
+	return d, g.hold(tenant, key, id), nil
+}
+
+func fromReply(s spec, remaining, resetUS, retryUS int64) Decision {
+	return Decision{
+		Allowed:    retryUS == 0,
+		Limit:      s.burst,
+		Remaining:  int(max(0, remaining)),
+		ResetAfter: max(0, time.Duration(resetUS)*time.Microsecond),
+		RetryAfter: max(0, time.Duration(retryUS)*time.Microsecond),
+		Scope:      s.scope,
+	}
+}
+
+// admitLocal decides in process while Redis is away: rate limits on this replica's share (or
+// refused if they fail closed), a slot of this replica's share (or refused unless fail open).
+func (g *Gate) admitLocal(tenant ragplane.TenantID, rate bool, second, hour spec, slots int, cause error) (Decision, *Lease, error) {
+	var d Decision
+	undo := func() {}
+	if rate {
+		if g.rateFailClosed {
+			return Decision{}, nil, unavailable("ratelimit: redis", cause, "Rate limiting is unavailable; retry shortly.")
+		}
+		now := time.Now()
+		g.rateFallbacks.WithLabelValues(second.scope).Inc()
+		ds, undoSecond := g.local.take(tenant, second, now)
+		if !ds.Allowed {
+			return ds, nil, nil
+		}
+		g.rateFallbacks.WithLabelValues(hour.scope).Inc()
+		dh, undoHour := g.local.take(tenant, hour, now)
+		if !dh.Allowed {
+			undoSecond()
+			return dh, nil, nil
+		}
+		d = ds
+		if dh.Remaining <= ds.Remaining {
+			d = dh
+		}
+		undo = func() { undoSecond(); undoHour() }
+	}
+	if slots < 1 {
+		return d, nil, nil
+	}
+	if !g.leaseFailOpen {
+		undo()
+		return d, nil, unavailable("concurrency: redis", cause, "Concurrency limiting is unavailable; retry shortly.")
+	}
+	l, err := g.holdLocal(tenant, slots)
+	if err != nil {
+		undo()
+	}
+	return d, l, err
+}
+
+func concurrencyRefused(limit int) error {
+	return &ragplane.Error{Code: ragplane.ERATELIMITED, Field: "max_concurrent_requests",
+		Message: fmt.Sprintf("Concurrency limit of %d reached.", limit)}
+}
+
+func unavailable(what string, cause error, message string) error {
+	return fmt.Errorf("%s: %w: %w", what, cause, ragplane.Errorf(ragplane.EUNAVAILABLE, "%s", message))
+}
+
+func ended(err error) error {
+	return fmt.Errorf("ratelimit: %w: %w", err,
+		ragplane.Errorf(ragplane.EUNAVAILABLE, "The request ended before its limits were checked."))
+}
+
+// call runs fn against Redis bounded by the Gate's timeout (and ctx): directly when the client
+// honours context deadlines on its sockets, else on a goroutine (see bounded).
+func call[T any](g *Gate, ctx context.Context, fn func(context.Context) (T, error), orphan func(T, error)) (T, error) {
+	if !g.direct {
+		return bounded(ctx, g.timeout, fn, orphan)
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	return fn(ctx)
+}
+
+// hold records a lease taken in Redis, for renewal.
+func (g *Gate) hold(tenant ragplane.TenantID, key, id string) *Lease {
+	g.mu.Lock()
+	ids := g.held[key]
+	if ids == nil {
+		ids = map[string]struct{}{}
+		g.held[key] = ids
+	}
+	ids[id] = struct{}{}
+	g.mu.Unlock()
+	return &Lease{g: g, tenant: tenant, key: key, id: id}
+}
+
+// holdLocal takes a slot of this replica's fail-open share.
+func (g *Gate) holdLocal(tenant ragplane.TenantID, limit int) (*Lease, error) {
+	share := max(1, limit/g.replicas)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.localUsed[tenant] >= share {
+		return nil, concurrencyRefused(limit)
+	}
+	g.localUsed[tenant]++
+	g.leaseFallbacks.Inc()
+	return &Lease{g: g, tenant: tenant, local: true}, nil
+}
+
+// unhold forgets a lease: it is no longer renewed.
+func (g *Gate) unhold(l *Lease) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if l.local {
+		g.localUsed[l.tenant]--
+		if g.localUsed[l.tenant] <= 0 {
+			delete(g.localUsed, l.tenant)
+		}
+		return
+	}
+	if ids := g.held[l.key]; ids != nil {
+		delete(ids, l.id)
+		if len(ids) == 0 {
+			delete(g.held, l.key)
+		}
+	}
+}
+
+// release queues a lease's removal for the release loop.
+func (g *Gate) release(key, id string) {
+	g.mu.Lock()
+	ids := g.pending[key]
+	if ids == nil {
+		ids = map[string]struct{}{}
+		g.pending[key] = ids
+	}
+	ids[id] = struct{}{}
+	g.mu.Unlock()
+	select {
+	case g.flushes <- struct{}{}:
+	default:
+	}
+}
+
+// takePending returns up to maxPiggyback released leases of key. They stay pending until a call
+// that removed them has returned (see confirm), so that an admission never overtakes a removal
+// that is still on its way to Redis: it removes the same leases again, which is harmless.
+func (g *Gate) takePending(key string) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ids := g.pending[key]
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([]string, 0, min(len(ids), maxPiggyback))
+	for id := range ids {
+		if len(out) == maxPiggyback {
+			break
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
+// confirm forgets pending releases that Redis has carried out.
+func (g *Gate) confirm(key string, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	set := g.pending[key]
+	for _, id := range ids {
+		delete(set, id)
+	}
+	if len(set) == 0 {
+		delete(g.pending, key)
+	}
+}
+
+// flushLoop removes released leases in batches: one pipeline for all of them, started as soon as
+// the first is released; what is released meanwhile goes in the next batch.
+func (g *Gate) flushLoop() {
+	defer g.loops.Done()
+	for {
+		select {
+		case <-g.stop.Done():
+			return
+		case <-g.flushes:
+		}
+		g.flush(g.stop)
+	}
+}
+
+// flush removes every pending release in one pipeline. On failure the releases are dropped and
+// only logged: the leases expire after LeaseTTL.
+func (g *Gate) flush(ctx context.Context) {
+	g.mu.Lock()
+	batch := make(map[string][]string, len(g.pending))
+	for key, ids := range g.pending {
+		for id := range ids {
+			batch[key] = append(batch[key], id)
+		}
+	}
+	g.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	_, err := call(g, context.WithoutCancel(ctx), func(ctx context.Context) ([]redis.Cmder, error) {
+		return g.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for key, ids := range batch {
+				members := make([]any, len(ids))
+				for i, id := range ids {
+					members[i] = id
+				}
+				p.ZRem(ctx, key, members...)
+			}
+			return nil
+		})
+	}, nil)
+	for key, ids := range batch {
+		g.confirm(key, ids)
+	}
+	if err != nil && g.warn.ok(time.Now()) {
+		g.logger.Warn("releasing concurrency slots failed; they expire after the lease TTL", "tenants", len(batch), "error", err)
+	}
+}
+
+// renewLoop extends every lease this replica holds each LeaseTTL/3, one script per tenant in one
+// pipeline. A renewal that fails is retried at the next tick; two in a row may fail before a lease
+// expires.
+func (g *Gate) renewLoop() {
+	defer g.loops.Done()
+	tick := time.NewTicker(g.ttl / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-g.stop.Done():
+			return
+		case <-tick.C:
+		}
+		g.renew()
+	}
+}
+
+func (g *Gate) renew() {
+	g.mu.Lock()
+	batch := make(map[string][]any, len(g.held))
+	count := 0
+	for key, ids := range g.held {
+		args := make([]any, 0, len(ids)+1)
+		args = append(args, g.ttl.Milliseconds())
+		for id := range ids {
+			args = append(args, id)
+		}
+		batch[key] = args
+		count += len(ids)
+	}
+	g.mu.Unlock()
+	if count == 0 {
+		return
+	}
+	cmds, err := call(g, g.stop, func(ctx context.Context) ([]redis.Cmder, error) {
+		return g.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			// EVAL, not EVALSHA: in a pipeline a missing script cannot be loaded on the way, and
+			// Redis compiles a script once whatever the number of EVALs.
+			for key, args := range batch {
+				renewScript.Eval(ctx, p, []string{key}, args...)
+			}
+			return nil
+		})
+	}, nil)
+	if g.stop.Err() != nil {
+		return
+	}
+	renewed := 0
+	for _, c := range cmds {
+		if n, err := c.(*redis.Cmd).Int(); err == nil {
+			renewed += n
+		}
+	}
+	if failed := count - renewed; failed > 0 {
+		g.renewalFailures.Add(float64(failed))
+		if g.warn.ok(time.Now()) {
+			g.logger.Warn("lease renewal failed or found leases expired; those requests run on uncounted", "leases", failed, "error", err)
+		}
+	}
+}
+
+// Lease is one request's concurrency slot.
+type Lease struct {
+	g      *Gate
+	tenant ragplane.TenantID
+	key    string
+	id     string
+	local  bool // a fail-open slot, counted in process only
+	once   sync.Once
+}
+
+// Done gives the slot back without waiting: the slot is removed from Redis in the release loop's
+// next batch (a pipeline sent at once), or by this tenant's next admission on this replica if that
+// comes first, so a client's next request through the same replica always finds it free. Only the
+// first Done or Release does anything.
+func (l *Lease) Done() {
+	l.once.Do(func() {
+		l.g.unhold(l)
+		if !l.local {
+			l.g.release(l.key, l.id)
+		}
+	})
+}
+
+// Release gives the slot back and waits until Redis has removed it. It is idempotent: only the
+// first call (of Release or Done) does anything, and its error only means the lease will expire
+// after LeaseTTL instead. It works with a cancelled ctx (a client that went away), which bounds
+// only how long Release waits.
+func (l *Lease) Release(ctx context.Context) error {
+	var err error
+	l.once.Do(func() {
+		l.g.unhold(l)
+		if l.local {
+			return
+		}
+		_, err = call(l.g, context.WithoutCancel(ctx), func(ctx context.Context) (int64, error) {
+			return l.g.client.ZRem(ctx, l.key, l.id).Result()
+		}, nil)
+		if err != nil {
+			err = unavailable("concurrency: release", err, "Concurrency limiting is unavailable; retry shortly.")
+		}
+	})
+	return err
+}
