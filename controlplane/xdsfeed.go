@@ -4,78 +4,229 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/catalog"
 	"github.com/ragplane/ragplane/controlplane/xds"
 )
 
-// feedXDS keeps the xDS server in step with the catalog. Any replica's change reaches every
-// replica through PostgreSQL notifications (tenants and workers tables), is debounced briefly and
-// translated; the xDS server then pushes only the resources that changed. A periodic refresh covers
-// anything a notification could miss (a dropped listener connection, key rotation).
-func (s *Server) feedXDS(ctx context.Context) {
-	wake := make(chan struct{}, 1)
-	kick := func() {
-		select {
-		case wake <- struct{}{}:
-		default:
-		}
-	}
-	go s.listenCatalog(ctx, kick)
-	refresh := time.NewTicker(5 * time.Second)
-	defer refresh.Stop()
-	for {
-		if err := s.pushXDS(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("xds update failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-refresh.C:
-		case <-wake:
-			// Let a burst of changes (a plan edit touching many tenants) settle into one push.
-			time.Sleep(20 * time.Millisecond)
-		}
+// xDS feed timing.
+const (
+	// xdsBatchWindow lets a burst of catalog notifications (a plan edit reaching many tenants)
+	// settle into one read and one push; short enough to stay invisible in propagation time.
+	xdsBatchWindow = 5 * time.Millisecond
+	// xdsSafetyInterval is how often the feed looks for changes a notification could have missed
+	// (a dropped listener connection) and re-reads workers and keys, whose leases and publication
+	// windows end with time rather than with a write. Its cost follows the changes since the
+	// previous look, not the tenant count.
+	xdsSafetyInterval = 5 * time.Second
+	// xdsMaxIDsPerRead bounds a read by tenant id; a larger batch (a system default changed for
+	// everyone) reads the changes since the last mark instead.
+	xdsMaxIDsPerRead = 2000
+	// xdsReadTimeout bounds one catalog read and push.
+	xdsReadTimeout = 30 * time.Second
+)
+
+// xdsPending collects catalog notifications between two pushes.
+type xdsPending struct {
+	mu      sync.Mutex
+	tenants map[ragplane.TenantID]struct{}
+	workers bool
+	keys    bool
+	resync  bool // notifications may have been lost: read everything changed since the mark
+	wake    chan struct{}
+}
+
+func (p *xdsPending) add(fn func(p *xdsPending)) {
+	p.mu.Lock()
+	fn(p)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
 	}
 }
 
-// pushXDS translates the current catalog state and hands it to the xDS server.
-func (s *Server) pushXDS(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// take returns and clears what is pending.
+func (p *xdsPending) take() (tenants []ragplane.TenantID, workers, keys, resync bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id := range p.tenants {
+		tenants = append(tenants, id)
+	}
+	clear(p.tenants)
+	workers, keys, resync = p.workers, p.keys, p.resync
+	p.workers, p.keys, p.resync = false, false, false
+	return tenants, workers, keys, resync
+}
+
+// feedXDS keeps the xDS server in step with the catalog. It loads everything once; after that,
+// it reads and pushes only what changed. Any replica's change reaches every replica through
+// PostgreSQL notifications: a tenant's id (ragplane_tenants), a worker registration or removal
+// (ragplane_workers), a signing-key change (ragplane_keys). Notifications are batched for
+// xdsBatchWindow; the tenants named are read by id and pushed alone, so one change costs the same
+// at 100 tenants as at 100,000. A periodic safety net reads the tenants changed since the last
+// read (catalog.ChangeMark) and the small worker and key sets.
+func (s *Server) feedXDS(ctx context.Context) {
+	var mark catalog.ChangeMark
+	for {
+		var err error
+		if mark, err = s.loadXDS(ctx); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("xds initial load failed", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+	pending := &xdsPending{tenants: map[ragplane.TenantID]struct{}{}, wake: make(chan struct{}, 1)}
+	go s.listenCatalog(ctx, pending)
+	safety := time.NewTicker(xdsSafetyInterval)
+	defer safety.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-safety.C:
+			pending.add(func(p *xdsPending) { p.resync, p.workers, p.keys = true, true, true })
+			continue // handled on the wake-up just queued
+		case <-pending.wake:
+			time.Sleep(xdsBatchWindow)
+		}
+		tenants, workers, keys, resync := pending.take()
+		next, err := s.pushXDSChanges(ctx, mark, tenants, workers, keys, resync)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("xds update failed", "err", err)
+			// Try again on the next safety tick, from the same mark.
+			pending.add(func(p *xdsPending) { p.resync, p.workers, p.keys = true, true, true })
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		mark = next
+	}
+}
+
+// loadXDS reads the whole catalog state the proxies need and hands it to the xDS server.
+func (s *Server) loadXDS(ctx context.Context) (catalog.ChangeMark, error) {
+	ctx, cancel := context.WithTimeout(ctx, xdsReadTimeout)
 	defer cancel()
-	policies, err := s.store.TenantPolicies(ctx)
+	all, mark, err := s.store.TenantPoliciesChangedSince(ctx, 0)
 	if err != nil {
-		return err
+		return 0, err
+	}
+	live := make([]ragplane.TenantPolicy, 0, len(all))
+	for _, p := range all {
+		if p.Status != ragplane.StatusDeleted {
+			live = append(live, p)
+		}
 	}
 	workers, err := s.store.LiveWorkers(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	s.issuer.invalidate() // read the keys fresh: another replica may have rotated
+	keys, err := s.xdsKeys(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return mark, s.xds.Update(xds.Input{Policies: live, Workers: workers, Keys: keys,
+		Issuer: s.cfg.Tokens.Issuer, Audience: s.cfg.Tokens.Audience})
+}
+
+// pushXDSChanges reads what the notifications named (or, on resync, every tenant changed since
+// mark) and pushes it. It returns the next mark.
+func (s *Server) pushXDSChanges(ctx context.Context, mark catalog.ChangeMark, tenants []ragplane.TenantID,
+	workers, keys, resync bool) (catalog.ChangeMark, error) {
+	ctx, cancel := context.WithTimeout(ctx, xdsReadTimeout)
+	defer cancel()
+	switch {
+	case resync || len(tenants) > xdsMaxIDsPerRead:
+		changed, next, err := s.store.TenantPoliciesChangedSince(ctx, mark)
+		if err != nil {
+			return mark, err
+		}
+		if err := s.xds.UpdateTenants(changed, nil); err != nil {
+			return mark, err
+		}
+		mark = next
+	case len(tenants) > 0:
+		found, err := s.store.TenantPoliciesByID(ctx, tenants)
+		if err != nil {
+			return mark, err
+		}
+		// A tenant notified but not found was removed from the catalog altogether.
+		seen := make(map[ragplane.TenantID]bool, len(found))
+		for _, p := range found {
+			seen[p.TenantID] = true
+		}
+		var gone []ragplane.TenantID
+		for _, id := range tenants {
+			if !seen[id] {
+				gone = append(gone, id)
+			}
+		}
+		if err := s.xds.UpdateTenants(found, gone); err != nil {
+			return mark, err
+		}
+	}
+	if workers {
+		ws, err := s.store.LiveWorkers(ctx)
+		if err != nil {
+			return mark, err
+		}
+		if err := s.xds.UpdateEndpoints(ws); err != nil {
+			return mark, err
+		}
+	}
+	if keys {
+		ks, err := s.xdsKeys(ctx)
+		if err != nil {
+			return mark, err
+		}
+		if err := s.xds.UpdateJWTProvider(s.cfg.Tokens.Issuer, s.cfg.Tokens.Audience, ks); err != nil {
+			return mark, err
+		}
+	}
+	return mark, nil
+}
+
+// xdsKeys reads the published verification keys fresh: another replica may have rotated.
+func (s *Server) xdsKeys(ctx context.Context) ([]xds.JWK, error) {
+	s.issuer.invalidate()
 	jwks, err := s.issuer.jwks(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	keys := make([]xds.JWK, len(jwks))
 	for i, k := range jwks {
 		keys[i] = xds.JWK{Kty: k.Kty, Crv: k.Crv, X: k.X, Kid: k.Kid, Alg: k.Alg, Use: k.Use}
 	}
-	return s.xds.Update(xds.Input{Policies: policies, Workers: workers, Keys: keys,
-		Issuer: s.cfg.Tokens.Issuer, Audience: s.cfg.Tokens.Audience})
+	return keys, nil
 }
 
-// listenCatalog turns catalog notifications into wake-ups, reconnecting when the connection drops.
-func (s *Server) listenCatalog(ctx context.Context, kick func()) {
+// listenCatalog turns catalog notifications into pending work, reconnecting when the
+// connection drops; after a drop it asks for a resync, since notifications sent meanwhile are lost.
+func (s *Server) listenCatalog(ctx context.Context, pending *xdsPending) {
 	for ctx.Err() == nil {
-		err := listenOnce(ctx, s.store.Pool(), kick)
+		err := listenOnce(ctx, s.store.Pool(), pending)
 		if ctx.Err() != nil {
 			return
 		}
 		s.log.Warn("catalog notifications for xds interrupted", "err", err)
-		kick() // something may have changed while we were away
+		pending.add(func(p *xdsPending) { p.resync, p.workers, p.keys = true, true, true })
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
@@ -83,7 +234,7 @@ func (s *Server) listenCatalog(ctx context.Context, kick func()) {
 	}
 }
 
-func listenOnce(ctx context.Context, pool *pgxpool.Pool, notify func()) error {
+func listenOnce(ctx context.Context, pool *pgxpool.Pool, pending *xdsPending) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -92,16 +243,28 @@ func listenOnce(ctx context.Context, pool *pgxpool.Pool, notify func()) error {
 		conn.Conn().Close(context.Background())
 		conn.Release()
 	}()
-	for _, ch := range []string{"ragplane_tenants", "ragplane_workers"} {
+	for _, ch := range []string{"ragplane_tenants", "ragplane_workers", "ragplane_keys"} {
 		if _, err := conn.Exec(ctx, "listen "+ch); err != nil {
 			return err
 		}
 	}
+	// Anything that changed before LISTEN took effect is caught by a resync.
+	pending.add(func(p *xdsPending) { p.resync, p.workers, p.keys = true, true, true })
 	for {
-		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
 			return err
 		}
-		notify()
+		pending.add(func(p *xdsPending) {
+			switch n.Channel {
+			case "ragplane_tenants":
+				p.tenants[ragplane.TenantID(n.Payload)] = struct{}{}
+			case "ragplane_workers":
+				p.workers = true
+			case "ragplane_keys":
+				p.keys = true
+			}
+		})
 	}
 }
 
