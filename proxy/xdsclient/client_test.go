@@ -147,11 +147,11 @@ func TestClient(t *testing.T) {
 			ready:     true,
 		},
 		{
-			name: "an invalid resource rejects the whole response",
+			name: "an invalid resource is rejected, the valid ones applied",
 			when: func() *discoveryv3.DeltaDiscoveryRequest {
 				return send(typeString, []*discoveryv3.Resource{MustString(t, "x", "1", "good"), MustString(t, "y", "1", "bad")})
 			},
-			expect: map[string]map[string]string{typeStruct: {"a": "1"}, typeString: {}},
+			expect: map[string]map[string]string{typeStruct: {"a": "1"}, typeString: {"x": "1"}},
 			ready:  true,
 		},
 		{
@@ -160,7 +160,7 @@ func TestClient(t *testing.T) {
 				r := MustString(t, "b", "1", "s")
 				return send(typeStruct, []*discoveryv3.Resource{r})
 			},
-			expect: map[string]map[string]string{typeStruct: {"a": "1"}, typeString: {}},
+			expect: map[string]map[string]string{typeStruct: {"a": "1"}, typeString: {"x": "1"}},
 			ready:  true,
 		},
 		{
@@ -168,7 +168,7 @@ func TestClient(t *testing.T) {
 			when: func() *discoveryv3.DeltaDiscoveryRequest {
 				return send("type.googleapis.com/google.protobuf.Empty", nil)
 			},
-			expect: map[string]map[string]string{typeStruct: {"a": "1"}, typeString: {}},
+			expect: map[string]map[string]string{typeStruct: {"a": "1"}, typeString: {"x": "1"}},
 			ready:  true,
 		},
 		{
@@ -178,7 +178,7 @@ func TestClient(t *testing.T) {
 				return send(typeStruct, []*discoveryv3.Resource{MustStruct(t, "b", "2"), MustStruct(t, "c", "1")}, "a")
 			},
 			expectAck: true,
-			expect:    map[string]map[string]string{typeStruct: {"b": "2", "c": "1"}, typeString: {}},
+			expect:    map[string]map[string]string{typeStruct: {"b": "2", "c": "1"}, typeString: {"x": "1"}},
 			ready:     true,
 		},
 	}
@@ -203,8 +203,11 @@ func TestClient(t *testing.T) {
 	if last := handled[len(handled)-1]; !slices.Equal(last.Updated, []string{"b", "c"}) || !slices.Equal(last.Removed, []string{"a"}) || last.Err != nil {
 		t.Errorf("last OnResponse: %+v", last)
 	}
-	if nacked := handled[2]; nacked.Err == nil || !strings.Contains(nacked.Err.Error(), "bad value") {
-		t.Errorf("NACK reason: %v", nacked.Err)
+	if nacked := handled[2]; nacked.Err == nil || !strings.Contains(nacked.Err.Error(), "bad value") || !slices.Equal(nacked.Rejected, []string{"y"}) {
+		t.Errorf("NACK reason: %v, rejected %v", nacked.Err, nacked.Rejected)
+	}
+	if st := cl.Status().Types[typeString]; !strings.Contains(st.Rejected["y"], "bad value") || !st.Synced {
+		t.Errorf("status of %s: %+v", typeString, st)
 	}
 	MustEventually(t, "update notifications", func() bool { return len(cl.Updates()) > 0 })
 	if cl.LastUpdate().IsZero() || !cl.Connected() {
