@@ -31,6 +31,9 @@ bench: up ## run the benchmarks (figures and commands in BENCHMARKS.md)
 bench-propagation: up ## PATCH -> proxy enforcement, cold proxy start, RSS and idle CPU at 100/10k/100k tenants, vs BASELINE_REV (ops/bench/propagation.sh)
 	@source $(ENV) && ops/bench/propagation.sh
 
+bench-proxy: ## proxy rps, p50/p99, CPU per request: direct vs nginx vs Ragplane proxy vs BASELINE_REV, added p50 at half load (ops/bench/proxy.sh)
+	@ops/bench/proxy.sh
+
 demo: build ## from nothing: stack, control plane, proxy, two workers, three tenants end to end; stops cleanly
 	@ops/demo.sh
 
@@ -49,4 +52,4 @@ vet: ## go vet and gofmt
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-.PHONY: help build up down status test bench bench-propagation demo demo-up prometheus alerts vet
+.PHONY: help build up down status test bench bench-propagation bench-proxy demo demo-up prometheus alerts vet

@@ -3,7 +3,8 @@
 // (it is closed loop: a slow response delays the next request, hiding latency).
 //
 // The schedule is vegeta's (github.com/tsenart/vegeta): a request is due every 1/rate, and when
-// every worker is busy another one starts, so a slow server does not lower the offered rate.
+// every worker is busy another one starts (up to -max-workers), so a slow server does not lower
+// the offered rate. A run whose throughput stays under its rate could not offer that rate.
 // Latency is measured from when the request is sent to the end of its body; percentiles are
 // exact (every latency kept and sorted).
 //
@@ -14,6 +15,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -52,6 +54,7 @@ func main() {
 	warmup := flag.Duration("warmup", time.Second, "unmeasured warm-up at the same rate first")
 	conns := flag.Int("connections", 64, "idle keep-alive connections kept per host (more open if all are busy)")
 	timeout := flag.Duration("timeout", 5*time.Second, "per-request timeout")
+	maxWorkers := flag.Uint64("max-workers", 1024, "most requests in flight; past it the offered rate drops (reported as throughput below rate)")
 	var hs headers
 	flag.Var(&hs, "H", "request header 'Name: value' (repeatable)")
 	flag.Parse()
@@ -69,19 +72,28 @@ func main() {
 		h.Add(strings.TrimSpace(name), strings.TrimSpace(val))
 	}
 	tr := vegeta.NewStaticTargeter(vegeta.Target{Method: http.MethodGet, URL: *target, Header: h})
-	atk := vegeta.NewAttacker(vegeta.KeepAlive(true), vegeta.Connections(*conns), vegeta.Workers(uint64(*conns)),
-		vegeta.Timeout(*timeout), vegeta.MaxBody(4096), vegeta.HTTP2(false))
+	// One client for the warm-up and the measured attack, so the second starts with warm
+	// keep-alive connections (an attacker cannot be reused: it stops for good after one attack).
+	client := &http.Client{Timeout: *timeout, Transport: &http.Transport{
+		DialContext:         (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost: *conns,
+		IdleConnTimeout:     time.Minute,
+	}}
+	attacker := func() *vegeta.Attacker {
+		return vegeta.NewAttacker(vegeta.Client(client), vegeta.Workers(uint64(*conns)), vegeta.MaxWorkers(*maxWorkers),
+			vegeta.MaxBody(4096))
+	}
 	pace := vegeta.Rate{Freq: *rate, Per: time.Second}
 
 	if *warmup > 0 {
-		for range atk.Attack(tr, pace, *warmup, "warmup") {
+		for range attacker().Attack(tr, pace, *warmup, "warmup") {
 		}
 	}
 	lat := make([]time.Duration, 0, int(float64(*rate)*duration.Seconds())+16)
 	rep := report{Rate: *rate}
 	start := time.Now()
 	var last time.Time
-	for res := range atk.Attack(tr, pace, *duration, "measure") {
+	for res := range attacker().Attack(tr, pace, *duration, "measure") {
 		rep.Requests++
 		lat = append(lat, res.Latency)
 		if end := res.End(); end.After(last) {
