@@ -22,6 +22,7 @@ import (
 	"github.com/ragplane/ragplane/internal/problem"
 	"github.com/ragplane/ragplane/internal/tenantctx"
 	"github.com/ragplane/ragplane/internal/tracing"
+	"github.com/ragplane/ragplane/internal/xdsapi"
 	"github.com/ragplane/ragplane/proxy/ratelimit"
 	"github.com/ragplane/ragplane/proxy/xdsclient"
 )
@@ -93,15 +94,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	xdsResponses := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ragplane_proxy_xds_responses_total",
 		Help: "xDS responses by type and result (ack or nack)."}, []string{"type", "result"})
 	reg.MustRegister(xdsResponses)
+	// Each response is decoded once and applied in place (state.apply): an update costs what it
+	// changes, not the tenant count.
 	s.xds = xdsclient.New(xdsclient.Config{Addr: cfg.XDSAddr, NodeID: cfg.NodeID, TypeURLs: subscribed,
-		Logger: s.log, Validate: validate, OnResponse: func(r xdsclient.Response) {
+		Logger: s.log, Decode: decode, Apply: s.state.apply, OnResponse: func(r xdsclient.Response) {
 			result := "ack"
 			if r.Err != nil {
 				result = "nack"
-				s.log.Warn("xds resource rejected; keeping the previous one", "type", r.TypeURL, "err", r.Err)
+				s.log.Error("xds update rejected; the previous version of the rejected resources is served",
+					"type", r.TypeURL, "version", r.SystemVersion, "rejected", len(r.Rejected), "err", r.Err)
 			}
 			xdsResponses.WithLabelValues(shortType(r.TypeURL), result).Inc()
 		}})
+	reg.MustRegister(newXDSCollector(s.xds))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ragplane_proxy_xds_connected",
 		Help: "1 while the proxy's xDS stream to the control plane is up."}, func() float64 {
 		if s.xds.Connected() {
@@ -169,15 +174,17 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
-// follow applies every xDS update to the state the requests read.
+// follow lets the balancer forget workers that left the endpoint set.
 func (s *Server) follow(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.xds.Updates():
-			s.state.apply(s.xds.Snapshot)
-			s.balancer.forget(s.state.endpoints())
+		case t := <-s.xds.Updates():
+			// The state is already applied (xdsclient Apply); only the balancer follows here.
+			if t == xdsapi.TypeEndpoint {
+				s.balancer.forget(s.state.endpoints())
+			}
 		}
 	}
 }
@@ -203,11 +210,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
 		return
 	case "/readyz":
-		if !s.xds.Ready() {
-			s.fail(w, r, "", ragplane.Errorf(ragplane.EUNAVAILABLE, "No complete configuration from the control plane yet."))
+		// 503 only without a complete configuration; stale parts are reported with 200 (see readiness).
+		rd, ok := s.readiness()
+		if !ok {
+			writeJSON(w, http.StatusServiceUnavailable, rd.json())
 			return
 		}
-		writeJSON(w, http.StatusOK, `{"status":"ready"}`)
+		writeJSON(w, http.StatusOK, rd.json())
 		return
 	case "/metrics":
 		s.metricsH.ServeHTTP(w, r)

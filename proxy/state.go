@@ -6,29 +6,23 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	jwtv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/internal/xdsapi"
 )
 
-// Type URLs the proxy subscribes to (the control plane's xds contract).
-const (
-	typePolicy     = "type.googleapis.com/google.protobuf.Struct"
-	typeCluster    = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-	typeEndpoints  = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-	typeJWT        = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtProvider"
-	typeRateLimits = "type.googleapis.com/ratelimit.config.ratelimit.v3.RateLimitConfig"
-)
-
-var subscribed = []string{typePolicy, typeCluster, typeEndpoints, typeJWT, typeRateLimits}
+// subscribed are the types the proxy needs; rate-limit configs are for stock Envoy, the
+// policies carry the same limits.
+var subscribed = xdsapi.ProxyTypeURLs
 
 // keySet is the verification keys and claims checks pushed by the control plane.
 type keySet struct {
@@ -37,78 +31,83 @@ type keySet struct {
 	keys      map[string]ed25519.PublicKey
 }
 
-// state is the last good configuration; it survives control-plane outages.
+// state is the last good configuration; it survives control-plane outages. Each xDS response
+// is applied in place: only the resources it carries are decoded and stored, so an update costs
+// what it changes, not the tenant count. Reads on the request path take no lock: policies are a
+// sync.Map (read-mostly, many readers), keys and workers are swapped whole.
 type state struct {
-	mu       sync.RWMutex
-	policies map[ragplane.TenantID]ragplane.TenantPolicy
-	jwt      keySet
-	workers  []string
-	updated  time.Time
+	policies sync.Map // ragplane.TenantID -> ragplane.TenantPolicy
+	jwt      atomic.Pointer[keySet]
+	workers  atomic.Pointer[[]string]
 }
 
 func (s *state) policy(id ragplane.TenantID) (ragplane.TenantPolicy, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	p, ok := s.policies[id]
-	return p, ok
+	v, ok := s.policies.Load(id)
+	if !ok {
+		return ragplane.TenantPolicy{}, false
+	}
+	return v.(ragplane.TenantPolicy), true
 }
 
 func (s *state) keys() keySet {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.jwt
+	if k := s.jwt.Load(); k != nil {
+		return *k
+	}
+	return keySet{}
 }
 
 func (s *state) endpoints() []string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.workers
+	if w := s.workers.Load(); w != nil {
+		return *w
+	}
+	return nil
 }
 
-// validate checks one resource before the client accepts it; a bad one is NACKed.
-func validate(typeURL string, res *anypb.Any) error {
+// decode checks one resource and returns what apply stores; a resource that fails is rejected
+// (NACKed by name) and its previous version stays.
+func decode(typeURL string, res *anypb.Any) (any, error) {
 	switch typeURL {
-	case typePolicy:
-		_, err := decodePolicy(res)
-		return err
-	case typeJWT:
-		_, err := decodeKeys(res)
-		return err
-	case typeEndpoints:
-		_, err := decodeEndpoints(res)
-		return err
-	case typeCluster:
+	case xdsapi.TypeTenantPolicy:
+		return xdsapi.DecodePolicyAny(res)
+	case xdsapi.TypeJWTProvider:
+		return decodeKeys(res)
+	case xdsapi.TypeEndpoint:
+		return decodeEndpoints(res)
+	case xdsapi.TypeCluster:
 		var c clusterv3.Cluster
-		return res.UnmarshalTo(&c)
+		return nil, res.UnmarshalTo(&c)
 	}
-	return nil // rate-limit configs are for stock Envoy; the policies carry the same limits
+	return nil, nil
 }
 
-func decodePolicy(res *anypb.Any) (ragplane.TenantPolicy, error) {
-	var st structpb.Struct
-	var p ragplane.TenantPolicy
-	if err := res.UnmarshalTo(&st); err != nil {
-		return p, fmt.Errorf("tenant policy: %w", err)
+// apply stores the accepted resources of one response and drops the removed ones.
+func (s *state) apply(typeURL string, updated map[string]any, removed []string) {
+	switch typeURL {
+	case xdsapi.TypeTenantPolicy:
+		for _, v := range updated {
+			p := v.(ragplane.TenantPolicy)
+			s.policies.Store(p.TenantID, p)
+		}
+		for _, name := range removed {
+			s.policies.Delete(ragplane.TenantID(name))
+		}
+	case xdsapi.TypeJWTProvider:
+		if v, ok := updated[xdsapi.JWTProviderName]; ok {
+			ks := v.(keySet)
+			s.jwt.Store(&ks)
+		}
+		if slices.Contains(removed, xdsapi.JWTProviderName) {
+			s.jwt.Store(nil) // no keys: every token fails (fail closed)
+		}
+	case xdsapi.TypeEndpoint:
+		if v, ok := updated[xdsapi.DataplaneCluster]; ok {
+			ws := v.([]string)
+			s.workers.Store(&ws)
+		}
+		if slices.Contains(removed, xdsapi.DataplaneCluster) {
+			s.workers.Store(nil)
+		}
 	}
-	// encoding/json writes whole floats without exponents, so limits decode into ints.
-	b, err := json.Marshal(st.AsMap())
-	if err != nil {
-		return p, err
-	}
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("tenant policy: %w", err)
-	}
-	if err := p.TenantID.Validate(); err != nil {
-		return p, fmt.Errorf("tenant policy: bad tenant id %q", p.TenantID)
-	}
-	if !p.Status.Valid() {
-		return p, fmt.Errorf("tenant policy %s: unknown status %q", p.TenantID, p.Status)
-	}
-	l := p.Limits
-	if l.RequestsPerSecond <= 0 || l.Burst < 1 || l.QueriesPerHour < 1 || l.MaxConcurrentRequests < 1 || l.MaxRequestBytes < 1 {
-		return p, fmt.Errorf("tenant policy %s: limits out of range", p.TenantID)
-	}
-	return p, nil
 }
 
 func decodeKeys(res *anypb.Any) (keySet, error) {
@@ -162,29 +161,4 @@ func decodeEndpoints(res *anypb.Any) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// apply rebuilds the state from the client's snapshots (each already validated).
-func (s *state) apply(snap func(typeURL string) map[string]*anypb.Any) {
-	policies := map[ragplane.TenantID]ragplane.TenantPolicy{}
-	for _, r := range snap(typePolicy) {
-		if p, err := decodePolicy(r); err == nil {
-			policies[p.TenantID] = p
-		}
-	}
-	var ks keySet
-	for _, r := range snap(typeJWT) {
-		if k, err := decodeKeys(r); err == nil {
-			ks = k
-		}
-	}
-	var workers []string
-	for _, r := range snap(typeEndpoints) {
-		if eps, err := decodeEndpoints(r); err == nil {
-			workers = append(workers, eps...)
-		}
-	}
-	s.mu.Lock()
-	s.policies, s.jwt, s.workers, s.updated = policies, ks, workers, time.Now()
-	s.mu.Unlock()
 }
