@@ -268,7 +268,7 @@ master_process on;
 worker_processes $(nproc);
 worker_rlimit_nofile 65536;
 pid $ndir/nginx.pid;
-error_log $ndir/error.log warn;
+error_log $repo/$logs/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
   access_log off;
@@ -296,9 +296,9 @@ http {
 }
 EOF
   cp "$ndir/nginx.conf" "$logs/nginx.conf"
-  start nginx "$logs/nginx.log" nginx -p "$ndir" -e "$ndir/error.log" -c "$ndir/nginx.conf"
+  start nginx "$logs/nginx.log" nginx -p "$ndir" -e "$repo/$logs/nginx-error.log" -c "$ndir/nginx.conf"
   nginx_pid=$(last_pid)
-  wait_http "http://127.0.0.1:$nginx_port/" "$nginx_pid" "$ndir/error.log"
+  wait_http "http://127.0.0.1:$nginx_port/" "$nginx_pid" "$logs/nginx-error.log"
 fi
 
 # ---------------------------------------------------------------- Ragplane proxies
@@ -310,41 +310,53 @@ start_proxy() {
     "$bin" proxy
 }
 
-# wait_enforcing NAME NODE_ID PORT PID: waits until the control plane reports the proxy's ACK of every type it
-# was sent (no NACK), and a request with the tenant's token goes through it to the backend (200):
-# the policy with the high limits, the worker and the signing key are all applied.
+# wait_enforcing NAME NODE_ID PORT PID: waits up to 30 s until the control plane reports the proxy's
+# ACK of every type it was sent (and no NACK), and a request with the tenant's token goes through it
+# to the backend (200): the policy with the high limits, the worker and the signing key are all
+# applied. Returns 1 with the reason in $why otherwise.
 wait_enforcing() {
-  local name=$1 node=$2 port=$3 pid=$4 code acks
-  wait_http "http://127.0.0.1:$port/readyz" "$pid" "$logs/proxy-$name.log"
+  local name=$1 node=$2 port=$3 pid=$4 code="" acks=""
+  why=""
   for _ in $(seq 1 300); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      why="proxy $name exited: $(tail -3 "$logs/proxy-$name.log")"
+      return 1
+    fi
     acks=$(admin GET /v1/proxies | jq -r --arg n "$node" '
       [.items[] | select((.NodeID // .node_id) == $n) | (.Types // .types // {}) | to_entries[] |
-       select(((.value.AckedVersion // .value.acked_version // "") != "") and ((.value.NackError // .value.nack_error // "") == ""))
-       | .key] | length')
+       ((.value.AckedVersion // .value.acked_version // "") != "" and (.value.NackError // .value.nack_error // "") == "")]
+      | "\(map(select(.)) | length)/\(length)"')
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$port$BENCH_URL_PATH" || true)
-    if [ "${acks:-0}" -gt 0 ] && [ "$code" = 200 ]; then
+    if [ "${acks%/*}" = "${acks#*/}" ] && [ "${acks#*/}" != 0 ] && [ "$code" = 200 ]; then
       admin GET /v1/proxies | jq -c --arg n "$node" '.items[] | select((.NodeID // .node_id) == $n)' >"$logs/proxy-$name-acks.json"
       return 0
     fi
-    kill -0 "$pid" 2>/dev/null || { tail -20 "$logs/proxy-$name.log" >&2; die "proxy $name exited"; }
     sleep 0.1
   done
-  die "proxy $name did not ACK its configuration and forward with the tenant's token within 30 s (last status $code, ACKed types ${acks:-0}); see $logs/proxy-$name.log"
+  why="proxy $name did not ACK its configuration and forward with the tenant's token within 30 s (last status $code, types ACKed without NACK: $acks); see $logs/proxy-$name.log"
+  return 1
 }
 
 if has_path ragplane; then
   proxy_port_ragplane=$(free_port)
   start_proxy ragplane "$tmp/ragplane" bench-proxy-new "$proxy_port_ragplane"
   proxy_pid_ragplane=$(last_pid)
-  wait_enforcing ragplane bench-proxy-new "$proxy_port_ragplane" "$proxy_pid_ragplane"
+  wait_enforcing ragplane bench-proxy-new "$proxy_port_ragplane" "$proxy_pid_ragplane" || die "$why"
   say "Ragplane proxy (working tree) on 127.0.0.1:$proxy_port_ragplane, enforcing"
 fi
+# The baseline is optional: an older proxy may not speak the control plane's current xDS contract.
+baseline_note=""
 if has_path baseline; then
   proxy_port_baseline=$(free_port)
   start_proxy baseline "$baseline_bin" bench-proxy-baseline "$proxy_port_baseline"
   proxy_pid_baseline=$(last_pid)
-  wait_enforcing baseline bench-proxy-baseline "$proxy_port_baseline" "$proxy_pid_baseline"
-  say "Ragplane proxy (baseline ${BASELINE_REV}) on 127.0.0.1:$proxy_port_baseline, enforcing"
+  if wait_enforcing baseline bench-proxy-baseline "$proxy_port_baseline" "$proxy_pid_baseline"; then
+    say "Ragplane proxy (baseline ${BASELINE_REV}) on 127.0.0.1:$proxy_port_baseline, enforcing"
+  else
+    say "baseline skipped: $why"
+    baseline_note="The baseline proxy ($BASELINE_REV) was not measured: $why"
+    BENCH_PATHS=${BENCH_PATHS//baseline/}
+  fi
 fi
 
 # ---------------------------------------------------------------- measuring
@@ -445,8 +457,8 @@ for path in $BENCH_PATHS; do
   d=$("$tmp/loadgen" -url "$(url_of direct)" "${loadgen_args[@]}" | tee "$logs/half-$path-direct.json")
   p=$("$tmp/loadgen" -url "$(url_of "$path")" "${loadgen_args[@]}" | tee "$logs/half-$path.json")
   half_rows+=("$(jq -rn --argjson d "$d" --argjson p "$p" --arg path "$path" '
-    def ms: if . < 1000 then (. / 1000 * 100 | round / 100 | tostring) else (. / 1000 * 10 | round / 10 | tostring) end;
-    "\($path)|\($p.rate)|\($d.p50_us | ms) / \($d.p99_us | ms) ms|\($p.p50_us | ms) / \($p.p99_us | ms) ms|\(($p.p50_us - $d.p50_us) | ms) ms|\($p.non2xx + $p.errors) of \($p.requests)\(if ($p.throughput < 0.95 * $p.rate) then " (achieved \($p.throughput | round) rps)" else "" end)"')")
+    def ms: if (. | fabs) < 10000 then (. / 1000 * 100 | round / 100 | tostring) else (. / 1000 * 10 | round / 10 | tostring) end;
+    "\($path)|\($p.rate)|\($d.p50_us | ms) / \($d.p99_us | ms) ms|\($p.p50_us | ms) / \($p.p99_us | ms) ms|\(($p.p50_us - $d.p50_us) | ms) ms|\($p.non2xx + $p.errors) of \($p.requests)\(if ($p.throughput < 0.95 * $p.rate) then " (achieved \($p.throughput | round) rps)" else "" end)\(if ($d.throughput < 0.95 * $d.rate) then " (direct achieved \($d.throughput | round) rps)" else "" end)|\($d.loadgen_cpu_us_per_request // 0 | round) / \($p.loadgen_cpu_us_per_request // 0 | round) us"')")
   added=$(jq -rn --argjson d "$d" --argjson p "$p" '($p.p50_us - $d.p50_us) / 1000 * 100 | round / 100 | if . >= 0 then "+\(.)" else tostring end')
   half_line+="${half_line:+; }$path $added ms at $rate rps"
 done
@@ -472,7 +484,8 @@ direct_rps=$(has_path direct && col direct 1 || echo nan)
   echo "medians of $RUNS interleaved runs, GET $BENCH_URL_PATH answered by a Go backend with a $(curl -s "$backend_url/" | wc -c)-byte body;"
   echo "$(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')), everything on this machine. rps counts 2xx responses only;"
   echo "errors are non-2xx responses and socket errors over all runs; CPU per request is utime+stime of the proxy's"
-  echo "processes (nginx: master and workers) and of the Redis server, over all requests sent."
+  echo "processes (nginx: master and workers) and of the Redis server, over all requests sent (Redis CPU on the"
+  echo "direct and nginx rows is background: anything else using the same Redis meanwhile)."
   echo
   echo "| path | rps (ratio to direct) | p50 / p99 | errors | proxy CPU per request | Redis CPU per request |"
   echo "| --- | --- | --- | --- | --- | --- |"
@@ -489,27 +502,29 @@ direct_rps=$(has_path direct && col direct 1 || echo nan)
     echo "| $(label_of "$path") | $(fmt_k "$rps") ($ratio) | $(fmt_ms "$(col "$path" 2)") / $(fmt_ms "$(col "$path" 3)") ms | $err_text | $(fmt_us "$(col "$path" 6)") | $(fmt_us "$redis") |"
   done
   echo
+  ratios=""
   if has_path nginx; then
     for path in ragplane baseline; do
       has_path "$path" || continue
-      awk -v r="$(col "$path" 1)" -v n="$(col nginx 1)" -v l="$path" 'BEGIN { printf "%s / nginx: %.3fx. ", l, r / n }'
+      ratios+=$(awk -v r="$(col "$path" 1)" -v n="$(col nginx 1)" -v l="$path" 'BEGIN { printf "%s / nginx: %.3fx.", l, r / n }')" "
     done
   fi
   if has_path ragplane && has_path baseline; then
-    awk -v a="$(col ragplane 1)" -v b="$(col baseline 1)" 'BEGIN { printf "ragplane / baseline: %.2fx.", a / b }'
+    ratios+=$(awk -v a="$(col ragplane 1)" -v b="$(col baseline 1)" 'BEGIN { printf "ragplane / baseline: %.2fx.", a / b }')
   fi
-  echo
+  if [ -n "$ratios" ]; then echo "Throughput ratios: ${ratios% }"; fi
   if [ ${#half_rows[@]} -gt 0 ]; then
     echo
     echo "Added latency at half load: a constant rate (ops/bench/loadgen, open loop, ${HALF_DURATION} s after 1 s of warm-up) of half"
     echo "each proxy's median max rps, sent directly and through the proxy:"
     echo
-    echo "| path | rate (rps) | direct p50 / p99 | through p50 / p99 | added p50 | errors |"
-    echo "| --- | --- | --- | --- | --- | --- |"
+    echo "| path | rate (rps) | direct p50 / p99 | through p50 / p99 | added p50 | errors | loadgen CPU per request (direct / through) |"
+    echo "| --- | --- | --- | --- | --- | --- | --- |"
     for row in "${half_rows[@]}"; do echo "| ${row//|/ | } |"; done
     echo
     echo "Half load: $half_line."
   fi
+  if [ -n "$baseline_note" ]; then echo; echo "$baseline_note"; fi
 } >"$BENCH_OUT"
 cp "$BENCH_OUT" "$logs/report.md"
 cat "$BENCH_OUT"

@@ -20,6 +20,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -44,6 +45,8 @@ type report struct {
 	P99        float64 `json:"p99_us"`
 	P999       float64 `json:"p999_us"`
 	Max        float64 `json:"max_us"`
+	// CPU is this load generator's own CPU time per request (it shares the machine).
+	CPU        float64 `json:"loadgen_cpu_us_per_request"`
 	FirstError string  `json:"first_error,omitempty"`
 }
 
@@ -91,6 +94,7 @@ func main() {
 	}
 	lat := make([]time.Duration, 0, int(float64(*rate)*duration.Seconds())+16)
 	rep := report{Rate: *rate}
+	cpu0 := cpuTime()
 	start := time.Now()
 	var last time.Time
 	for res := range attacker().Attack(tr, pace, *duration, "measure") {
@@ -114,6 +118,9 @@ func main() {
 			}
 		}
 	}
+	if rep.Requests > 0 {
+		rep.CPU = float64(cpuTime()-cpu0) / float64(time.Microsecond) / float64(rep.Requests)
+	}
 	elapsed := last.Sub(start)
 	if elapsed <= 0 {
 		elapsed = time.Since(start)
@@ -133,4 +140,13 @@ func main() {
 		rep.Max = float64(lat[len(lat)-1]) / float64(time.Microsecond)
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(rep)
+}
+
+// cpuTime is the user+system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
