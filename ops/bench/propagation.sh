@@ -69,6 +69,7 @@ for v in BASELINE_REV CURRENT_REV PROP_SIZES PROP_SAMPLES PROP_POLL PROP_SAMPLE_
   if [ -n "${!v+x}" ]; then command="$v=${!v} $command"; fi
 done
 
+rm -rf .ragplane/bench/propagation-logs
 "$work/propagation" "${bins[@]}" \
   -sizes "${PROP_SIZES:-100,10000,100000}" \
   -samples "${PROP_SAMPLES:-30}" \

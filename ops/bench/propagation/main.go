@@ -164,16 +164,19 @@ func renderReport(cfg config, began time.Time, results []*result, done bool) str
 	fmt.Fprintf(&s, ". Command: `%s`.\n", cfg.command)
 	fmt.Fprintf(&s, "%d PATCH samples per size (max_request_bytes flipped 1 MiB <-> 1 KiB, a 4 KiB probe every %s; p99 of %d samples is their nearest-rank 99th percentile); "+
 		"bulk tenants inserted %d per statement; timeouts: %s per change, %s for a proxy to get ready; idle CPU over %s.\n",
-		cfg.samples, cfg.poll, cfg.samples, cfg.chunk, cfg.sampleTimeout, cfg.readyTimeout, cfg.idle)
+		cfg.samples, cfg.poll, cfg.samples, cfg.chunk, fmtDur(cfg.sampleTimeout), fmtDur(cfg.readyTimeout), fmtDur(cfg.idle))
 	s.WriteString("\n| build | tenants | PATCH->enforced p50 / p99 / max | cold proxy ready (readyz / last tenant) | RSS proxy / controlplane | controlplane idle CPU |\n")
 	s.WriteString("| --- | ---: | --- | --- | --- | --- |\n")
 	for _, r := range results {
-		if r.err != "" && len(r.patch) == 0 && !r.readyzOK {
+		if r.err != "" && len(r.patch) == 0 && !r.coldMeasured {
 			fmt.Fprintf(&s, "| %s | %s | error: %s | | | |\n", r.label, fmtInt(r.tenants), oneLine(r.err))
 			continue
 		}
-		fmt.Fprintf(&s, "| %s | %s | %s | %s / %s | %s / %s | %s |\n", r.label, fmtInt(r.tenants), patchCell(r, cfg),
-			readyCell(r.readyzOK, r.readyz, cfg), readyCell(r.lastKnownOK, r.lastKnown, cfg),
+		cold := "-"
+		if r.coldMeasured {
+			cold = readyCell(r.readyzOK, r.readyz, cfg) + " / " + readyCell(r.lastKnownOK, r.lastKnown, cfg)
+		}
+		fmt.Fprintf(&s, "| %s | %s | %s | %s | %s / %s | %s |\n", r.label, fmtInt(r.tenants), patchCell(r, cfg), cold,
 			fmtKB(r.rssProxy), fmtKB(r.rssCP), cpuCell(r.idleMeasured, r.cpIdle))
 	}
 	s.WriteString("\nDetails:\n\n| build | tenants | samples | PATCH call p50 | bulk insert + catch-up | cold proxy RSS | warm proxy idle CPU | notes |\n")
@@ -203,7 +206,7 @@ func patchCell(r *result, cfg config) string {
 	if len(r.patch) == 0 {
 		switch {
 		case r.patchTimedOut:
-			return fmt.Sprintf("never (timeout %s)", cfg.sampleTimeout)
+			return fmt.Sprintf("never (timeout %s)", fmtDur(cfg.sampleTimeout))
 		case r.warmLost != "":
 			return "not measured (see notes)"
 		default:
@@ -212,14 +215,14 @@ func patchCell(r *result, cfg config) string {
 	}
 	cell := fmt.Sprintf("%s / %s / %s", fmtDur(percentile(r.patch, 0.5)), fmtDur(percentile(r.patch, 0.99)), fmtDur(slices.Max(r.patch)))
 	if r.patchTimedOut {
-		cell += fmt.Sprintf(" (%d samples, then one > %s)", len(r.patch), cfg.sampleTimeout)
+		cell += fmt.Sprintf(" (%d samples, then one > %s)", len(r.patch), fmtDur(cfg.sampleTimeout))
 	}
 	return cell
 }
 
 func readyCell(ok bool, d time.Duration, cfg config) string {
 	if !ok {
-		return fmt.Sprintf("never (timeout %s)", cfg.readyTimeout)
+		return fmt.Sprintf("never (timeout %s)", fmtDur(cfg.readyTimeout))
 	}
 	return fmtDur(d)
 }
@@ -247,6 +250,8 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%.1f ms", d.Seconds()*1000)
 	case d < time.Second:
 		return fmt.Sprintf("%.0f ms", d.Seconds()*1000)
+	case d%time.Second == 0:
+		return fmt.Sprintf("%d s", d/time.Second)
 	default:
 		return fmt.Sprintf("%.1f s", d.Seconds())
 	}
