@@ -3,13 +3,12 @@ package xds
 import (
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/ragplane/ragplane/internal/xdsapi"
 )
@@ -72,75 +71,56 @@ func (c *boundedCache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subsc
 // bound returns resp if it fits in maxBytes, else its first chunk. sub is the subscription the
 // watch was opened with; it is not modified while the watch is open.
 func (c *boundedCache) bound(resp cache.DeltaResponse, sub cache.Subscription) cache.DeltaResponse {
-	raw, ok := resp.(*cache.RawDeltaResponse)
-	if !ok {
-		return resp
+	// The resources are marshaled once per cache entry (go-control-plane caches the bytes), so
+	// building the full response to split it costs wrappers, not encoding.
+	full, err := resp.GetDeltaDiscoveryResponse()
+	if err != nil {
+		return resp // the server fails the stream with the same error
 	}
-	known, next := sub.ReturnedResources(), raw.GetReturnedResources()
-	// The LinearCache drops removed names from the returned versions and keeps everything else.
-	var removed []string
-	for name := range known {
-		if _, ok := next[name]; !ok {
-			removed = append(removed, name)
-		}
-	}
-	resources := raw.GetRawResources()
 	size := 0
-	for _, name := range removed {
+	for _, name := range full.GetRemovedResources() {
 		size += len(name) + 3
 	}
-	fits := size <= c.maxBytes
-	for _, r := range resources {
-		if !fits {
+	for _, r := range full.GetResources() {
+		if size > c.maxBytes {
 			break
 		}
-		size += proto.Size(r.Resource) + 100 // name, version and framing
-		fits = size <= c.maxBytes
+		size += proto.Size(r) + 4
 	}
-	if fits {
+	if size <= c.maxBytes {
 		return resp
 	}
 
 	// Too big: send removals first (they are small and free memory), then resources in name
 	// order, up to the budget and at least one item so that a sync always progresses.
-	slices.Sort(removed)
-	byName := make(map[string]types.Resource, len(resources))
-	names := make([]string, 0, len(resources))
-	for _, r := range resources {
-		name := cache.GetResourceName(r.Resource)
-		byName[name] = r.Resource
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	returned := maps.Clone(known)
-	out := &discoveryv3.DeltaDiscoveryResponse{TypeUrl: raw.GetDeltaRequest().GetTypeUrl()}
+	removed := slices.Sorted(slices.Values(full.GetRemovedResources()))
+	resources := slices.SortedFunc(slices.Values(full.GetResources()), func(a, b *discoveryv3.Resource) int {
+		return strings.Compare(a.GetName(), b.GetName())
+	})
+	returned := maps.Clone(sub.ReturnedResources())
+	out := &discoveryv3.DeltaDiscoveryResponse{TypeUrl: full.GetTypeUrl()}
 	budget := c.maxBytes
 	for _, name := range removed {
-		if budget < len(name)+3 && len(out.RemovedResources) > 0 {
+		n := len(name) + 3
+		if budget < n && len(out.RemovedResources) > 0 {
 			break
 		}
-		budget -= len(name) + 3
+		budget -= n
 		out.RemovedResources = append(out.RemovedResources, name)
 		delete(returned, name)
 	}
-	for _, name := range names {
-		b, err := cache.MarshalResource(byName[name])
-		if err != nil {
-			return resp // the server reports the same error when it marshals the whole response
-		}
-		n := len(b) + len(name) + 100
+	for _, r := range resources {
+		n := proto.Size(r) + 4
 		if budget < n && (len(out.Resources) > 0 || len(out.RemovedResources) > 0) {
 			break
 		}
 		budget -= n
-		out.Resources = append(out.Resources, &discoveryv3.Resource{
-			Name: name, Version: next[name], Resource: &anypb.Any{TypeUrl: out.TypeUrl, Value: b},
-		})
-		returned[name] = next[name]
+		out.Resources = append(out.Resources, r)
+		returned[r.GetName()] = r.GetVersion()
 	}
-	out.SystemVersionInfo = raw.GetResponseVersion()
-	if len(out.RemovedResources) < len(removed) || len(out.Resources) < len(names) {
+	out.SystemVersionInfo = full.GetSystemVersionInfo()
+	if len(out.RemovedResources) < len(removed) || len(out.Resources) < len(resources) {
 		out.SystemVersionInfo = xdsapi.MarkPartial(out.SystemVersionInfo)
 	}
-	return &cache.DeltaPassthroughResponse{DeltaRequest: raw.GetDeltaRequest(), NextVersionMap: returned, DeltaDiscoveryResponse: out}
+	return &cache.DeltaPassthroughResponse{DeltaRequest: resp.GetDeltaRequest(), NextVersionMap: returned, DeltaDiscoveryResponse: out}
 }
