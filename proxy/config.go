@@ -36,6 +36,8 @@ type Config struct {
 	UpstreamTimeout time.Duration
 	// LeaseTTL is how long a concurrency slot outlives a crashed proxy.
 	LeaseTTL time.Duration
+	// TokenCacheSize is how many verified tokens the proxy remembers (0: verify every request).
+	TokenCacheSize int
 	// EjectAfter consecutive failures take a worker out of rotation for EjectFor.
 	EjectAfter int
 	EjectFor   time.Duration
@@ -47,7 +49,7 @@ func DefaultConfig() Config {
 	return Config{
 		Addr: "127.0.0.1:8080", XDSAddr: "127.0.0.1:18000", NodeID: "proxy-" + host + "-" + strconv.Itoa(os.Getpid()),
 		RedisPrefix: "ragplane:", Replicas: 1, RateLimitFailOpen: true, Leeway: 30 * time.Second, UpstreamTimeout: 2 * time.Minute,
-		EjectAfter: 3, EjectFor: 10 * time.Second, LeaseTTL: 30 * time.Second,
+		EjectAfter: 3, EjectFor: 10 * time.Second, LeaseTTL: 30 * time.Second, TokenCacheSize: DefaultTokenCacheSize,
 	}
 }
 
@@ -84,6 +86,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	str("REDIS_URL", &cfg.RedisURL)
 	str("RAGPLANE_REDIS_PREFIX", &cfg.RedisPrefix)
 	str("RAGPLANE_INTERNAL_KEY", &cfg.InternalKey)
+	if v := getenv("RAGPLANE_TOKEN_CACHE_SIZE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, fmt.Errorf("RAGPLANE_TOKEN_CACHE_SIZE: want a whole number >= 0, got %q", v))
+		}
+		cfg.TokenCacheSize = n
+	}
 	if v := getenv("RAGPLANE_PROXY_REPLICAS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {

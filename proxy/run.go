@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,8 +34,8 @@ type Server struct {
 	log      *slog.Logger
 	state    *state
 	xds      *xdsclient.Client
-	limiter  *ratelimit.Limiter
-	conc     *ratelimit.Concurrency
+	gate     *ratelimit.Gate
+	verifier *verifier
 	codec    *tenantctx.Codec
 	balancer *balancer
 	rp       *httputil.ReverseProxy
@@ -82,13 +83,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err != nil {
 		return nil, errors.New("proxy: REDIS_URL cannot be parsed")
 	}
+	// Deadlines end calls on the socket, so the gate calls Redis on the request's goroutine.
+	opts.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(opts)
 	s.closers = append(s.closers, func() { rdb.Close() })
-	s.limiter = ratelimit.New(ratelimit.Config{Client: rdb, Prefix: cfg.RedisPrefix + "rl:", FailClosed: !cfg.RateLimitFailOpen, Replicas: cfg.Replicas,
-		Logger: s.log, Registerer: reg})
-	s.conc = ratelimit.NewConcurrency(ratelimit.ConcurrencyConfig{Client: rdb, Prefix: cfg.RedisPrefix + "cc:", FailOpen: cfg.ConcurrencyFailOpen,
-		Replicas: cfg.Replicas, LeaseTTL: cfg.LeaseTTL, Logger: s.log, Registerer: reg})
-	s.closers = append(s.closers, func() { s.conc.Close() })
+	s.gate = ratelimit.NewGate(ratelimit.GateConfig{Client: rdb, RatePrefix: cfg.RedisPrefix + "rl:", LeasePrefix: cfg.RedisPrefix + "cc:",
+		RateFailClosed: !cfg.RateLimitFailOpen, ConcurrencyFailOpen: cfg.ConcurrencyFailOpen, Replicas: cfg.Replicas,
+		LeaseTTL: cfg.LeaseTTL, Logger: s.log, Registerer: reg})
+	s.closers = append(s.closers, func() { s.gate.Close() })
+	s.verifier = newVerifier(cfg.Leeway, cfg.TokenCacheSize)
 
 	// 3. The xDS subscription that configures everything else.
 	xdsResponses := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ragplane_proxy_xds_responses_total",
@@ -126,12 +129,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	s.rp = &httputil.ReverseProxy{
 		Rewrite:       func(pr *httputil.ProxyRequest) { pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "worker" },
 		FlushInterval: -1, // server-sent events pass through unbuffered
+		BufferPool:    &bufferPool{},
 		// otelhttp starts a client span per attempt and sends traceparent and baggage upstream.
 		Transport: &retryTransport{balancer: s.balancer, workers: s.state.endpoints, base: otelhttp.NewTransport(&http.Transport{
-			DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConnsPerHost:   64,
+			DialContext: (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			// Keep a connection per concurrent request to each worker: a proxy that has to dial
+			// under load spends its time in handshakes and TIME_WAIT.
+			MaxIdleConns:          0, // no limit across workers
+			MaxIdleConnsPerHost:   512,
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: cfg.UpstreamTimeout,
+			// Workers speak HTTP/1.1 on loopback or a cluster network; compression is the
+			// client's business, not the proxy's.
+			DisableCompression: true,
 		})},
 		ErrorHandler: s.upstreamError,
 	}
@@ -229,7 +239,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "", ragplane.Errorf(ragplane.EUNAVAILABLE, "The proxy has no configuration yet."))
 		return
 	}
-	id, err := authenticate(r, s.state.keys(), s.cfg.Leeway)
+	id, err := s.verifier.authenticate(r, s.state.keys(), start)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ragplane", error="invalid_token"`)
 		s.fail(w, r, "", err)
@@ -259,13 +269,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A chunked body is counted as it streams; going over fails the forward with 413.
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
 
-	ctx := r.Context()
-	d, err := s.limiter.Allow(ctx, id.TenantID, pol.Limits)
+	// One Redis call decides both rate limits and takes the concurrency slot.
+	d, lease, err := s.gate.Admit(r.Context(), id.TenantID, pol.Limits)
+	if d.Limit > 0 {
+		ratelimit.SetHeaders(w.Header(), d)
+	}
 	if err != nil {
+		if ragplane.ErrorCode(err) == ragplane.ERATELIMITED {
+			s.metrics.concRejected.WithLabelValues(label).Inc()
+			w.Header().Set("Retry-After", "1")
+		}
 		s.fail(w, r, label, err)
 		return
 	}
-	ratelimit.SetHeaders(w.Header(), d)
 	if !d.Allowed {
 		s.metrics.rateLimited.WithLabelValues(label, d.Scope).Inc()
 		field := map[string]string{ratelimit.ScopeSecond: "requests_per_second", ratelimit.ScopeHour: "queries_per_hour"}[d.Scope]
@@ -273,17 +289,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Message: fmt.Sprintf("The tenant's %s limit is reached; retry after %s.", strings.ReplaceAll(field, "_", " "), w.Header().Get("Retry-After")+"s")})
 		return
 	}
-	lease, err := s.conc.Acquire(ctx, id.TenantID, pol.Limits.MaxConcurrentRequests)
-	if err != nil {
-		if ragplane.ErrorCode(err) == ragplane.ERATELIMITED {
-			s.metrics.concRejected.WithLabelValues(label).Inc()
-			w.Header().Set("Retry-After", "1")
-			err = &ragplane.Error{Code: ragplane.ERATELIMITED, Field: "max_concurrent_requests", Message: ragplane.ErrorMessage(err)}
-		}
-		s.fail(w, r, label, err)
-		return
-	}
-	defer lease.Release(context.WithoutCancel(ctx))
+	// The slot goes back without a blocking round trip once the response is done.
+	defer lease.Done()
 	s.metrics.inFlight.WithLabelValues(label).Inc()
 	defer s.metrics.inFlight.WithLabelValues(label).Dec()
 
@@ -377,3 +384,16 @@ func (r *statusRecorder) status() int {
 	}
 	return r.code
 }
+
+// bufferPool lends the reverse proxy its 32 KiB copy buffers, so that a response does not
+// allocate one.
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte {
+	if b, ok := p.pool.Get().(*[]byte); ok {
+		return *b
+	}
+	return make([]byte, 32<<10)
+}
+
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }

@@ -136,8 +136,12 @@ func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		req := r.Clone(context.WithValue(r.Context(), workerKey{}, addr))
-		req.URL.Scheme, req.URL.Host, req.Host = "http", addr, addr
+		// A shallow copy with its own URL: the reverse proxy's outgoing request is already
+		// private to this call, and the transport below clones it before adding headers.
+		req := r.WithContext(context.WithValue(r.Context(), workerKey{}, addr))
+		u := *r.URL
+		u.Scheme, u.Host = "http", addr
+		req.URL, req.Host = &u, addr
 		if attempt > 0 && r.GetBody != nil {
 			if req.Body, err = r.GetBody(); err != nil {
 				done(false)
