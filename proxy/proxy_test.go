@@ -178,7 +178,7 @@ func TestSignWithIsAccepted(t *testing.T) {
 	mustStatus(t, call(t, px, tok, "GET", "/v1/documents", nil), http.StatusOK)
 	// Bodies over the tenant's max_request_bytes get 413, with Content-Length or chunked.
 	mustStatus(t, st.Admin("PATCH", "/v1/tenants/acme_corp", map[string]any{"limits": map[string]any{"max_request_bytes": 4096}}), http.StatusOK)
-	time.Sleep(300 * time.Millisecond)
+	st.WaitPolicies(t, "acme_corp")
 	big := `{"content": "` + strings.Repeat("x", 8192) + `"}`
 	r := call(t, px, tok, "POST", "/v1/documents", big)
 	mustStatus(t, r, http.StatusRequestEntityTooLarge)
@@ -211,7 +211,9 @@ func TestSignWithIsAccepted(t *testing.T) {
 	}
 }
 
-// A limit changed through the admin API is enforced at the proxy within a second.
+// A limit changed through the admin API is enforced by the proxy as soon as it has ACKed the
+// change, and so is a raised one. (How fast a change propagates is measured by ops/bench, not
+// asserted here.)
 func TestLiveLimitChange(t *testing.T) {
 	st := e2etest.Start(t, e2etest.Options{})
 	st.CreateTenant("gamma_labs", "enterprise", nil)
@@ -220,38 +222,28 @@ func TestLiveLimitChange(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		mustStatus(t, call(t, px, tok, "GET", "/v1/documents", nil), http.StatusOK)
 	}
-	changed := time.Now()
 	mustStatus(t, st.Admin("PATCH", "/v1/tenants/gamma_labs", map[string]any{"limits": map[string]any{"requests_per_second": 0.5, "burst": 1}}), http.StatusOK)
-	for {
+	st.WaitPolicies(t, "gamma_labs")
+	// A changed limit starts a fresh bucket: with a burst of 1, one of the next few requests is
+	// refused (the second, with an exact limiter).
+	for i := 0; ; i++ {
 		r := call(t, px, tok, "GET", "/v1/documents", nil)
 		if r.Status == http.StatusTooManyRequests {
-			if d := time.Since(changed); d > time.Second {
-				t.Fatalf("the new limit took %s", d)
-			}
 			p := r.Problem(t)
 			if p["field"] != "requests_per_second" || r.Header.Get("Retry-After") == "" || r.Header.Get("RateLimit-Limit") == "" {
 				t.Fatalf("429 without the details: %v %v", p, r.Header)
 			}
 			break
 		}
-		if time.Since(changed) > 2*time.Second {
-			t.Fatal("the new limit is not enforced after 2s")
+		mustStatus(t, r, http.StatusOK)
+		if i == 5 {
+			t.Fatal("the new limit of 0.5/s with a burst of 1 is not enforced")
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	// Raising it again lets requests through at once.
-	raised := time.Now()
 	mustStatus(t, st.Admin("PATCH", "/v1/tenants/gamma_labs", map[string]any{"limits": map[string]any{"requests_per_second": 100, "burst": 50}}), http.StatusOK)
-	for {
-		r := call(t, px, tok, "GET", "/v1/documents", nil)
-		if r.Status == http.StatusOK {
-			break
-		}
-		if time.Since(raised) > time.Second {
-			t.Fatalf("a raised limit still refuses after 1s: %s", r.Body)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	st.WaitPolicies(t, "gamma_labs")
+	mustStatus(t, call(t, px, tok, "GET", "/v1/documents", nil), http.StatusOK)
 }
 
 // Two proxies share one budget in Redis: the N+1-th request in the window is refused, whichever
@@ -279,4 +271,25 @@ func TestRateLimitExactAcrossReplicas(t *testing.T) {
 	}
 	r = call(t, p1, tok, "GET", "/v1/documents", nil)
 	mustStatus(t, r, http.StatusTooManyRequests)
+}
+
+// A token the proxy has verified and remembers is refused as soon as its tenant is suspended or
+// deleted (the policy is checked on every request), and accepted again once it is resumed.
+func TestCachedTokenFollowsTheTenant(t *testing.T) {
+	st := e2etest.Start(t, e2etest.Options{})
+	st.CreateTenant("delta_co", "pro", nil)
+	px := st.StartProxy(t)
+	tok := st.Token("delta_co")
+	for range 3 { // the first verifies the token, the others find it remembered
+		mustStatus(t, call(t, px, tok, "GET", "/v1/documents", nil), http.StatusOK)
+	}
+	mustStatus(t, st.Admin("POST", "/v1/tenants/delta_co/suspend", nil), http.StatusOK)
+	st.WaitPolicies(t, "delta_co")
+	mustStatus(t, call(t, px, tok, "GET", "/v1/documents", nil), http.StatusForbidden)
+	mustStatus(t, st.Admin("POST", "/v1/tenants/delta_co/resume", nil), http.StatusOK)
+	st.WaitPolicies(t, "delta_co")
+	mustStatus(t, call(t, px, tok, "GET", "/v1/documents", nil), http.StatusOK)
+	mustStatus(t, st.Admin("DELETE", "/v1/tenants/delta_co", nil), http.StatusAccepted)
+	st.WaitPolicies(t)
+	mustStatus(t, call(t, px, tok, "GET", "/v1/documents", nil), http.StatusUnauthorized)
 }
