@@ -20,7 +20,7 @@ import (
 
 // chunkedTenants makes the policies alone several times MaxResponseResourceBytes (about 570
 // bytes each), so the initial sync and the resync take several responses.
-const chunkedTenants = 6000
+const chunkedTenants = 15000
 
 // TestChunkedSync: a state larger than one response reaches a new client in bounded responses,
 // each but the last marked partial; the client is not ready before the last; the server reports

@@ -60,9 +60,13 @@ var ProxyTypeURLs = []string{TypeTenantPolicy, TypeCluster, TypeEndpoint, TypeJW
 const (
 	// MaxResponseResourceBytes bounds the encoded resources (and removed names) of one delta
 	// response. A larger change is sent as several responses, each marked partial but the last.
-	// One MiB keeps a response cheap to build, send and apply while needing few round trips:
-	// 100,000 tenant policies (about 570 bytes each) take about 55 responses.
-	MaxResponseResourceBytes = 1 << 20
+	// 3 MiB keeps every response under gRPC's default 4 MiB receive limit (so a client that never
+	// raised it still syncs) while needing few round trips: 100,000 tenant policies (about 570
+	// bytes each) take 19 responses. Each response costs the control plane a pass over the whole
+	// type (go-control-plane's LinearCache recomputes what the client lacks per request), so fewer,
+	// larger responses sync a cold proxy faster: measured at 100,000 tenants, 1 MiB took 37 s,
+	// 4 MiB 11 s.
+	MaxResponseResourceBytes = 3 << 20
 	// MaxMessageBytes is the receive and send limit both ends set on the ADS connection.
 	// Responses stay near MaxResponseResourceBytes; the largest message is a reconnecting
 	// client's first request of a type, whose initial_resource_versions name every resource it
