@@ -18,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ragplane/ragplane/dataplane"
 	"github.com/ragplane/ragplane/internal/e2etest"
+	"github.com/ragplane/ragplane/internal/openaitest"
 )
 
 // tool finds a Prometheus binary: $env (written by `make up` to stack.env), else PATH. Without it
@@ -164,14 +166,18 @@ func TestPanelsReturnData(t *testing.T) {
 	promBin := tool(t, "prometheus", "PROMETHEUS_BIN")
 	_, queries := loadDashboards(t)
 
-	st := e2etest.Start(t, e2etest.Options{})
+	model := newHeldModel(t)
+	defer model.releaseAll() // before the stack stops: its worker waits for the held query
+	st := e2etest.Start(t, e2etest.Options{Worker: func(c *dataplane.Config) {
+		c.OpenAI.BaseURL, c.OpenAI.APIKey = model.ai.URL, model.ai.APIKey
+	}})
 	const tenant = "dash_acme"
-	st.CreateTenant(tenant, "pro", nil)
+	st.CreateTenant(tenant, "pro", map[string]any{"answer_provider": "openai"})
 	px := st.StartProxy(t)
 	prom := startPrometheus(t, promBin, map[string]string{
 		"ragplane-controlplane": st.AdminURL, "ragplane-proxy": px, "ragplane-dataplane": st.WorkerURL})
 	tok := st.Token(tenant)
-	load(t, st, px, tok, tenant)
+	load(t, st, px, tok, tenant, model)
 
 	// Wait until every query has data: histogram and counter rates need two scrapes after the
 	// series appear.
@@ -210,7 +216,7 @@ func mustStatus(tb testing.TB, r e2etest.Response, want int, what string) {
 }
 
 // load sends the traffic the dashboards chart.
-func load(t *testing.T, st *e2etest.Stack, px, tok, tenant string) {
+func load(t *testing.T, st *e2etest.Stack, px, tok, tenant string, model *heldModel) {
 	t.Helper()
 	auth := []string{"Authorization", "Bearer " + tok}
 	call := func(method, path string, body any) e2etest.Response {
@@ -234,32 +240,49 @@ func load(t *testing.T, st *e2etest.Stack, px, tok, tenant string) {
 	mustStatus(t, st.Admin("GET", "/v1/tenants", nil), http.StatusOK, "admin list tenants")
 	mustStatus(t, st.Admin("GET", "/v1/tenants/"+tenant, nil), http.StatusOK, "admin get tenant")
 
-	// Concurrency cap of 1, then bursts of parallel queries until one is refused.
-	setLimits(t, st, tenant, map[string]any{"max_concurrent_requests": 1})
-	refusedUntil(t, 10*time.Second, func() bool {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		refused := false
-		for i := 0; i < 12; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if rawStatus("POST", px+"/v1/query", tok, `{"query":"Who is paged for incidents?","retrieval_mode":"hybrid"}`) == http.StatusTooManyRequests {
-					mu.Lock()
-					refused = true
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		return refused
-	}, "a concurrency cap of 1")
+	// A concurrency cap of 1, held by a query the model answers only when released: the next
+	// request is refused for concurrency, and says so. The rate limit is raised in the same change
+	// so that nothing else can refuse it.
+	setLimits(t, st, tenant, map[string]any{"max_concurrent_requests": 1, "requests_per_second": 100, "burst": 50})
+	st.WaitPolicies(t, tenant)
+	held := make(chan int, 1)
+	go func() {
+		held <- rawStatus("POST", px+"/v1/query", tok, `{"query":"`+holdQuestion+`","retrieval_mode":"keyword"}`)
+	}()
+	select {
+	case <-model.arrived: // the query holds the slot until released
+	case status := <-held:
+		t.Fatalf("the held query ended before it reached the model: status %d", status)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the held query never reached the model")
+	}
+	r := call("GET", "/v1/documents", nil)
+	mustStatus(t, r, http.StatusTooManyRequests, "a request over the concurrency cap")
+	if p := r.Problem(t); p["field"] != "max_concurrent_requests" {
+		t.Fatalf("the refusal is not the concurrency cap's: %v", p)
+	}
+	model.releaseAll()
+	if status := <-held; status != http.StatusOK {
+		t.Fatalf("the held query answered %d after its release", status)
+	}
 
-	// A tight rate limit, then requests until one is refused.
+	// A tight rate limit: with a burst of 1 the second request at the latest is refused (a changed
+	// limit starts a fresh bucket). The cap is raised so that nothing else can refuse it.
 	setLimits(t, st, tenant, map[string]any{"max_concurrent_requests": 10, "requests_per_second": 0.5, "burst": 1})
-	refusedUntil(t, 5*time.Second, func() bool {
-		return rawStatus("GET", px+"/v1/documents", tok, "") == http.StatusTooManyRequests
-	}, "a rate limit of 0.5/s")
+	st.WaitPolicies(t, tenant)
+	for i := 0; ; i++ {
+		r := call("GET", "/v1/documents", nil)
+		if r.Status == http.StatusTooManyRequests {
+			if p := r.Problem(t); p["field"] != "requests_per_second" {
+				t.Fatalf("the refusal is not the rate limit's: %v", p)
+			}
+			break
+		}
+		mustStatus(t, r, http.StatusOK, "a request under the rate limit")
+		if i == 5 {
+			t.Fatal("no request refused under a rate limit of 0.5/s with a burst of 1")
+		}
+	}
 	for i := 0; i < 5; i++ {
 		rawStatus("GET", px+"/v1/documents", tok, "")
 	}
@@ -271,16 +294,41 @@ func setLimits(t *testing.T, st *e2etest.Stack, tenant string, limits map[string
 	mustStatus(t, st.Admin("PATCH", "/v1/tenants/"+tenant, map[string]any{"limits": limits}), http.StatusOK, "set limits")
 }
 
-func refusedUntil(t *testing.T, d time.Duration, try func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !try() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no request refused under %s after %s", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+// holdQuestion is the query heldModel holds. Its words are in a document, so the query has
+// sources and reaches the model (without sources the worker answers without one).
+const holdQuestion = "Within how many minutes is the on-call engineer paged?"
+
+// heldModel is the tenant's model. It answers every chat request at once (graph extraction gets an
+// answer that is not the JSON it asks for, so the worker falls back to the rule-based extractor as
+// it would without a model), except those about holdQuestion: each of these signals arrived,
+// then waits until releaseAll.
+type heldModel struct {
+	ai      *openaitest.Server
+	arrived chan struct{}
+	release chan struct{}
+	once    sync.Once
 }
+
+func newHeldModel(t *testing.T) *heldModel {
+	m := &heldModel{arrived: make(chan struct{}, 1), release: make(chan struct{})}
+	m.ai = openaitest.New(t, openaitest.Config{Chat: func(req openaitest.ChatRequest) openaitest.ChatResponse {
+		for _, msg := range req.Messages {
+			if strings.Contains(msg.Content, holdQuestion) {
+				select {
+				case m.arrived <- struct{}{}:
+				default:
+				}
+				<-m.release
+				break
+			}
+		}
+		return openaitest.DefaultChat(req)
+	}})
+	return m
+}
+
+// releaseAll lets held requests, and every later one, answer.
+func (m *heldModel) releaseAll() { m.once.Do(func() { close(m.release) }) }
 
 // rawStatus sends one request and returns its status (0 on a transport error); safe in goroutines.
 func rawStatus(method, u, tok, body string) int {

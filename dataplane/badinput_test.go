@@ -107,7 +107,7 @@ func TestUploadsAndQuotas(t *testing.T) {
 	st.CreateTenant("small_co", "free", nil)
 	// Tight quotas through the control plane; the worker sees them within its cache TTL.
 	mustStatus(t, st.Admin("PATCH", "/v1/tenants/small_co", map[string]any{"limits": map[string]any{"max_documents": 2, "max_storage_mb": 1}}), http.StatusOK)
-	time.Sleep(300 * time.Millisecond)
+	waitWorkerConfig(t, st, "small_co")
 	c := st.Tenant("small_co")
 
 	upload := func(name, ctype, content string) e2etest.Response {
@@ -141,7 +141,7 @@ func TestUploadsAndQuotas(t *testing.T) {
 	}
 	// Storage: raise the document cap, then go over 1 MB.
 	mustStatus(t, st.Admin("PATCH", "/v1/tenants/small_co", map[string]any{"limits": map[string]any{"max_documents": 100}}), http.StatusOK)
-	time.Sleep(300 * time.Millisecond)
+	waitWorkerConfig(t, st, "small_co")
 	big := strings.Repeat("Storage quota filler sentence number one. ", 30000) // ~1.2 MB
 	r = c.Do("POST", "/v1/documents", map[string]any{"content": big})
 	mustStatus(t, r, http.StatusRequestEntityTooLarge)

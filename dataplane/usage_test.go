@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/internal/e2etest"
 )
 
@@ -39,6 +40,28 @@ func waitUsage(t *testing.T, st *e2etest.Stack, tenant string, want int) {
 			t.Fatalf("%d usage events and %d in the rollup, want exactly %d of each", events, rolled, want)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitWorkerConfig waits until the stack's worker serves tenant with the configuration the
+// admin API reports now (its config_version or a later one). The worker reads tenants from the
+// catalog through a short cache, not over xDS; this waits for that cache, not for a time.
+func waitWorkerConfig(t *testing.T, st *e2etest.Stack, tenant string) {
+	t.Helper()
+	var want ragplane.Tenant
+	r := st.Admin("GET", "/v1/tenants/"+tenant, nil)
+	mustStatus(t, r, http.StatusOK)
+	r.Decode(t, &want)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := st.Worker.TenantConfigVersion(context.Background(), ragplane.TenantID(tenant))
+		if err == nil && got >= want.ConfigVersion {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker serves %s at config_version %d (%v), want %d", tenant, got, err, want.ConfigVersion)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -137,7 +160,7 @@ func TestMonthlyTokenQuota(t *testing.T) {
 	st := e2etest.Start(t, e2etest.Options{})
 	st.CreateTenant("small_co", "free", nil)
 	mustStatus(t, st.Admin("PATCH", "/v1/tenants/small_co", map[string]any{"limits": map[string]any{"monthly_tokens": 5}}), http.StatusOK)
-	time.Sleep(300 * time.Millisecond)
+	waitWorkerConfig(t, st, "small_co")
 	c := st.Tenant("small_co")
 	mustStatus(t, c.Do("POST", "/v1/documents", map[string]any{"content": "Backups are encrypted with AES-256 every night."}), http.StatusCreated)
 	waitUsage(t, st, "small_co", 1) // the ingestion's embedding tokens are now counted
@@ -156,9 +179,9 @@ func TestMonthlyTokenQuota(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	// Raising the quota lets queries through again (after the short cache).
+	// Raising the quota lets queries through again, once the worker has the change.
 	mustStatus(t, st.Admin("PATCH", "/v1/tenants/small_co", map[string]any{"limits": map[string]any{"monthly_tokens": 1000000}}), http.StatusOK)
-	time.Sleep(400 * time.Millisecond)
+	waitWorkerConfig(t, st, "small_co")
 	mustStatus(t, c.Do("POST", "/v1/query", map[string]any{"query": "Are backups encrypted?"}), http.StatusOK)
 }
 

@@ -206,6 +206,7 @@ func TestKeepsServingThroughOutages(t *testing.T) {
 	t.Logf("%d requests, none failed", total.Load())
 }
 
+// waitWorkers waits until n workers are registered and every proxy routes to them.
 func waitWorkers(t *testing.T, st *e2etest.Stack, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -215,7 +216,7 @@ func waitWorkers(t *testing.T, st *e2etest.Stack, n int) {
 		}
 		st.Admin("GET", "/v1/workers", nil).Decode(t, &p)
 		if len(p.Items) >= n {
-			time.Sleep(300 * time.Millisecond) // let xDS deliver the endpoint set
+			st.WaitEndpoints(t)
 			return
 		}
 		if time.Now().After(deadline) {

@@ -11,7 +11,8 @@ import (
 )
 
 // StartProxy runs a proxy in the test process, subscribed to the stack's control plane over xDS,
-// and waits until it has a complete configuration.
+// and waits until it has a complete configuration that includes every tenant change made before
+// the call (see WaitPolicies): readiness alone could come from a push that predates the last one.
 func (s *Stack) StartProxy(tb testing.TB, mutate ...func(*proxy.Config)) string {
 	tb.Helper()
 	cfg := proxy.DefaultConfig()
@@ -42,6 +43,7 @@ func (s *Stack) StartProxy(tb testing.TB, mutate ...func(*proxy.Config)) string 
 	tb.Cleanup(func() { cancel(); <-done })
 	url := "http://" + p.Addr()
 	WaitReady(tb, url)
+	s.WaitPolicies(tb)
 	return url
 }
 
