@@ -48,19 +48,27 @@ const xdsWait = 20 * time.Second
 // witnessPrefix starts the node id of the helpers' own xDS streams, which are not proxies.
 const witnessPrefix = "e2etest-witness-"
 
+// gone is the config version WaitPolicies wants of a deleted tenant: no policy at all.
+const gone = -1
+
 // WaitPolicies waits until every proxy connected to the control plane (at least one) has ACKed
 // tenant policies that include each named tenant's configuration as the admin API reports it when
-// called: its config_version or a later one. With no tenant named it waits for every tenant that
-// is not deleted. Call it after a change (PATCH, suspend, resume) returns and before a request
-// through a proxy that must see the change; it replaces sleeping "to let xDS deliver".
+// called: its config_version or a later one, or, for a deleted tenant, no policy. With no tenant
+// named it waits for every tenant the admin API lists. Call it after a change (PATCH, suspend,
+// resume, delete) returns and before a request through a proxy that must see the change; it
+// replaces sleeping "to let xDS deliver".
 func (s *Stack) WaitPolicies(tb testing.TB, tenants ...string) {
 	tb.Helper()
-	want := map[string]int64{} // tenant -> config version its policy must reach
+	want := map[string]int64{} // tenant -> config version its policy must reach; gone if deleted
+	add := func(t ragplane.Tenant) {
+		want[string(t.ID)] = t.ConfigVersion
+		if t.Status == ragplane.StatusDeleted {
+			want[string(t.ID)] = gone
+		}
+	}
 	if len(tenants) == 0 {
 		for _, t := range s.listTenants(tb) {
-			if t.Status != ragplane.StatusDeleted {
-				want[string(t.ID)] = t.ConfigVersion
-			}
+			add(t)
 		}
 		if len(want) == 0 {
 			return
@@ -68,12 +76,12 @@ func (s *Stack) WaitPolicies(tb testing.TB, tenants ...string) {
 	}
 	for _, id := range tenants {
 		r := s.adminAs(tb, "GET", "/v1/tenants/"+id)
+		if r.Status != http.StatusOK {
+			tb.Fatalf("WaitPolicies: tenant %s: %d %s", id, r.Status, r.Body)
+		}
 		var t ragplane.Tenant
 		r.Decode(tb, &t)
-		if r.Status != http.StatusOK || t.Status == ragplane.StatusDeleted {
-			tb.Fatalf("WaitPolicies: tenant %s has no policy to wait for (%d %s)", id, r.Status, r.Body)
-		}
-		want[id] = t.ConfigVersion
+		add(t)
 	}
 	names := make([]string, 0, len(want))
 	for id := range want {
@@ -82,6 +90,12 @@ func (s *Stack) WaitPolicies(tb testing.TB, tenants ...string) {
 	slices.Sort(names)
 	s.waitProxies(tb, xdsapi.TypeTenantPolicy, names, func(held map[string]*anypb.Any) string {
 		for _, id := range names {
+			if want[id] == gone {
+				if held[id] != nil {
+					return fmt.Sprintf("tenant %s is deleted but still has a policy", id)
+				}
+				continue
+			}
 			v, err := policyVersion(held[id])
 			if err != nil || v < want[id] {
 				return fmt.Sprintf("tenant %s: policy at config_version %d (%v), want %d", id, v, err, want[id])
@@ -150,7 +164,9 @@ func (s *Stack) waitProxies(tb testing.TB, typeURL string, names []string, pendi
 }
 
 // witness subscribes to names of typeURL over delta ADS, as a proxy does, and returns the system
-// version of the first response after which pending reports nothing missing.
+// version of the first response after which pending reports nothing missing. It claims to hold
+// every name at a version no resource has, so that the server answers at once for each: with the
+// resource, or with its removal when there is none (a name nobody holds would get no answer).
 func (s *Stack) witness(tb testing.TB, deadline time.Time, typeURL string, names []string, pending func(map[string]*anypb.Any) string) string {
 	tb.Helper()
 	conn, err := grpc.NewClient(s.XDSAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -166,7 +182,12 @@ func (s *Stack) witness(tb testing.TB, deadline time.Time, typeURL string, names
 		tb.Fatalf("xds witness: %v", err)
 	}
 	node := &corev3.Node{Id: witnessPrefix + strconv.FormatInt(time.Now().UnixNano(), 36)}
-	if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: typeURL, ResourceNamesSubscribe: names}); err != nil {
+	claimed := map[string]string{}
+	for _, name := range names {
+		claimed[name] = witnessPrefix + "none"
+	}
+	if err := stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: typeURL,
+		ResourceNamesSubscribe: names, InitialResourceVersions: claimed}); err != nil {
 		tb.Fatalf("xds witness: subscribe: %v", err)
 	}
 	held := map[string]*anypb.Any{}
