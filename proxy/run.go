@@ -84,12 +84,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, errors.New("proxy: REDIS_URL cannot be parsed")
 	}
 	// Deadlines end calls on the socket, so the gate calls Redis on the request's goroutine.
+	// Admissions are auto-pipelined, which does not end a queued call with its context: the
+	// socket timeouts bound every call instead, and a batch is never sent twice (an admission
+	// is not idempotent).
 	opts.ContextTimeoutEnabled = true
+	opts.ReadTimeout, opts.WriteTimeout, opts.MaxRetries = ratelimit.DefaultTimeout, ratelimit.DefaultTimeout, -1
 	rdb := redis.NewClient(opts)
 	s.closers = append(s.closers, func() { rdb.Close() })
 	s.gate = ratelimit.NewGate(ratelimit.GateConfig{Client: rdb, RatePrefix: cfg.RedisPrefix + "rl:", LeasePrefix: cfg.RedisPrefix + "cc:",
 		RateFailClosed: !cfg.RateLimitFailOpen, ConcurrencyFailOpen: cfg.ConcurrencyFailOpen, Replicas: cfg.Replicas,
-		LeaseTTL: cfg.LeaseTTL, Logger: s.log, Registerer: reg})
+		LeaseTTL: cfg.LeaseTTL, AutoPipeline: true, Logger: s.log, Registerer: reg})
 	s.closers = append(s.closers, func() { s.gate.Close() })
 	s.verifier = newVerifier(cfg.Leeway, cfg.TokenCacheSize)
 

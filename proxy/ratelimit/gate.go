@@ -31,6 +31,7 @@ const (
 	// DefaultProbeInterval is how often a call tries Redis during an outage.
 	DefaultProbeInterval = 50 * time.Millisecond
 	DefaultLeaseTTL      = 30 * time.Second
+	DefaultReleaseDelay  = 2 * time.Millisecond
 )
 
 // maxPiggyback bounds the released leases one admission removes on its way.
@@ -66,6 +67,17 @@ type GateConfig struct {
 	// of a proxy that crashed come back after at most this long. One loop per Gate renews every
 	// lease it holds each LeaseTTL/3, in one call per tenant.
 	LeaseTTL time.Duration
+	// AutoPipeline sends admissions through go-redis's auto-pipeliner (Client.AutoPipeline):
+	// concurrent requests' scripts share one write and one read, which divides Redis's per-command
+	// system-call cost among them. The auto-pipeliner does not end a queued call when its
+	// context does, so the client's ReadTimeout and WriteTimeout must bound a call (the proxy
+	// sets them to Timeout), and its MaxRetries should be -1 so that a batch is never sent twice.
+	// Only for a *redis.Client; ignored otherwise.
+	AutoPipeline bool
+	// ReleaseDelay is how long a released slot may wait for a batch (default 2ms): a release
+	// that the tenant's next admission through this replica carries within that time costs no
+	// Redis call of its own. Other replicas see the slot free after at most about this long.
+	ReleaseDelay time.Duration
 	// Logger receives warnings, at most one per 10 seconds, while Redis is away.
 	Logger *slog.Logger
 	// Registerer registers ragplane_proxy_ratelimit_fallback_total{scope},
@@ -82,7 +94,9 @@ type GateConfig struct {
 // for concurrent use; Close it to stop its loops.
 type Gate struct {
 	client         redis.UniversalClient
-	direct         bool // the client applies context deadlines to its sockets
+	admitter       redis.Scripter // client, or its auto-pipeliner
+	direct         bool           // the client applies context deadlines to its sockets
+	releaseDelay   time.Duration
 	ratePrefix     string
 	leasePrefix    string
 	timeout        time.Duration
@@ -146,14 +160,27 @@ func newGate(cfg GateConfig) *Gate {
 	if cfg.Replicas < 1 {
 		cfg.Replicas = 1
 	}
+	if cfg.ReleaseDelay <= 0 {
+		cfg.ReleaseDelay = DefaultReleaseDelay
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	var admitter redis.Scripter = cfg.Client
+	if c, ok := cfg.Client.(*redis.Client); ok && cfg.AutoPipeline {
+		if ap, err := c.AutoPipeline(); err == nil {
+			admitter = ap
+		} else {
+			cfg.Logger.Warn("redis auto-pipelining unavailable; admissions use the plain client", "error", err)
+		}
 	}
 	b := make([]byte, 6)
 	rand.Read(b)
 	stop, cancel := context.WithCancel(context.Background())
 	g := &Gate{
 		client:         cfg.Client,
+		admitter:       admitter,
+		releaseDelay:   cfg.ReleaseDelay,
 		direct:         contextTimeouts(cfg.Client),
 		ratePrefix:     cfg.RatePrefix,
 		leasePrefix:    cfg.LeasePrefix,
@@ -364,7 +391,7 @@ func (g *Gate) admitRedis(ctx context.Context, tenant ragplane.TenantID, rate bo
 		keys[0], keys[1] = key, key
 	}
 	reply, err := call(g, ctx, func(ctx context.Context) ([]int64, error) {
-		return admitScript.Run(ctx, g.client, keys, args...).Int64Slice()
+		return admitScript.Run(ctx, g.admitter, keys, args...).Int64Slice()
 	}, func(reply []int64, err error) {
 		// The caller gave up before the reply came: give back a lease taken after all.
 		if len(reply) == replyLen && reply[replyAllowed] == 1 && id != "" {
@@ -594,6 +621,12 @@ func (g *Gate) flushLoop() {
 		case <-g.stop.Done():
 			return
 		case <-g.flushes:
+		}
+		// Give the tenant's next admission the chance to carry the releases for free.
+		select {
+		case <-g.stop.Done():
+			return
+		case <-time.After(g.releaseDelay):
 		}
 		g.flush(g.stop)
 	}
