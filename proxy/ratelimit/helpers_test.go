@@ -43,8 +43,8 @@ func MustRedis(tb testing.TB) *redis.Client {
 	return rdb
 }
 
-// MustPrefix returns a random key prefix and deletes every key under it (including redis_rate's
-// "rate:" copies) when the test ends, so that parallel tests never share state.
+// MustPrefix returns a random key prefix and deletes every key under it when the test ends, so
+// that parallel tests never share state.
 func MustPrefix(tb testing.TB, rdb *redis.Client) string {
 	tb.Helper()
 	b := make([]byte, 6)
@@ -53,7 +53,7 @@ func MustPrefix(tb testing.TB, rdb *redis.Client) string {
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		for _, pattern := range []string{prefix + "*", "rate:" + prefix + "*"} {
+		for _, pattern := range []string{prefix + "*"} {
 			iter := rdb.Scan(ctx, 0, pattern, 100).Iterator()
 			for iter.Next(ctx) {
 				rdb.Del(ctx, iter.Val())
