@@ -34,6 +34,7 @@ type Server struct {
 	log      *slog.Logger
 	state    *state
 	xds      *xdsclient.Client
+	tracing  bool // spans are exported
 	gate     *ratelimit.Gate
 	verifier *verifier
 	codec    *tenantctx.Codec
@@ -130,24 +131,34 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 
 	// 4. Routing to workers.
 	s.balancer = newBalancer(cfg.EjectAfter, cfg.EjectFor)
+	var upstream http.RoundTripper = &http.Transport{
+		DialContext: (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		// Keep a connection per concurrent request to each worker: a proxy that has to dial
+		// under load spends its time in handshakes and TIME_WAIT.
+		MaxIdleConns:          0, // no limit across workers
+		MaxIdleConnsPerHost:   512,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: cfg.UpstreamTimeout,
+		// Workers speak HTTP/1.1 on loopback or a cluster network; compression is the
+		// client's business, not the proxy's.
+		DisableCompression: true,
+	}
+	var handler http.Handler = s
+	if s.tracing = tracing.Exporting(); s.tracing {
+		// Spans of the proxy's own (a server span per request, a client span per attempt) only
+		// when they go somewhere: they cost about a tenth of the proxy's CPU. Without them the
+		// client's traceparent and baggage still reach the worker, copied as they came.
+		upstream, handler = otelhttp.NewTransport(upstream), otelhttp.NewHandler(s, "proxy")
+	}
 	s.rp = &httputil.ReverseProxy{
-		Rewrite:       func(pr *httputil.ProxyRequest) { pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "worker" },
-		FlushInterval: -1, // server-sent events pass through unbuffered
+		Rewrite: func(pr *httputil.ProxyRequest) { pr.Out.URL.Scheme, pr.Out.URL.Host = "http", "worker" },
+		// Zero, not -1: a response of known length goes out in one write, while server-sent
+		// events and responses of unknown length (streamed answers) are still flushed at once
+		// (httputil does that by itself).
+		FlushInterval: 0,
 		BufferPool:    &bufferPool{},
-		// otelhttp starts a client span per attempt and sends traceparent and baggage upstream.
-		Transport: &retryTransport{balancer: s.balancer, workers: s.state.endpoints, base: otelhttp.NewTransport(&http.Transport{
-			DialContext: (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			// Keep a connection per concurrent request to each worker: a proxy that has to dial
-			// under load spends its time in handshakes and TIME_WAIT.
-			MaxIdleConns:          0, // no limit across workers
-			MaxIdleConnsPerHost:   512,
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: cfg.UpstreamTimeout,
-			// Workers speak HTTP/1.1 on loopback or a cluster network; compression is the
-			// client's business, not the proxy's.
-			DisableCompression: true,
-		})},
-		ErrorHandler: s.upstreamError,
+		Transport:     &retryTransport{balancer: s.balancer, workers: s.state.endpoints, base: upstream},
+		ErrorHandler:  s.upstreamError,
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -155,7 +166,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, fmt.Errorf("proxy: listen on %s: %w", cfg.Addr, err)
 	}
 	s.listener = ln
-	s.http = &http.Server{Handler: otelhttp.NewHandler(s, "proxy"), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10}
 	ok = true
 	return s, nil
@@ -249,7 +260,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "", err)
 		return
 	}
-	r = r.WithContext(tracing.WithTenant(r.Context(), id.TenantID))
+	if s.tracing {
+		r = r.WithContext(tracing.WithTenant(r.Context(), id.TenantID))
+	}
 	label := s.metrics.tenant(id.TenantID)
 	pol, ok := s.state.policy(id.TenantID)
 	switch {

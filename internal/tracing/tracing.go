@@ -37,6 +37,13 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (fun
 	return tp.Shutdown, nil
 }
 
+// Exporting reports whether this process exports spans: whether Setup (or a test) installed an
+// SDK tracer provider. Without one, spans are no-ops, and a hot path may skip making them.
+func Exporting() bool {
+	_, ok := otel.GetTracerProvider().(*sdktrace.TracerProvider)
+	return ok
+}
+
 // WithTenant marks the request's span with the tenant and puts the tenant in the baggage, so the
 // services downstream see it too.
 func WithTenant(ctx context.Context, tenant ragplane.TenantID) context.Context {

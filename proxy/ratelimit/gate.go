@@ -124,7 +124,8 @@ type Gate struct {
 	closed    bool
 	started   bool
 	held      map[string]map[string]struct{} // lease key -> ids held by this replica
-	pending   map[string]map[string]struct{} // lease key -> ids released, not yet removed
+	pending   map[string]map[string]struct{} // lease key -> ids released, not yet claimed
+	flushing  map[string]map[string]struct{} // the release loop's batch on its way to Redis
 	localUsed map[ragplane.TenantID]int      // fail-open slots in use, by tenant
 }
 
@@ -381,8 +382,12 @@ func (g *Gate) admitRedis(ctx context.Context, tenant ragplane.TenantID, rate bo
 	if slots > 0 {
 		id = g.idPrefix + strconv.FormatUint(g.seq.Add(1), 36)
 		args[1], args[6], args[7], args[8] = "1", slots, g.ttl.Milliseconds(), id
-		released = g.takePending(key)
+		var flushing []string
+		released, flushing = g.takePending(key)
 		for _, r := range released {
+			args = append(args, r)
+		}
+		for _, r := range flushing {
 			args = append(args, r)
 		}
 	}
@@ -402,6 +407,7 @@ func (g *Gate) admitRedis(ctx context.Context, tenant ragplane.TenantID, rate bo
 		err = fmt.Errorf("admit script returned %d values", len(reply))
 	}
 	if err != nil {
+		g.unclaim(key, released)
 		if id != "" && isTimeout(err) && g.direct {
 			// The script may have run after all. Redis orders commands by connection, so remove
 			// the lease once a late script has surely run, not right away.
@@ -410,7 +416,6 @@ func (g *Gate) admitRedis(ctx context.Context, tenant ragplane.TenantID, rate bo
 		return Decision{}, nil, fmt.Errorf("%w: %w", errRedis, err)
 	}
 
-	g.confirm(key, released)
 	var d Decision
 	if rate {
 		ds := fromReply(second, reply[replySecondRemaining], reply[replySecondReset], reply[replySecondRetry])
@@ -576,39 +581,39 @@ func (g *Gate) release(key, id string) {
 	}
 }
 
-// takePending returns up to maxPiggyback released leases of key. They stay pending until a call
-// that removed them has returned (see confirm), so that an admission never overtakes a removal
-// that is still on its way to Redis: it removes the same leases again, which is harmless.
-func (g *Gate) takePending(key string) []string {
+// takePending claims up to maxPiggyback released leases of key for one admission, which removes
+// them on its way: no other admission carries them again. It also returns (without claiming) the
+// leases of key that the release loop is removing right now, so that the admission cannot overtake
+// a removal still on its way to Redis; removing a lease twice is harmless.
+func (g *Gate) takePending(key string) (claimed, flushing []string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	ids := g.pending[key]
-	if len(ids) == 0 {
-		return nil
+	if ids := g.pending[key]; len(ids) > 0 {
+		claimed = make([]string, 0, min(len(ids), maxPiggyback))
+		for id := range ids {
+			if len(claimed) == maxPiggyback {
+				break
+			}
+			claimed = append(claimed, id)
+			delete(ids, id)
+		}
+		if len(ids) == 0 {
+			delete(g.pending, key)
+		}
 	}
-	out := make([]string, 0, min(len(ids), maxPiggyback))
-	for id := range ids {
-		if len(out) == maxPiggyback {
+	for id := range g.flushing[key] {
+		if len(claimed)+len(flushing) == maxPiggyback {
 			break
 		}
-		out = append(out, id)
+		flushing = append(flushing, id)
 	}
-	return out
+	return claimed, flushing
 }
 
-// confirm forgets pending releases that Redis has carried out.
-func (g *Gate) confirm(key string, ids []string) {
-	if len(ids) == 0 {
-		return
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	set := g.pending[key]
+// unclaim gives back leases an admission failed to remove.
+func (g *Gate) unclaim(key string, ids []string) {
 	for _, id := range ids {
-		delete(set, id)
-	}
-	if len(set) == 0 {
-		delete(g.pending, key)
+		g.release(key, id)
 	}
 }
 
@@ -636,12 +641,9 @@ func (g *Gate) flushLoop() {
 // only logged: the leases expire after LeaseTTL.
 func (g *Gate) flush(ctx context.Context) {
 	g.mu.Lock()
-	batch := make(map[string][]string, len(g.pending))
-	for key, ids := range g.pending {
-		for id := range ids {
-			batch[key] = append(batch[key], id)
-		}
-	}
+	batch := g.pending
+	g.pending = map[string]map[string]struct{}{}
+	g.flushing = batch
 	g.mu.Unlock()
 	if len(batch) == 0 {
 		return
@@ -649,18 +651,18 @@ func (g *Gate) flush(ctx context.Context) {
 	_, err := call(g, context.WithoutCancel(ctx), func(ctx context.Context) ([]redis.Cmder, error) {
 		return g.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for key, ids := range batch {
-				members := make([]any, len(ids))
-				for i, id := range ids {
-					members[i] = id
+				members := make([]any, 0, len(ids))
+				for id := range ids {
+					members = append(members, id)
 				}
 				p.ZRem(ctx, key, members...)
 			}
 			return nil
 		})
 	}, nil)
-	for key, ids := range batch {
-		g.confirm(key, ids)
-	}
+	g.mu.Lock()
+	g.flushing = nil
+	g.mu.Unlock()
 	if err != nil && g.warn.ok(time.Now()) {
 		g.logger.Warn("releasing concurrency slots failed; they expire after the lease TTL", "tenants", len(batch), "error", err)
 	}
