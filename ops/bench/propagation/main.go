@@ -79,7 +79,7 @@ func main() {
 	flag.DurationVar(&cfg.sampleTimeout, "sample-timeout", 30*time.Second, "give up on one change after this long")
 	flag.DurationVar(&cfg.readyTimeout, "ready-timeout", 60*time.Second, "give up on a proxy (or control plane) getting ready after this long")
 	flag.DurationVar(&cfg.idle, "idle", 10*time.Second, "how long the control plane's idle CPU is measured")
-	flag.IntVar(&cfg.chunk, "chunk", 2000, "bulk tenants inserted per statement; the warm proxy must catch up after each")
+	flag.IntVar(&cfg.chunk, "chunk", 4000, "bulk tenants inserted per statement; the warm proxy must catch up after each")
 	flag.StringVar(&cfg.out, "out", ".ragplane/bench/propagation.md", "where the Markdown report goes")
 	flag.StringVar(&cfg.logDir, "logs", ".ragplane/bench/propagation-logs", "where the services' logs go")
 	flag.StringVar(&cfg.command, "command", "ops/bench/propagation.sh", "the command that reproduces the run, for the report")

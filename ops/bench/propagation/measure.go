@@ -67,8 +67,10 @@ func (b *bench) measure(ctx context.Context, bin binary, n int, r *result) error
 	logf := func(format string, args ...any) {
 		log.Printf("[%s %d] "+format, append([]any{bin.label, n}, args...)...)
 	}
-	dbName := fmt.Sprintf("pbench_%d_%d", os.Getpid(), b.seq)
-	prefix := fmt.Sprintf("pb%d_%d_", os.Getpid(), b.seq)
+	// Names no other script or test cleans up (ops/bench/proxy.sh drops pbench_*, tests rp_* and
+	// random prefixes, the demo demo_*), unique to this process and size.
+	dbName := fmt.Sprintf("propbench_%d_%d", os.Getpid(), b.seq)
+	prefix := dbName + "_t_"
 
 	// A fresh catalog, dropped at the end with the tenant databases made under our prefix.
 	if err := cfg.server.createDB(ctx, dbName); err != nil {
@@ -134,7 +136,7 @@ func (b *bench) measure(ctx context.Context, bin binary, n int, r *result) error
 			return nil, nil, err
 		}
 		p, err := startProc(name, bin.path, childEnv(map[string]string{
-			"REDIS_URL": cfg.redisURL, "RAGPLANE_REDIS_PREFIX": fmt.Sprintf("pbench-%d-%d:", os.Getpid(), b.seq),
+			"REDIS_URL": cfg.redisURL, "RAGPLANE_REDIS_PREFIX": dbName + ":",
 			"RAGPLANE_PROXY_ADDR": addr, "RAGPLANE_XDS_ADDR": xdsAddr, "RAGPLANE_NODE_ID": fmt.Sprintf("bench-%s-%d", name, os.Getpid()),
 			"RAGPLANE_INTERNAL_KEY": internalKey,
 		}), filepath.Join(cfg.logDir, tag+"-"+name+".log"), "proxy")
@@ -158,7 +160,9 @@ func (b *bench) measure(ctx context.Context, bin binary, n int, r *result) error
 
 	// The bulk tenants, in chunks; after each chunk one change to the probe tenant must reach the
 	// warm proxy before the next chunk goes in. That keeps every xDS update to about a chunk's
-	// worth of tenants (which the "before" code needs) and proves the proxy kept up.
+	// worth of tenants and proves the proxy kept up. The "before" code sends all the changed
+	// policies in one message of about 570 bytes a tenant, under gRPC's 4 MiB limit up to ~7,300
+	// tenants, so the default chunk (4,000) keeps it well below.
 	conn, err := pgx.Connect(ctx, catalogURL)
 	if err != nil {
 		return err
