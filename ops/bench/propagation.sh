@@ -10,7 +10,7 @@
 #   BASELINE_REV=725903f         baseline revision, built from a temporary git worktree; "none" skips it
 #   CURRENT_REV=                 the "current" build: this working tree by default, or a revision
 #   PROP_OUT=.ragplane/bench/propagation.md   the Markdown report (also printed)
-#   PROP_POLL=1ms PROP_SAMPLE_TIMEOUT=30s PROP_READY_TIMEOUT=60s PROP_IDLE=10s PROP_CHUNK=4000
+#   PROP_POLL=1ms PROP_SAMPLE_TIMEOUT=60s PROP_READY_TIMEOUT=60s PROP_IDLE=10s PROP_CHUNK=4000
 #
 # Needs the local stack (`make up`; DATABASE_URL and REDIS_URL from .ragplane/stack.env). Each build
 # and size gets a catalog database of its own; everything the run starts is stopped and dropped.
@@ -74,7 +74,7 @@ rm -rf .ragplane/bench/propagation-logs
   -sizes "${PROP_SIZES:-100,10000,100000}" \
   -samples "${PROP_SAMPLES:-30}" \
   -poll "${PROP_POLL:-1ms}" \
-  -sample-timeout "${PROP_SAMPLE_TIMEOUT:-30s}" \
+  -sample-timeout "${PROP_SAMPLE_TIMEOUT:-60s}" \
   -ready-timeout "${PROP_READY_TIMEOUT:-60s}" \
   -idle "${PROP_IDLE:-10s}" \
   -chunk "${PROP_CHUNK:-4000}" \

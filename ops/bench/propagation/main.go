@@ -76,7 +76,7 @@ func main() {
 	flag.IntVar(&cfg.samples, "samples", 30, "PATCH -> enforced samples per size")
 	flag.DurationVar(&cfg.poll, "poll", time.Millisecond, "pause between probe requests while waiting for enforcement")
 	flag.DurationVar(&cfg.gap, "gap", 200*time.Millisecond, "pause between PATCH samples")
-	flag.DurationVar(&cfg.sampleTimeout, "sample-timeout", 30*time.Second, "give up on one change after this long")
+	flag.DurationVar(&cfg.sampleTimeout, "sample-timeout", 60*time.Second, "give up on one change after this long")
 	flag.DurationVar(&cfg.readyTimeout, "ready-timeout", 60*time.Second, "give up on a proxy (or control plane) getting ready after this long")
 	flag.DurationVar(&cfg.idle, "idle", 10*time.Second, "how long the control plane's idle CPU is measured")
 	flag.IntVar(&cfg.chunk, "chunk", 4000, "bulk tenants inserted per statement; the warm proxy must catch up after each")
