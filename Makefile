@@ -23,6 +23,8 @@ status: ## show the local stack
 
 test: up ## run every test (unit and integration) against the local stack; a skip fails
 	@source $(ENV) && RAGPLANE_REQUIRE_STACK=1 ops/gotest.sh -race -count=1 -timeout 15m ./...
+	@# The 100,000-tenant xDS tests are built without -race only (under it they take minutes).
+	@source $(ENV) && RAGPLANE_REQUIRE_STACK=1 ops/gotest.sh -count=1 -timeout 10m -run 'TestColdProxy100k|TestXDSFeedFromCatalog' ./controlplane/...
 
 bench: up ## run the benchmarks (figures and commands in BENCHMARKS.md)
 	@source $(ENV) && $(GO) test -run '^$$' -bench . -benchtime 20x -count 1 ./controlplane/provision/local/

@@ -18,9 +18,13 @@ import (
 	"github.com/ragplane/ragplane/proxy/xdsclient"
 )
 
-// chunkedTenants makes the policies alone several times MaxResponseResourceBytes (about 570
-// bytes each), so the initial sync and the resync take several responses.
-const chunkedTenants = 15000
+// chunkedTenants makes the policies alone several times chunkBytes (about 570 bytes each), so
+// the initial sync and the resync take several responses; chunkBytes is the server's policy
+// bound in these tests, smaller than the default so that the race suite stays fast.
+const (
+	chunkedTenants = 15000
+	chunkBytes     = 2 << 20
+)
 
 // TestChunkedSync: a state larger than one response reaches a new client in bounded responses,
 // each but the last marked partial; the client is not ready before the last; the server reports
@@ -37,7 +41,7 @@ func TestChunkedSync(t *testing.T) {
 		p.TenantID = ragplane.TenantID(fmt.Sprintf("tenant_%05d", i))
 		in.Policies = append(in.Policies, p)
 	}
-	srv := MustStartServer(t, ctx, "127.0.0.1:0", prometheus.NewRegistry(), in)
+	srv := MustStartServerWith(t, ctx, "127.0.0.1:0", xds.Config{Registerer: prometheus.NewRegistry(), PolicyResponseBytes: chunkBytes}, in)
 
 	rec := &recorder{}
 	sizes := &maxSize{}
@@ -87,8 +91,8 @@ func TestChunkedSync(t *testing.T) {
 	if n := len(updated(got)); n != chunkedTenants {
 		t.Errorf("%d policies received, want %d", n, chunkedTenants)
 	}
-	if max := sizes.get(); max > xdsapi.MaxResponseResourceBytes+64<<10 {
-		t.Errorf("largest response %d bytes, want at most about %d", max, xdsapi.MaxResponseResourceBytes)
+	if largest := sizes.get(); largest > max(chunkBytes, xdsapi.MaxResponseResourceBytes)+64<<10 {
+		t.Errorf("largest response %d bytes, want at most about %d", largest, max(chunkBytes, xdsapi.MaxResponseResourceBytes))
 	}
 	MustEventually(t, "final version ACKed", func() bool {
 		p := onlyProxy(srv.Proxies())
@@ -131,7 +135,7 @@ func TestChunkedSync(t *testing.T) {
 		in.Policies = append(in.Policies[1:], ragplane.TenantPolicy{TenantID: "newcomer", Status: ragplane.StatusActive,
 			Plan: "pro", Limits: base.Limits, ConfigVersion: 1})
 		mark := rec.len()
-		srv = MustStartServer(t, ctx, srv.addr, prometheus.NewRegistry(), in)
+		srv = MustStartServerWith(t, ctx, srv.addr, xds.Config{Registerer: prometheus.NewRegistry(), PolicyResponseBytes: chunkBytes}, in)
 		synced := func() bool {
 			p := onlyProxy(srv.Proxies())
 			return p != nil && len(p.Types) == len(xds.TypeURLs()) && allAcked(p.Types) &&
@@ -158,8 +162,8 @@ func TestChunkedSync(t *testing.T) {
 		if len(snap) != chunkedTenants || snap["newcomer"] == nil || MustPolicy(t, cl, "tenant_00001").Limits.QueriesPerHour != 777 {
 			t.Errorf("client state after resync: %d policies", len(snap))
 		}
-		if max := sizes.get(); max > xdsapi.MaxResponseResourceBytes+64<<10 {
-			t.Errorf("largest response %d bytes", max)
+		if largest := sizes.get(); largest > max(chunkBytes, xdsapi.MaxResponseResourceBytes)+64<<10 {
+			t.Errorf("largest response %d bytes", largest)
 		}
 	})
 }

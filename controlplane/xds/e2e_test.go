@@ -333,12 +333,18 @@ func (s *testServer) stop(t *testing.T) {
 // MustStartServer serves in on addr until the test ends (or stop).
 func MustStartServer(tb testing.TB, ctx context.Context, addr string, reg prometheus.Registerer, in xds.Input) *testServer {
 	tb.Helper()
+	return MustStartServerWith(tb, ctx, addr, xds.Config{Registerer: reg}, in)
+}
+
+// MustStartServerWith is MustStartServer with a Config of the test's.
+func MustStartServerWith(tb testing.TB, ctx context.Context, addr string, cfg xds.Config, in xds.Input) *testServer {
+	tb.Helper()
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s := &testServer{Server: xds.New(xds.Config{Registerer: reg}), addr: lis.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	s := &testServer{Server: xds.New(cfg), addr: lis.Addr().String(), cancel: cancel, done: make(chan error, 1)}
 	MustUpdate(tb, s.Server, in)
 	go func() { s.done <- s.Serve(ctx, lis) }()
 	tb.Cleanup(cancel)

@@ -76,7 +76,7 @@ func TestColdProxy100k(t *testing.T) {
 	if policies.Load() != scaleTenants {
 		t.Errorf("%d policies, want %d", policies.Load(), scaleTenants)
 	}
-	if sizes.get() > xdsapi.MaxResponseResourceBytes+64<<10 {
+	if sizes.get() > xdsapi.MaxPolicyResponseBytes+64<<10 {
 		t.Errorf("largest message %d bytes", sizes.get())
 	}
 	_ = xds.TypeURLs

@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer registers the server's metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
+	// PolicyResponseBytes bounds the tenant policies of one delta response (default
+	// xdsapi.MaxPolicyResponseBytes): a smaller bound lowers the memory a sync takes on both ends
+	// and costs more round trips.
+	PolicyResponseBytes int
 }
 
 // Server serves the translated resources over xDS: one LinearCache per type URL behind a
@@ -58,7 +63,8 @@ type Config struct {
 // per-type CDS, EDS and RLS-config services.
 //
 // Delta responses are bounded (boundedCache): a type's state larger than
-// xdsapi.MaxResponseResourceBytes goes out in several responses, each but the last marked partial.
+// xdsapi.MaxResponseResourceBytes (tenant policies: Config.PolicyResponseBytes) goes out in
+// several responses, each but the last marked partial.
 //
 // One exception: state-of-the-world requests for rate-limit configs go to a snapshot cache. A
 // LinearCache answers those with the changed resources only, but envoyproxy/ratelimit replaces its
@@ -107,7 +113,11 @@ func New(cfg Config) *Server {
 	for _, t := range typeOrder {
 		c := cache.NewLinearCache(t, cache.WithVersionPrefix(s.prefix), cache.WithLogger(gcpLogger(log)))
 		s.caches[t] = c
-		caches[t] = &boundedCache{LinearCache: c, maxBytes: xdsapi.MaxResponseResourceBytes}
+		bound := xdsapi.MaxResponseResourceBytes
+		if t == TypeTenantPolicy {
+			bound = cmp.Or(cfg.PolicyResponseBytes, xdsapi.MaxPolicyResponseBytes)
+		}
+		caches[t] = &boundedCache{LinearCache: c, maxBytes: bound}
 	}
 	s.rlsSotW = newLazyRateLimits(cache.NewSnapshotCache(false, sameForAllNodes{}, gcpLogger(log)), s.rateLimitState, log, m)
 	caches[sotwRateLimitKey] = s.rlsSotW
