@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/catalog"
 )
 
 // Price is what a model costs per 1,000 tokens, in the operator's currency.
@@ -99,4 +100,45 @@ func (s *Server) exportUsage(c echo.Context) error {
 		s.log.Error("usage export failed midway", "err", err)
 	}
 	return nil
+}
+
+// usageRange reads from, to (RFC 3339; default the last 24 hours) and granularity (default hour).
+func usageRange(c echo.Context) (from, to time.Time, gran string, err error) {
+	to, from, gran = time.Now().UTC(), time.Now().UTC().Add(-24*time.Hour), "hour"
+	if v := c.QueryParam("granularity"); v != "" {
+		gran = v
+	}
+	for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
+		if v := c.QueryParam(name); v != "" {
+			t, perr := time.Parse(time.RFC3339, v)
+			if perr != nil {
+				return from, to, gran, ragplane.FieldErrorf(name, "%s must be an RFC 3339 time like 2026-11-01T00:00:00Z.", name)
+			}
+			*dst = t
+		}
+	}
+	return from, to, gran, nil
+}
+
+// getUsage answers GET /v1/tenants/{id}/usage: the tenant's hourly or daily rollups.
+func (s *Server) getUsage(c echo.Context) error {
+	id, err := tenantID(c)
+	if err != nil {
+		return err
+	}
+	from, to, gran, err := usageRange(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.GetTenant(c.Request().Context(), id); err != nil {
+		return err
+	}
+	pts, err := s.store.Usage(c.Request().Context(), id, gran, from, to)
+	if err != nil {
+		return err
+	}
+	if pts == nil {
+		pts = []catalog.UsagePoint{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"tenant_id": id, "granularity": gran, "from": from, "to": to, "items": pts})
 }

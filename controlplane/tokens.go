@@ -5,13 +5,17 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/labstack/echo/v4"
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/internal/httpjson"
 )
 
 // TenantClaims are the claims of a tenant access token.
@@ -112,4 +116,111 @@ func (i *issuer) jwks(ctx context.Context) ([]JWK, error) {
 			Kid: k.KID, Alg: "EdDSA", Use: "sig"})
 	}
 	return out, nil
+}
+
+func (s *Server) rotateSigningKey(c echo.Context) error {
+	if err := s.store.RotateSigningKey(c.Request().Context(), s.keyOverlap()); err != nil {
+		return err
+	}
+	s.issuer.invalidate()
+	return s.getJWKS(c)
+}
+
+func (s *Server) getJWKS(c echo.Context) error {
+	keys, err := s.issuer.jwks(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "public, max-age=60")
+	return c.JSON(http.StatusOK, map[string]any{"keys": keys})
+}
+
+// tokenRequest is the optional body of POST /v1/auth/token.
+type tokenRequest struct {
+	// User is the subject inside the tenant; default the key's id.
+	User string `json:"user"`
+	// Roles requested; must be a subset of the key's roles; default all of them.
+	Roles []string `json:"roles"`
+	// ExpiresIn in seconds; at most the configured TTL.
+	ExpiresIn int `json:"expires_in"`
+}
+
+// tokenResponse follows OAuth 2.0's token response (RFC 6749 section 5.1).
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"`
+}
+
+// issueToken exchanges a tenant API key (the bearer credential) for a short-lived JWT.
+func (s *Server) issueToken(c echo.Context) error {
+	presented, ok := bearer(c.Request())
+	if !ok {
+		return ragplane.Errorf(ragplane.EUNAUTHORIZED, "Send the tenant API key as Authorization: Bearer <key>.")
+	}
+	body, err := httpjson.ReadBody(c)
+	if err != nil {
+		return err
+	}
+	var req tokenRequest
+	if len(body) > 0 {
+		if err := httpjson.Decode(c, body, &req); err != nil {
+			return err
+		}
+	}
+	ctx := c.Request().Context()
+	key, t, err := s.store.AuthenticateAPIKey(ctx, presented)
+	if err != nil {
+		return err
+	}
+	switch t.Status {
+	case ragplane.StatusActive:
+	case ragplane.StatusSuspended:
+		return ragplane.Errorf(ragplane.EFORBIDDEN, "The tenant is suspended.")
+	case ragplane.StatusProvisioning:
+		return ragplane.Errorf(ragplane.ECONFLICT, "The tenant is still being provisioned; try again shortly.")
+	default:
+		return ragplane.Errorf(ragplane.EUNAUTHORIZED, "Invalid API key.")
+	}
+	roles := key.Roles
+	if len(req.Roles) > 0 {
+		for i, r := range req.Roles {
+			if !ragplane.ValidRole(r) {
+				return ragplane.FieldErrorf("roles["+strconv.Itoa(i)+"]", "Unknown role %q.", r)
+			}
+			if !contains(key.Roles, r) {
+				return ragplane.Errorf(ragplane.EFORBIDDEN, "This API key may not grant role %q.", r)
+			}
+		}
+		roles = req.Roles
+	}
+	subject := "apikey:" + key.ID
+	if req.User != "" {
+		if len(req.User) > 200 || ragplane.ValidateName("user", req.User) != nil {
+			return ragplane.FieldErrorf("user", "user must be 1-200 printable characters.")
+		}
+		subject = req.User
+	}
+	ttl := s.cfg.Tokens.TTL
+	if req.ExpiresIn != 0 {
+		if req.ExpiresIn < 60 || time.Duration(req.ExpiresIn)*time.Second > ttl {
+			return ragplane.FieldErrorf("expires_in", "expires_in must be from 60 to %d seconds.", int(ttl.Seconds()))
+		}
+		ttl = time.Duration(req.ExpiresIn) * time.Second
+	}
+	tok, err := s.issuer.issue(ctx, t.ID, subject, roles, ttl)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(http.StatusOK, tokenResponse{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(ttl.Seconds())})
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
 }

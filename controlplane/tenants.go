@@ -1,0 +1,188 @@
+package controlplane
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/internal/httpjson"
+)
+
+// createTenantRequest is the body of POST /v1/tenants.
+type createTenantRequest = catalog.NewTenant
+
+func (s *Server) createTenant(c echo.Context) error {
+	body, err := httpjson.ReadBody(c)
+	if err != nil {
+		return err
+	}
+	var req createTenantRequest
+	if err := httpjson.Decode(c, body, &req); err != nil {
+		return err
+	}
+	if req.Provider == "" {
+		req.Provider = ragplane.Provider(s.cfg.Provision.DefaultProvider)
+	}
+	if req.Region == "" {
+		req.Region = s.cfg.Provision.DefaultRegion
+	}
+	if _, ok := s.provisioners[req.Provider]; !ok && req.Provider.Valid() {
+		return ragplane.FieldErrorf("provider", "Provider %q is not configured on this control plane.", req.Provider)
+	}
+	var idem *catalog.Idempotency
+	if key := c.Request().Header.Get("Idempotency-Key"); key != "" {
+		idem = &catalog.Idempotency{Key: key, Body: body}
+	}
+	t, replay, err := s.store.CreateTenant(c.Request().Context(), req, idem, s.actor(c, "admin"))
+	if err != nil {
+		return err
+	}
+	s.reconciler.Kick()
+	c.Response().Header().Set("Location", "/v1/tenants/"+string(t.ID))
+	if replay {
+		c.Response().Header().Set("Idempotent-Replayed", "true")
+	}
+	return c.JSON(http.StatusAccepted, t)
+}
+
+func (s *Server) listTenants(c echo.Context) error {
+	limit, err := queryLimit(c)
+	if err != nil {
+		return err
+	}
+	status := ragplane.TenantStatus(c.QueryParam("status"))
+	if status != "" && !status.Valid() {
+		return ragplane.FieldErrorf("status", "Unknown status %q.", status)
+	}
+	after := ragplane.TenantID(c.QueryParam("cursor"))
+	if after != "" && after.Validate() != nil {
+		return ragplane.FieldErrorf("cursor", "The cursor is not valid.")
+	}
+	ts, next, err := s.store.ListTenants(c.Request().Context(), catalog.TenantFilter{Status: status, After: after, Limit: limit})
+	if err != nil {
+		return err
+	}
+	if ts == nil {
+		ts = []*ragplane.Tenant{}
+	}
+	return c.JSON(http.StatusOK, page[*ragplane.Tenant]{Items: ts, NextCursor: string(next)})
+}
+
+func (s *Server) getTenant(c echo.Context) error {
+	id, err := tenantID(c)
+	if err != nil {
+		return err
+	}
+	t, err := s.store.GetTenant(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+func (s *Server) patchTenant(c echo.Context) error {
+	id, err := tenantID(c)
+	if err != nil {
+		return err
+	}
+	body, err := httpjson.ReadBody(c)
+	if err != nil {
+		return err
+	}
+	var p catalog.TenantPatch
+	if err := httpjson.Decode(c, body, &p); err != nil {
+		return err
+	}
+	t, err := s.store.UpdateTenant(c.Request().Context(), id, p, s.actor(c, "admin"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, t)
+}
+
+// statusRequest is the optional body of suspend, resume and delete.
+type statusRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (s *Server) setStatus(c echo.Context, to ragplane.TenantStatus, code int) error {
+	id, err := tenantID(c)
+	if err != nil {
+		return err
+	}
+	body, err := httpjson.ReadBody(c)
+	if err != nil {
+		return err
+	}
+	var req statusRequest
+	if len(body) > 0 {
+		if err := httpjson.Decode(c, body, &req); err != nil {
+			return err
+		}
+		if len(req.Reason) > 500 {
+			return ragplane.FieldErrorf("reason", "reason must be at most 500 characters.")
+		}
+	}
+	t, err := s.store.SetStatus(c.Request().Context(), id, to, req.Reason, s.actor(c, "admin"))
+	if err != nil {
+		return err
+	}
+	if to == ragplane.StatusDeleting {
+		s.reconciler.Kick()
+	}
+	return c.JSON(code, t)
+}
+
+func (s *Server) suspendTenant(c echo.Context) error {
+	return s.setStatus(c, ragplane.StatusSuspended, http.StatusOK)
+}
+
+func (s *Server) resumeTenant(c echo.Context) error {
+	return s.setStatus(c, ragplane.StatusActive, http.StatusOK)
+}
+
+func (s *Server) deleteTenant(c echo.Context) error {
+	return s.setStatus(c, ragplane.StatusDeleting, http.StatusAccepted)
+}
+
+// configResponse is a tenant's effective config with the layer of each value.
+type configResponse struct {
+	TenantID      ragplane.TenantID           `json:"tenant_id"`
+	Plan          string                      `json:"plan"`
+	ConfigVersion int64                       `json:"config_version"`
+	Settings      map[string]ragplane.Sourced `json:"settings"`
+	Limits        map[string]ragplane.Sourced `json:"limits"`
+}
+
+func (s *Server) getTenantConfig(c echo.Context) error {
+	id, err := tenantID(c)
+	if err != nil {
+		return err
+	}
+	cfg, t, err := s.store.TenantConfig(c.Request().Context(), id, nil)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, configResponse{TenantID: t.ID, Plan: t.Plan, ConfigVersion: t.ConfigVersion,
+		Settings: cfg.SettingSources, Limits: cfg.LimitSources})
+}
+
+func (s *Server) listOperations(c echo.Context) error {
+	id, err := tenantID(c)
+	if err != nil {
+		return err
+	}
+	if _, err := s.store.GetTenant(c.Request().Context(), id); err != nil {
+		return err
+	}
+	ops, err := s.store.ListOperations(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	if ops == nil {
+		ops = []catalog.Operation{}
+	}
+	return c.JSON(http.StatusOK, page[catalog.Operation]{Items: ops})
+}
