@@ -26,6 +26,8 @@ type ConcurrencyConfig struct {
 	FailOpen bool
 	// Replicas is the number of proxy replicas (default 1).
 	Replicas int
+	// Now is the clock of in-process decisions (default time.Now).
+	Now func() time.Time
 	// Logger receives warnings, at most one per 10 seconds, while Redis is away.
 	Logger *slog.Logger
 	// Registerer registers ragplane_proxy_concurrency_fallback_total and
@@ -44,7 +46,7 @@ type Concurrency struct {
 // NewConcurrency returns a Concurrency and starts its lease loops. It panics if cfg.Client is nil.
 func NewConcurrency(cfg ConcurrencyConfig) *Concurrency {
 	return &Concurrency{g: NewGate(GateConfig{Client: cfg.Client, LeasePrefix: cfg.Prefix, Timeout: cfg.Timeout,
-		LeaseTTL: cfg.LeaseTTL, ConcurrencyFailOpen: cfg.FailOpen, Replicas: cfg.Replicas, Logger: cfg.Logger,
+		LeaseTTL: cfg.LeaseTTL, ConcurrencyFailOpen: cfg.FailOpen, Replicas: cfg.Replicas, Now: cfg.Now, Logger: cfg.Logger,
 		Registerer: cfg.Registerer})}
 }
 

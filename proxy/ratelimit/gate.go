@@ -78,6 +78,9 @@ type GateConfig struct {
 	// that the tenant's next admission through this replica carries within that time costs no
 	// Redis call of its own. Other replicas see the slot free after at most about this long.
 	ReleaseDelay time.Duration
+	// Now is the clock of the in-process decisions (the local fallback while Redis is away, the
+	// outage's probes; default time.Now). Decisions in Redis use Redis's clock.
+	Now func() time.Time
 	// Logger receives warnings, at most one per 10 seconds, while Redis is away.
 	Logger *slog.Logger
 	// Registerer registers ragplane_proxy_ratelimit_fallback_total{scope},
@@ -97,6 +100,7 @@ type Gate struct {
 	admitter       redis.Scripter // client, or its auto-pipeliner
 	direct         bool           // the client applies context deadlines to its sockets
 	releaseDelay   time.Duration
+	now            func() time.Time
 	ratePrefix     string
 	leasePrefix    string
 	timeout        time.Duration
@@ -161,6 +165,9 @@ func newGate(cfg GateConfig) *Gate {
 	if cfg.Replicas < 1 {
 		cfg.Replicas = 1
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	if cfg.ReleaseDelay <= 0 {
 		cfg.ReleaseDelay = DefaultReleaseDelay
 	}
@@ -181,6 +188,7 @@ func newGate(cfg GateConfig) *Gate {
 	g := &Gate{
 		client:         cfg.Client,
 		admitter:       admitter,
+		now:            cfg.Now,
 		releaseDelay:   cfg.ReleaseDelay,
 		direct:         contextTimeouts(cfg.Client),
 		ratePrefix:     cfg.RatePrefix,
@@ -339,7 +347,7 @@ func (g *Gate) admit(ctx context.Context, tenant ragplane.TenantID, lim *ragplan
 	}
 
 	err := errOutage
-	if g.health.allow(time.Now()) {
+	if g.health.allow(g.now()) {
 		var d Decision
 		var l *Lease
 		d, l, err = g.admitRedis(ctx, tenant, lim != nil, second, hour, slots)
@@ -355,7 +363,7 @@ func (g *Gate) admit(ctx context.Context, tenant ragplane.TenantID, lim *ragplan
 		if ctx.Err() != nil {
 			return Decision{}, nil, ended(ctx.Err())
 		}
-		if g.health.fail(time.Now()) || g.warn.ok(time.Now()) {
+		if g.health.fail(g.now()) || g.warn.ok(g.now()) {
 			g.logger.Warn("redis unavailable", "rate_fail_closed", g.rateFailClosed, "concurrency_fail_open", g.leaseFailOpen, "error", err)
 		}
 	}
@@ -463,7 +471,7 @@ func (g *Gate) admitLocal(tenant ragplane.TenantID, rate bool, second, hour spec
 		if g.rateFailClosed {
 			return Decision{}, nil, unavailable("ratelimit: redis", cause, "Rate limiting is unavailable; retry shortly.")
 		}
-		now := time.Now()
+		now := g.now()
 		g.rateFallbacks.WithLabelValues(second.scope).Inc()
 		ds, undoSecond := g.local.take(tenant, second, now)
 		if !ds.Allowed {
@@ -663,7 +671,7 @@ func (g *Gate) flush(ctx context.Context) {
 	g.mu.Lock()
 	g.flushing = nil
 	g.mu.Unlock()
-	if err != nil && g.warn.ok(time.Now()) {
+	if err != nil && g.warn.ok(g.now()) {
 		g.logger.Warn("releasing concurrency slots failed; they expire after the lease TTL", "tenants", len(batch), "error", err)
 	}
 }
@@ -723,7 +731,7 @@ func (g *Gate) renew() {
 	}
 	if failed := count - renewed; failed > 0 {
 		g.renewalFailures.Add(float64(failed))
-		if g.warn.ok(time.Now()) {
+		if g.warn.ok(g.now()) {
 			g.logger.Warn("lease renewal failed or found leases expired; those requests run on uncounted", "leases", failed, "error", err)
 		}
 	}

@@ -33,6 +33,8 @@ type Config struct {
 	// Replicas is the number of proxy replicas (default 1). While Redis is away each replica
 	// allows limit/Replicas, at least one request per burst.
 	Replicas int
+	// Now is the clock of the local fallback (default time.Now).
+	Now func() time.Time
 	// Logger receives a warning, at most one per 10 seconds, while Redis is away.
 	Logger *slog.Logger
 	// Registerer registers ragplane_proxy_ratelimit_fallback_total{scope}; nil registers nothing.
@@ -67,7 +69,7 @@ type Limiter struct {
 // New returns a Limiter. It panics if cfg.Client is nil.
 func New(cfg Config) *Limiter {
 	return &Limiter{g: newGate(GateConfig{Client: cfg.Client, RatePrefix: cfg.Prefix, Timeout: cfg.Timeout,
-		RateFailClosed: cfg.FailClosed, Replicas: cfg.Replicas, Logger: cfg.Logger, Registerer: cfg.Registerer})}
+		RateFailClosed: cfg.FailClosed, Replicas: cfg.Replicas, Now: cfg.Now, Logger: cfg.Logger, Registerer: cfg.Registerer})}
 }
 
 // Allow counts one request of tenant against both of its limits and reports whether it may

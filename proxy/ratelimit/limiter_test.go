@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -235,7 +236,8 @@ func TestLimiterFailOpen(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			reg := prometheus.NewRegistry()
-			l := ratelimit.New(ratelimit.Config{Client: DeadRedis(t), Replicas: 2, Registerer: reg})
+			clock := &fakeClock{t: time.Now()}
+			l := ratelimit.New(ratelimit.Config{Client: DeadRedis(t), Replicas: 2, Registerer: reg, Now: clock.Now})
 			allowed, d := MustAllowN(t, l, "acme_corp", tt.given, tt.expectN+1)
 			if allowed != tt.expectN {
 				t.Fatalf("allowed %d, want this replica's share %d", allowed, tt.expectN)
@@ -245,6 +247,11 @@ func TestLimiterFailOpen(t *testing.T) {
 			}
 			if got := CounterValue(t, reg, "ragplane_proxy_ratelimit_fallback_total", "scope", tt.expectScope); got != float64(tt.expectN+1) {
 				t.Fatalf("fallback_total{scope=%q} = %v, want %d", tt.expectScope, got, tt.expectN+1)
+			}
+			// The share refills on the local clock: once RetryAfter has passed, one more is allowed.
+			clock.Advance(d.RetryAfter)
+			if d := MustAllow(t, l, "acme_corp", tt.given); !d.Allowed {
+				t.Fatalf("after RetryAfter on the local clock: %+v, want allowed", d)
 			}
 		})
 	}
@@ -328,4 +335,22 @@ func TestLimiterReturnsToRedisAfterOutage(t *testing.T) {
 	if allowed != 2 || d.Allowed || fallbacks() != 1 {
 		t.Fatalf("after the outage: %d allowed, last %+v, %v fallbacks; want 2 allowed from Redis, no new fallback", allowed, d, fallbacks())
 	}
+}
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
 }

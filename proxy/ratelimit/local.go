@@ -43,7 +43,7 @@ func (ls *localShares) take(tenant ragplane.TenantID, s spec, now time.Time) (De
 		d.RetryAfter = delay
 	} else {
 		d.Allowed = true
-		undo = func() { r.CancelAt(time.Now()) }
+		undo = func() { r.CancelAt(now) }
 	}
 	tokens := max(0, lim.TokensAt(now))
 	d.Remaining = int(tokens)
