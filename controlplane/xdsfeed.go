@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 
 	"github.com/ragplane/ragplane"
@@ -90,7 +89,7 @@ func (s *Server) feedXDS(ctx context.Context) {
 		}
 	}
 	pending := &xdsPending{tenants: map[ragplane.TenantID]struct{}{}, wake: make(chan struct{}, 1)}
-	go s.listenCatalog(ctx, pending)
+	go func() { _ = s.listenCatalog(ctx, pending) }()
 	safety := time.NewTicker(xdsSafetyInterval)
 	defer safety.Stop()
 	for {
@@ -217,55 +216,31 @@ func (s *Server) xdsKeys(ctx context.Context) ([]xds.JWK, error) {
 	return keys, nil
 }
 
-// listenCatalog turns catalog notifications into pending work, reconnecting when the
-// connection drops; after a drop it asks for a resync, since notifications sent meanwhile are lost.
-func (s *Server) listenCatalog(ctx context.Context, pending *xdsPending) {
-	for ctx.Err() == nil {
-		err := listenOnce(ctx, s.store.Pool(), pending)
-		if ctx.Err() != nil {
-			return
-		}
-		s.log.Warn("catalog notifications for xds interrupted", "err", err)
-		pending.add(func(p *xdsPending) { p.resync, p.workers, p.keys = true, true, true })
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func listenOnce(ctx context.Context, pool *pgxpool.Pool, pending *xdsPending) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		conn.Conn().Close(context.Background())
-		conn.Release()
-	}()
-	for _, ch := range []string{"ragplane_tenants", "ragplane_workers", "ragplane_keys"} {
-		if _, err := conn.Exec(ctx, "listen "+ch); err != nil {
-			return err
-		}
-	}
-	// Anything that changed before LISTEN took effect is caught by a resync.
-	pending.add(func(p *xdsPending) { p.resync, p.workers, p.keys = true, true, true })
-	for {
-		n, err := conn.Conn().WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		pending.add(func(p *xdsPending) {
-			switch n.Channel {
-			case "ragplane_tenants":
-				p.tenants[ragplane.TenantID(n.Payload)] = struct{}{}
-			case "ragplane_workers":
-				p.workers = true
-			case "ragplane_keys":
-				p.keys = true
-			}
-		})
-	}
+// listenCatalog turns catalog notifications into pending work until ctx ends. Notifications sent
+// while no connection listened are lost, so every (re)connection asks for a resync.
+func (s *Server) listenCatalog(ctx context.Context, pending *xdsPending) error {
+	resync := func() { pending.add(func(p *xdsPending) { p.resync, p.workers, p.keys = true, true, true }) }
+	return s.store.Listen(ctx, catalog.Listener{
+		Channels: []string{catalog.ChannelTenants, catalog.ChannelWorkers, catalog.ChannelKeys},
+		// Anything that changed before LISTEN took effect is caught by a resync.
+		Listening: resync,
+		Notify: func(channel, payload string) {
+			pending.add(func(p *xdsPending) {
+				switch channel {
+				case catalog.ChannelTenants:
+					p.tenants[ragplane.TenantID(payload)] = struct{}{}
+				case catalog.ChannelWorkers:
+					p.workers = true
+				case catalog.ChannelKeys:
+					p.keys = true
+				}
+			})
+		},
+		Interrupted: func(err error, retryIn time.Duration) {
+			s.log.Warn("catalog notifications for xds interrupted", "error", err, "retry_in", retryIn)
+			resync()
+		},
+	})
 }
 
 // serveXDS runs the xDS gRPC server on its listener until ctx ends.

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ragplane/ragplane"
@@ -125,7 +124,7 @@ func (r *Reconciler) Kick() {
 // Run campaigns for leadership and, while leading, reconciles until ctx ends. It returns nil when
 // ctx ends.
 func (r *Reconciler) Run(ctx context.Context) error {
-	go r.listen(ctx)
+	go func() { _ = r.listen(ctx) }()
 	for ctx.Err() == nil {
 		if err := r.lead(ctx); err != nil && ctx.Err() == nil {
 			r.log.Warn("reconciler leadership lost", "err", err)
@@ -227,39 +226,15 @@ func (r *Reconciler) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan
 	return nil
 }
 
-// listen turns catalog notifications into wake-ups, reconnecting when the connection drops.
-func (r *Reconciler) listen(ctx context.Context) {
-	for ctx.Err() == nil {
-		err := listenOnce(ctx, r.cfg.Store.Pool(), r.Kick)
-		if ctx.Err() != nil {
-			return
-		}
-		r.log.Warn("catalog notifications interrupted", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func listenOnce(ctx context.Context, pool *pgxpool.Pool, notify func()) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		conn.Conn().Close(context.Background())
-		conn.Release()
-	}()
-	if _, err := conn.Exec(ctx, `listen ragplane_tenants`); err != nil {
-		return err
-	}
-	for {
-		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-			return err
-		}
-		notify()
-	}
+// listen turns catalog notifications into wake-ups until ctx ends.
+func (r *Reconciler) listen(ctx context.Context) error {
+	return r.cfg.Store.Listen(ctx, catalog.Listener{
+		Channels: []string{catalog.ChannelTenants},
+		Notify:   func(string, string) { r.Kick() },
+		Interrupted: func(err error, retryIn time.Duration) {
+			r.log.Warn("catalog notifications interrupted", "error", err, "retry_in", retryIn)
+		},
+	})
 }
 
 func (r *Reconciler) reconcile(ctx context.Context, t *ragplane.Tenant) {
