@@ -12,11 +12,10 @@ import (
 	"log/slog"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
 
-	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/internal/pgerr"
 )
 
 //go:embed migrations/*.sql
@@ -151,22 +150,6 @@ type Actor struct {
 	RequestID string
 }
 
-// pgError translates PostgreSQL errors the caller can act on.
-func pgError(err error, what string) error {
-	var pgErr *pgconn.PgError
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, pgx.ErrNoRows):
-		return ragplane.Errorf(ragplane.ENOTFOUND, "%s not found.", what)
-	case errors.As(err, &pgErr) && pgErr.Code == "23505":
-		return ragplane.Errorf(ragplane.ECONFLICT, "%s already exists.", what)
-	case errors.Is(err, context.DeadlineExceeded):
-		return ragplane.Errorf(ragplane.EUNAVAILABLE, "The catalog did not answer in time.")
-	}
-	var re *ragplane.Error
-	if errors.As(err, &re) {
-		return err
-	}
-	return fmt.Errorf("catalog: %s: %w", what, err)
-}
+// pgError translates PostgreSQL errors the caller can act on (see pgerr.Translate); what names
+// the object in messages ("Tenant", "API key").
+func pgError(err error, what string) error { return pgerr.Translate(err, "catalog", what) }

@@ -19,6 +19,7 @@ import (
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog/tenantdb"
 	"github.com/ragplane/ragplane/controlplane/provision"
+	"github.com/ragplane/ragplane/internal/pgerr"
 )
 
 // Config configures the local provisioner.
@@ -173,9 +174,12 @@ func (p *Provisioner) inDatabase(ctx context.Context, connURL, db string, fn fun
 }
 
 func isDuplicate(err error) bool {
-	var pgErr *pgconn.PgError
-	// 42710 duplicate_object (role), 42P04 duplicate_database, 23505 unique_violation (catalog race).
-	return errors.As(err, &pgErr) && (pgErr.Code == "42710" || pgErr.Code == "42P04" || pgErr.Code == "23505")
+	// 42710 duplicate_object (role), 42P04 duplicate_database, a unique violation (catalog race).
+	switch pgerr.Code(err) {
+	case "42710", "42P04", pgerr.UniqueViolation:
+		return true
+	}
+	return false
 }
 
 // transient wraps a failure as EUNAVAILABLE: the reconciler retries it. The PostgreSQL message is

@@ -18,11 +18,11 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog/tenantdb"
 	"github.com/ragplane/ragplane/controlplane/provision"
+	"github.com/ragplane/ragplane/internal/pgerr"
 )
 
 // Config configures a Provisioner (and a Client). Zero fields get the defaults named.
@@ -280,8 +280,7 @@ func (p *Provisioner) migrate(ctx context.Context, projectID, uri string, dimens
 	// A new project's compute may still be starting, or its host not yet resolvable.
 	conn, err := backoff.Retry(ctx, func() (*pgx.Conn, error) {
 		conn, err := pgx.ConnectConfig(ctx, ccfg)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28") {
+		if strings.HasPrefix(pgerr.Code(err), "28") {
 			return nil, backoff.Permanent(err) // authentication failed: waiting will not help
 		}
 		return conn, err
