@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -49,6 +50,36 @@ type Config struct {
 	// MetricsTopTenants bounds the tenant label: the busiest N tenants get their own series, the rest
 	// are counted as "other".
 	MetricsTopTenants int
+	// Graph chooses where tenants' knowledge graphs are kept.
+	Graph GraphConfig
+}
+
+// Graph stores a worker can use (GraphConfig.Store).
+const (
+	// GraphPostgres keeps each tenant's graph in its own database (the default).
+	GraphPostgres = "postgres"
+	// GraphNeo4j keeps every tenant's graph in one Neo4j database, namespaced by tenant id.
+	GraphNeo4j = "neo4j"
+)
+
+// GraphConfig chooses the graph store. Every worker of a deployment must choose the same one: a
+// tenant's graph is written by whichever worker ingests and read by whichever answers.
+type GraphConfig struct {
+	// Store is GraphPostgres or GraphNeo4j.
+	Store string
+	// Neo4j is the Neo4j server, used when Store is GraphNeo4j.
+	Neo4j Neo4jConfig
+}
+
+// Neo4jConfig points at a Neo4j server; the names of its variables are the Neo4j driver's.
+type Neo4jConfig struct {
+	// URI is the server, e.g. neo4j://host:7687 or neo4j+s://xxxx.databases.neo4j.io.
+	URI string
+	// Username and Password authenticate with basic auth; an empty Username means no auth.
+	Username string
+	Password string
+	// Database is the database to use; empty means the server's default.
+	Database string
 }
 
 // DBConfig bounds tenant-database connections.
@@ -92,6 +123,7 @@ func DefaultConfig() Config {
 			Models: map[string]string{"small": "gpt-4o-mini", "standard": "gpt-4o", "large": "gpt-4.1"}},
 		MetricsTopTenants: 100,
 		HeartbeatInterval: 3 * time.Second,
+		Graph:             GraphConfig{Store: GraphPostgres},
 	}
 }
 
@@ -153,6 +185,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	str("RAGPLANE_WORKER_ID", &cfg.WorkerID)
 	str("RAGPLANE_ADVERTISE_ADDR", &cfg.AdvertiseAddr)
 	dur("RAGPLANE_HEARTBEAT_INTERVAL", &cfg.HeartbeatInterval)
+	str("RAGPLANE_GRAPH_STORE", &cfg.Graph.Store)
+	str("NEO4J_URI", &cfg.Graph.Neo4j.URI)
+	str("NEO4J_USERNAME", &cfg.Graph.Neo4j.Username)
+	str("NEO4J_PASSWORD", &cfg.Graph.Neo4j.Password)
+	str("NEO4J_DATABASE", &cfg.Graph.Neo4j.Database)
 	return cfg, errors.Join(errs...)
 }
 
@@ -187,5 +224,32 @@ func (c Config) Validate() error {
 	if c.MetricsTopTenants < 1 {
 		bad("RAGPLANE_METRICS_TOP_TENANTS: want at least 1")
 	}
+	errs = append(errs, c.Graph.validate()...)
 	return errors.Join(errs...)
+}
+
+func (g GraphConfig) validate() []error {
+	switch g.Store {
+	case GraphPostgres:
+		return nil
+	case GraphNeo4j:
+	default:
+		return []error{fmt.Errorf("RAGPLANE_GRAPH_STORE: want %q or %q, got %q", GraphPostgres, GraphNeo4j, g.Store)}
+	}
+	if g.Neo4j.URI == "" {
+		return []error{errors.New("NEO4J_URI: required with RAGPLANE_GRAPH_STORE=neo4j, e.g. neo4j://localhost:7687")}
+	}
+	u, err := url.Parse(g.Neo4j.URI)
+	if err != nil || u.Host == "" {
+		return []error{fmt.Errorf("NEO4J_URI: want a URL like neo4j://host:7687, got %q", g.Neo4j.URI)}
+	}
+	switch u.Scheme {
+	case "neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc":
+	default:
+		return []error{fmt.Errorf("NEO4J_URI: want a neo4j://, neo4j+s://, neo4j+ssc://, bolt://, bolt+s:// or bolt+ssc:// URL, got scheme %q", u.Scheme)}
+	}
+	if g.Neo4j.Username == "" && g.Neo4j.Password != "" {
+		return []error{errors.New("NEO4J_USERNAME: required when NEO4J_PASSWORD is set")}
+	}
+	return nil
 }

@@ -22,7 +22,6 @@ import (
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/dataplane/graph"
-	pgraph "github.com/ragplane/ragplane/dataplane/graph/postgres"
 	"github.com/ragplane/ragplane/dataplane/ingest"
 	"github.com/ragplane/ragplane/internal/httpjson"
 )
@@ -228,7 +227,7 @@ func (s *Server) write(ctx context.Context, sc *scope, docs []*prepared, idemKey
 			}
 			for facts := d.facts; len(facts) > 0; {
 				n := min(len(facts), graph.MaxFacts)
-				if err := pgraph.New(tx).AddFacts(ctx, doc.ID, facts[:n]); err != nil {
+				if err := s.graph(tx).AddFacts(ctx, doc.ID, facts[:n]); err != nil {
 					return err
 				}
 				facts = facts[n:]
@@ -604,7 +603,7 @@ func (s *Server) deleteDocument(c echo.Context) error {
 	}
 	defer sc.release()
 	err = pgx.BeginFunc(ctx, sc.pool, func(tx pgx.Tx) error {
-		if err := pgraph.New(tx).DeleteDocument(ctx, id); err != nil {
+		if err := s.graph(tx).DeleteDocument(ctx, id); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `delete from documents where id = $1`, id)

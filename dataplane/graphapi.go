@@ -12,7 +12,6 @@ import (
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
 	"github.com/ragplane/ragplane/dataplane/graph"
-	pgraph "github.com/ragplane/ragplane/dataplane/graph/postgres"
 )
 
 func entityName(c echo.Context) (string, error) {
@@ -43,7 +42,7 @@ func (s *Server) searchEntities(c echo.Context) error {
 		return err
 	}
 	defer sc.release()
-	es, err := pgraph.New(sc.pool).SearchEntities(ctx, q, limit)
+	es, err := s.graph(sc.pool).SearchEntities(ctx, q, limit)
 	if err != nil {
 		return dbError(err)
 	}
@@ -74,7 +73,7 @@ func (s *Server) relations(c echo.Context, timeline bool) error {
 		return err
 	}
 	defer sc.release()
-	store := pgraph.New(sc.pool)
+	store := s.graph(sc.pool)
 	var rs []graph.Relation
 	if timeline {
 		rs, err = store.EntityTimeline(ctx, name)

@@ -13,7 +13,6 @@ import (
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/dataplane/answer"
 	chat "github.com/ragplane/ragplane/dataplane/answer/openai"
-	pgraph "github.com/ragplane/ragplane/dataplane/graph/postgres"
 	"github.com/ragplane/ragplane/dataplane/retrieve"
 	"github.com/ragplane/ragplane/internal/httpjson"
 )
@@ -197,7 +196,7 @@ func (s *Server) tools(sc *scope, filters []ragplane.Filter, sources *[]ragplane
 			return toolResult(r.hits, sources), nil
 		}
 	}
-	g := pgraph.New(sc.pool)
+	g := s.graph(sc.pool)
 	return []chat.Tool{
 		{Name: "vector_search", Description: "Semantic search over the documents.", Parameters: queryParams, Call: search(ragplane.RetrievalVector)},
 		{Name: "keyword_search", Description: "Full-text keyword search over the documents.", Parameters: queryParams, Call: search(ragplane.RetrievalKeyword)},

@@ -17,8 +17,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
+	neo4jdriver "github.com/neo4j/neo4j-go-driver/v5/neo4j"
+
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/dataplane/graph"
+	"github.com/ragplane/ragplane/dataplane/graph/neo4j"
+	"github.com/ragplane/ragplane/dataplane/graph/postgres"
 	"github.com/ragplane/ragplane/internal/tenantctx"
 )
 
@@ -34,6 +39,7 @@ type Server struct {
 	metrics        *metrics
 	metricsHandler http.Handler
 	providers      *providers
+	graph          graphStores
 	spool          *spool
 	tokens         monthlyTokens
 	listener       net.Listener
@@ -88,7 +94,26 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	s.closers = append(s.closers, s.pools.closeAll)
 	s.providers = newProviders(cfg.OpenAI, s.log)
 
-	// 4. The usage spool: records are durable here before responses leave.
+	// 4. The graph store, checked and its schema in place before anything is served.
+	g, err := newGraph(cfg.Graph)
+	if err != nil {
+		return nil, err
+	}
+	if g.close != nil {
+		s.closers = append(s.closers, func() {
+			if err := g.close(context.Background()); err != nil {
+				s.log.Warn("graph store close failed", "error", err)
+			}
+		})
+	}
+	if g.ready != nil {
+		if err := g.ready(ctx); err != nil {
+			return nil, err
+		}
+	}
+	s.graph = g.stores
+
+	// 5. The usage spool: records are durable here before responses leave.
 	dir := cfg.UsageDir
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "ragplane-usage", strings.NewReplacer(":", "_", "/", "_").Replace(cfg.Addr))
@@ -97,7 +122,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, err
 	}
 
-	// 5. The listener, bound now so callers learn the address before Run.
+	// 6. The listener, bound now so callers learn the address before Run.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("dataplane: listen on %s: %w", cfg.Addr, err)
@@ -154,6 +179,51 @@ loop:
 	<-shipDone
 	s.log.Info("data plane worker stopped")
 	return err
+}
+
+// graphBackend is the chosen graph store with what starting and stopping it takes.
+type graphBackend struct {
+	stores graphStores
+	// ready checks the store's server and prepares its schema; nil when there is nothing to do
+	// (the control plane migrates tenant databases).
+	ready func(ctx context.Context) error
+	// close releases the store's connections; nil when the store owns none.
+	close func(ctx context.Context) error
+}
+
+// newGraph builds the graph store cfg chooses. It connects to nothing (the Neo4j driver dials on
+// first use), so a configuration can be checked without a server; ready does the connecting.
+func newGraph(cfg GraphConfig) (graphBackend, error) {
+	switch cfg.Store {
+	case GraphPostgres:
+		var _ graph.Store = (*postgres.Store)(nil)
+		return graphBackend{stores: func(db tenantDB) graph.Store { return postgres.New(db) }}, nil
+	case GraphNeo4j:
+		var _ graph.Store = (*neo4j.Store)(nil)
+		auth := neo4jdriver.NoAuth()
+		if cfg.Neo4j.Username != "" {
+			auth = neo4jdriver.BasicAuth(cfg.Neo4j.Username, cfg.Neo4j.Password, "")
+		}
+		driver, err := neo4jdriver.NewDriverWithContext(cfg.Neo4j.URI, auth)
+		if err != nil {
+			return graphBackend{}, fmt.Errorf("dataplane: neo4j driver for NEO4J_URI: %w", err)
+		}
+		store := neo4j.New(driver, cfg.Neo4j.Database)
+		return graphBackend{
+			stores: func(tenantDB) graph.Store { return store },
+			ready: func(ctx context.Context) error {
+				if err := driver.VerifyConnectivity(ctx); err != nil {
+					return fmt.Errorf("dataplane: neo4j at NEO4J_URI: %w", err)
+				}
+				if err := store.EnsureSchema(ctx); err != nil {
+					return fmt.Errorf("dataplane: neo4j schema: %w", err)
+				}
+				return nil
+			},
+			close: driver.Close,
+		}, nil
+	}
+	return graphBackend{}, fmt.Errorf("dataplane: unknown graph store %q", cfg.Store)
 }
 
 func (s *Server) close() {

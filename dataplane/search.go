@@ -12,7 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ragplane/ragplane"
-	pgraph "github.com/ragplane/ragplane/dataplane/graph/postgres"
+	"github.com/ragplane/ragplane/dataplane/graph"
 	"github.com/ragplane/ragplane/dataplane/retrieve"
 	"github.com/ragplane/ragplane/internal/httpjson"
 )
@@ -110,7 +110,7 @@ func (s *Server) retrieve(ctx context.Context, sc *scope, mode, q string, filter
 		out.hits, err = retrieve.Hybrid(ctx, sc.pool, req)
 	case ragplane.RetrievalGraph:
 		var info retrieve.GraphInfo
-		out.hits, info, err = retrieve.Graph(ctx, sc.pool, graphFacts{pgraph.New(sc.pool)}, req)
+		out.hits, info, err = retrieve.Graph(ctx, sc.pool, graphFacts{s.graph(sc.pool)}, req)
 		out.graphFallback = info.Fallback
 	default:
 		return out, ragplane.FieldErrorf("retrieval_mode", "retrieval_mode %q is not a search mode.", mode)
@@ -164,8 +164,8 @@ func (s *Server) search(c echo.Context) error {
 		"config_version": sc.rt.Tenant.ConfigVersion})
 }
 
-// graphFacts adapts the tenant-database graph store to what graph retrieval needs.
-type graphFacts struct{ store *pgraph.Store }
+// graphFacts adapts the graph store to what graph retrieval needs.
+type graphFacts struct{ store graph.Store }
 
 func (g graphFacts) EntitiesInText(ctx context.Context, text string, limit int) ([]retrieve.GraphEntity, error) {
 	es, err := g.store.EntitiesInText(ctx, text, limit)

@@ -1,7 +1,7 @@
 //go:build neo4j
 
 // Integration tests against a real Neo4j 5: go test -tags neo4j ./dataplane/graph/neo4j/ with
-// NEO4J_URI (bolt://host:7687 or neo4j://...), NEO4J_USER, NEO4J_PASSWORD and optionally
+// NEO4J_URI (bolt://host:7687 or neo4j://...), NEO4J_USERNAME, NEO4J_PASSWORD and optionally
 // NEO4J_DATABASE set. They are behind a build tag because make test has no Neo4j to start.
 package neo4j_test
 
@@ -34,7 +34,7 @@ func MustDriver(tb testing.TB) (neo4jdriver.DriverWithContext, string) {
 		}
 		tb.Skip("NEO4J_URI not set")
 	}
-	driver, err := neo4jdriver.NewDriverWithContext(uri, neo4jdriver.BasicAuth(os.Getenv("NEO4J_USER"), os.Getenv("NEO4J_PASSWORD"), ""))
+	driver, err := neo4jdriver.NewDriverWithContext(uri, neo4jdriver.BasicAuth(os.Getenv("NEO4J_USERNAME"), os.Getenv("NEO4J_PASSWORD"), ""))
 	if err != nil {
 		tb.Fatalf("neo4j driver: %v", err)
 	}
