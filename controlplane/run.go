@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
@@ -154,38 +155,38 @@ func (s *Server) XDSAddr() string { return s.xdsListener.Addr().String() }
 // Addr is the admin API's address (useful with port 0).
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
-// Run serves until ctx ends, then shuts down in reverse order of start.
+// Run serves until ctx ends or a component fails, then shuts down in reverse order of start and
+// returns the first component's error (nil when ctx ended). Every goroutine it starts has ended
+// when it returns.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.close()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() {
+	// Each component returns nil when ctx ends and an error only when it cannot go on; the
+	// first error cancels gctx, which stops the others.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
 		if err := s.http.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
+			return fmt.Errorf("admin API: %w", err)
 		}
-	}()
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.reconciler.Run(ctx) }()
-	go s.rotateKeys(ctx)
-	go s.expireWorkers(ctx)
-	go s.serveXDS(ctx, s.xdsListener)
-	go s.feedXDS(ctx)
+		return nil
+	})
+	g.Go(func() error { return s.reconciler.Run(gctx) })
+	g.Go(func() error { s.rotateKeys(gctx); return nil })
+	g.Go(func() error { s.expireWorkers(gctx); return nil })
+	g.Go(func() error { return s.serveXDS(gctx, s.xdsListener) })
+	g.Go(func() error { return s.feedXDS(gctx) })
 	s.log.Info("control plane started", "admin_addr", s.Addr())
 
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-		s.log.Error("admin API failed", "err", err)
-	}
-	cancel()
+	<-gctx.Done()
+	// The background components stop with gctx; the admin API drains its requests.
 	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer scancel()
 	if serr := s.http.Shutdown(sctx); serr != nil {
-		s.log.Warn("admin API shutdown", "err", serr)
+		s.log.Warn("admin API shutdown", "error", serr)
 	}
-	<-done
+	err := g.Wait()
+	if err != nil {
+		s.log.Error("control plane component failed", "error", err)
+	}
 	s.log.Info("control plane stopped")
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
@@ -70,8 +71,9 @@ func (p *xdsPending) take() (tenants []ragplane.TenantID, workers, keys, resync 
 // (ragplane_workers), a signing-key change (ragplane_keys). Notifications are batched for
 // xdsBatchWindow; the tenants named are read by id and pushed alone, so one change costs the same
 // at 100 tenants as at 100,000. A periodic safety net reads the tenants changed since the last
-// read (catalog.ChangeMark) and the small worker and key sets.
-func (s *Server) feedXDS(ctx context.Context) {
+// read (catalog.ChangeMark) and the small worker and key sets. Catalog failures are retried; it
+// returns nil when ctx ends, or the listener's error if that cannot go on.
+func (s *Server) feedXDS(ctx context.Context) error {
 	var mark catalog.ChangeMark
 	for {
 		var err error
@@ -79,17 +81,24 @@ func (s *Server) feedXDS(ctx context.Context) {
 			break
 		}
 		if ctx.Err() != nil {
-			return
+			return nil
 		}
 		s.log.Warn("xds initial load failed", "err", err)
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-time.After(time.Second):
 		}
 	}
 	pending := &xdsPending{tenants: map[ragplane.TenantID]struct{}{}, wake: make(chan struct{}, 1)}
-	go func() { _ = s.listenCatalog(ctx, pending) }()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.listenCatalog(ctx, pending) })
+	g.Go(func() error { s.pushXDS(ctx, mark, pending); return nil })
+	return g.Wait()
+}
+
+// pushXDS pushes, from mark on, what the notifications collected in pending name, until ctx ends.
+func (s *Server) pushXDS(ctx context.Context, mark catalog.ChangeMark, pending *xdsPending) {
 	safety := time.NewTicker(xdsSafetyInterval)
 	defer safety.Stop()
 	for {
@@ -243,11 +252,13 @@ func (s *Server) listenCatalog(ctx context.Context, pending *xdsPending) error {
 	})
 }
 
-// serveXDS runs the xDS gRPC server on its listener until ctx ends.
-func (s *Server) serveXDS(ctx context.Context, ln net.Listener) {
+// serveXDS runs the xDS gRPC server on its listener until ctx ends; it returns an error only when
+// serving failed before that.
+func (s *Server) serveXDS(ctx context.Context, ln net.Listener) error {
 	if err := s.xds.Serve(ctx, ln); err != nil && ctx.Err() == nil {
-		s.log.Error("xds server failed", "err", err)
+		return err
 	}
+	return nil
 }
 
 // listProxies answers GET /v1/proxies: the proxies connected to this replica, with the version

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
@@ -122,19 +123,23 @@ func (r *Reconciler) Kick() {
 }
 
 // Run campaigns for leadership and, while leading, reconciles until ctx ends. It returns nil when
-// ctx ends.
+// ctx ends, and an error only when listening for catalog notifications cannot work at all.
 func (r *Reconciler) Run(ctx context.Context) error {
-	go func() { _ = r.listen(ctx) }()
-	for ctx.Err() == nil {
-		if err := r.lead(ctx); err != nil && ctx.Err() == nil {
-			r.log.Warn("reconciler leadership lost", "err", err)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.listen(ctx) })
+	g.Go(func() error {
+		for ctx.Err() == nil {
+			if err := r.lead(ctx); err != nil && ctx.Err() == nil {
+				r.log.Warn("reconciler leadership lost", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(r.cfg.PollInterval):
+			}
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(r.cfg.PollInterval):
-		}
-	}
-	return nil
+		return nil
+	})
+	return g.Wait()
 }
 
 // lead holds the leader lock on a dedicated connection for as long as it can and does the work.
