@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -18,17 +17,71 @@ import (
 	"github.com/ragplane/ragplane/proxy"
 )
 
-// slowModel answers chat completions after delay, so queries hold their concurrency slot.
-func slowModel(t *testing.T, delay time.Duration) *openaitest.Server {
-	ai := openaitest.New(t, openaitest.Config{})
-	ai.InjectFault(openaitest.Fault{Path: "/chat/completions", Delay: delay, Times: -1})
-	return ai
+// heldModel answers chat requests at once, except those about one of its questions: each of
+// these signals that it arrived and waits until its question is opened, so that a query provably
+// holds its concurrency slot.
+type heldModel struct {
+	*openaitest.Server
+	holds map[string]*hold
+}
+
+type hold struct {
+	arrived chan struct{}
+	opened  chan struct{}
+	once    sync.Once
+}
+
+func holdModel(t *testing.T, questions ...string) *heldModel {
+	m := &heldModel{holds: map[string]*hold{}}
+	for _, q := range questions {
+		m.holds[q] = &hold{arrived: make(chan struct{}, 16), opened: make(chan struct{})}
+	}
+	m.Server = openaitest.New(t, openaitest.Config{Chat: func(req openaitest.ChatRequest) openaitest.ChatResponse {
+		for _, msg := range req.Messages {
+			for q, h := range m.holds {
+				if strings.Contains(msg.Content, q) {
+					h.arrived <- struct{}{}
+					<-h.opened
+					return openaitest.DefaultChat(req)
+				}
+			}
+		}
+		return openaitest.DefaultChat(req)
+	}})
+	return m
+}
+
+// openAll lets every held request answer; tests defer it, so that it runs before the stack's
+// cleanup waits for the workers' requests to end.
+func (m *heldModel) openAll() {
+	for q := range m.holds {
+		m.open(q)
+	}
+}
+
+// wait returns once n requests about question have arrived.
+func (m *heldModel) wait(t *testing.T, question string, n int) {
+	t.Helper()
+	for range n {
+		select {
+		case <-m.holds[question].arrived:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the query never reached the model")
+		}
+	}
+}
+
+// open lets every request about question, held or later, answer.
+func (m *heldModel) open(question string) {
+	h := m.holds[question]
+	h.once.Do(func() { close(h.opened) })
 }
 
 // The concurrency cap holds across two proxies, and slots come back after completion and after
 // clients cancel.
 func TestConcurrencyCapAcrossReplicas(t *testing.T) {
-	ai := slowModel(t, 700*time.Millisecond)
+	ai := holdModel(t, "Are backups encrypted?", "Are backups encrypted at rest?")
+	defer ai.openAll()
 	st := e2etest.Start(t, e2etest.Options{Worker: func(c *dataplane.Config) { c.OpenAI.BaseURL, c.OpenAI.APIKey = ai.URL, ai.APIKey }})
 	st.CreateTenant("acme_corp", "pro", map[string]any{"answer_provider": "openai"})
 	mustStatus(t, st.Admin("PATCH", "/v1/tenants/acme_corp", map[string]any{"limits": map[string]any{"max_concurrent_requests": 2}}), http.StatusOK)
@@ -46,20 +99,27 @@ func TestConcurrencyCapAcrossReplicas(t *testing.T) {
 			statuses[i] = sendRaw(p, tok, "POST", "/v1/query", query)
 		}(i, p)
 	}
-	time.Sleep(250 * time.Millisecond) // both are now waiting on the model
+	ai.wait(t, "Are backups encrypted?", 2) // both hold their slot, waiting on the model
 	r := call(t, p1, tok, "POST", "/v1/query", query)
 	mustStatus(t, r, http.StatusTooManyRequests)
-	if p := r.Problem(t); !strings.Contains(fmt.Sprint(p["detail"]), "oncurrency") {
+	if p := r.Problem(t); p["field"] != "max_concurrent_requests" {
 		t.Fatalf("429 is not about concurrency: %v", p)
 	}
+	ai.open("Are backups encrypted?")
 	wg.Wait()
 	if statuses[0] != http.StatusOK || statuses[1] != http.StatusOK {
 		t.Fatalf("the two admitted queries answered %v", statuses)
 	}
 	// Slots are back: a client that cancels mid-request gives its slot back too.
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	_ = sendRawCtx(ctx, p2, tok, "POST", "/v1/query", query)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancelled := make(chan struct{})
+	go func() {
+		defer close(cancelled)
+		sendRawCtx(ctx, p2, tok, "POST", "/v1/query", map[string]any{"query": "Are backups encrypted at rest?", "retrieval_mode": "keyword"})
+	}()
+	ai.wait(t, "Are backups encrypted at rest?", 1) // it holds a slot
+	cancel()
+	<-cancelled
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		ok := 0
@@ -88,7 +148,8 @@ func TestConcurrencyCapAcrossReplicas(t *testing.T) {
 
 // A proxy that dies holding slots loses them after the lease TTL.
 func TestCrashedProxyLeasesExpire(t *testing.T) {
-	ai := slowModel(t, 5*time.Second)
+	ai := holdModel(t, "Are backups encrypted?")
+	defer ai.openAll()
 	st := e2etest.Start(t, e2etest.Options{Worker: func(c *dataplane.Config) { c.OpenAI.BaseURL, c.OpenAI.APIKey = ai.URL, ai.APIKey }})
 	st.CreateTenant("acme_corp", "pro", map[string]any{"answer_provider": "openai"})
 	mustStatus(t, st.Admin("PATCH", "/v1/tenants/acme_corp", map[string]any{"limits": map[string]any{"max_concurrent_requests": 1}}), http.StatusOK)
@@ -101,7 +162,7 @@ func TestCrashedProxyLeasesExpire(t *testing.T) {
 	mustStatus(t, call(t, survivor, tok, "POST", "/v1/documents", map[string]any{"content": "Backups are encrypted with AES-256."}), http.StatusCreated)
 	query := map[string]any{"query": "Are backups encrypted?", "retrieval_mode": "keyword"}
 	go sendRaw("http://"+addr, tok, "POST", "/v1/query", query)
-	time.Sleep(400 * time.Millisecond)
+	ai.wait(t, "Are backups encrypted?", 1) // the doomed proxy holds the one slot
 	mustStatus(t, call(t, survivor, tok, "GET", "/v1/documents", nil), http.StatusTooManyRequests)
 	doomed.Kill()
 	deadline := time.Now().Add(4 * time.Second)
