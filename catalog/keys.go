@@ -165,7 +165,7 @@ func (s *Store) AuthenticateAPIKey(ctx context.Context, presented string) (ragpl
 	// Record use at most once a minute per key, to keep token issuance cheap.
 	if k.LastUsedAt == nil || time.Since(*k.LastUsedAt) > time.Minute {
 		if _, err := s.pool.Exec(ctx, `update api_keys set last_used_at = now() where id = $1`, k.ID); err != nil {
-			s.logger.Warn("recording api key use failed", "key_prefix", k.Prefix, "err", err)
+			s.logger.Warn("recording api key use failed", "key_prefix", k.Prefix, "error", err)
 		}
 	}
 	return k, t, nil

@@ -97,7 +97,7 @@ func (s *Server) exportUsage(c echo.Context) error {
 	})
 	cw.Flush()
 	if err != nil {
-		s.log.Error("usage export failed midway", "err", err)
+		s.log.Error("usage export failed midway", "error", err)
 	}
 	return nil
 }

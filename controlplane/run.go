@@ -87,7 +87,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	s.closers = append(s.closers, store.Close)
 
 	// 2. Provisioners and the reconciler that drives them.
-	if err := s.newProvisioners(ctx); err != nil {
+	if err := s.newProvisioners(ctx, logger); err != nil {
 		return nil, err
 	}
 	s.reconciler = provision.NewReconciler(provision.ReconcilerConfig{
@@ -123,20 +123,22 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	return s, nil
 }
 
-func (s *Server) newProvisioners(ctx context.Context) error {
+// newProvisioners gives the provisioners the service's logger, not s.log: each names its own
+// component, and a second "component" key would make the lines ambiguous.
+func (s *Server) newProvisioners(ctx context.Context, logger *slog.Logger) error {
 	s.provisioners = map[ragplane.Provider]provision.Provisioner{}
 	adminURL := s.cfg.Provision.LocalAdminURL
 	if adminURL == "" {
 		adminURL = s.cfg.DatabaseURL
 	}
-	lp, err := local.New(ctx, local.Config{AdminURL: adminURL, Prefix: s.cfg.Provision.LocalPrefix, Logger: s.log})
+	lp, err := local.New(ctx, local.Config{AdminURL: adminURL, Prefix: s.cfg.Provision.LocalPrefix, Logger: logger})
 	if err != nil {
 		return err
 	}
 	s.closers = append(s.closers, lp.Close)
 	s.provisioners[ragplane.ProviderLocal] = lp
 	if s.cfg.Provision.NeonAPIKey != "" {
-		np, err := neon.New(neon.Config{APIKey: s.cfg.Provision.NeonAPIKey, BaseURL: s.cfg.Provision.NeonAPIURL, Logger: s.log})
+		np, err := neon.New(neon.Config{APIKey: s.cfg.Provision.NeonAPIKey, BaseURL: s.cfg.Provision.NeonAPIURL, Logger: logger})
 		if err != nil {
 			return err
 		}
@@ -203,7 +205,7 @@ func (s *Server) rotateKeys(ctx context.Context) {
 		case <-t.C:
 			rotated, err := s.store.EnsureSigningKey(ctx, s.cfg.Tokens.RotateEvery, s.keyOverlap())
 			if err != nil {
-				s.log.Warn("signing key rotation check failed", "err", err)
+				s.log.Warn("signing key rotation check failed", "error", err)
 			} else if rotated {
 				s.issuer.invalidate()
 				s.log.Info("signing key rotated")
@@ -222,7 +224,7 @@ func (s *Server) expireWorkers(ctx context.Context) {
 			return
 		case <-t.C:
 			if n, err := s.store.ExpireWorkers(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("expiring workers failed", "err", err)
+				s.log.Warn("expiring workers failed", "error", err)
 			} else if n > 0 {
 				s.log.Info("workers expired", "count", n)
 			}

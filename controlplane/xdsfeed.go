@@ -83,7 +83,7 @@ func (s *Server) feedXDS(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		s.log.Warn("xds initial load failed", "err", err)
+		s.log.Warn("xds initial load failed", "error", err)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -114,7 +114,7 @@ func (s *Server) pushXDS(ctx context.Context, mark catalog.ChangeMark, pending *
 		tenants, workers, keys, resync := pending.take()
 		next, err := s.pushXDSChanges(ctx, mark, tenants, workers, keys, resync)
 		if err != nil && ctx.Err() == nil {
-			s.log.Warn("xds update failed", "err", err)
+			s.log.Warn("xds update failed", "error", err)
 			// Try again on the next safety tick, from the same mark.
 			pending.add(func(p *xdsPending) { p.resync, p.workers, p.keys = true, true, true })
 			select {

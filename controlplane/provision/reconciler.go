@@ -130,7 +130,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	g.Go(func() error {
 		for ctx.Err() == nil {
 			if err := r.lead(ctx); err != nil && ctx.Err() == nil {
-				r.log.Warn("reconciler leadership lost", "err", err)
+				r.log.Warn("reconciler leadership lost", "error", err)
 			}
 			select {
 			case <-ctx.Done():
@@ -173,7 +173,7 @@ func (r *Reconciler) lead(ctx context.Context) error {
 	done := make(chan struct{}, r.cfg.Concurrency)
 	for {
 		if err := r.dispatch(ctx, &wg, done); err != nil && ctx.Err() == nil {
-			r.log.Warn("reconcile pass failed", "err", err)
+			r.log.Warn("reconcile pass failed", "error", err)
 		}
 		timer := time.NewTimer(r.cfg.PollInterval)
 		select {
@@ -266,7 +266,7 @@ func (r *Reconciler) provision(ctx context.Context, t *ragplane.Tenant) {
 	}
 	opID, attempt, err := r.cfg.Store.StartOperation(ctx, t.ID, "provision")
 	if err != nil {
-		log.Warn("starting provisioning failed", "err", err)
+		log.Warn("starting provisioning failed", "error", err)
 		return
 	}
 	dim, _ := t.Settings["embedding_dimension"].(float64)
@@ -287,7 +287,7 @@ func (r *Reconciler) provision(ctx context.Context, t *ragplane.Tenant) {
 	r.observe(t.Provider, "provision", err, start)
 	reason := r.reason(err)
 	if ferr := r.cfg.Store.FinishOperation(context.WithoutCancel(ctx), opID, reason); ferr != nil {
-		log.Warn("recording operation failed", "err", ferr)
+		log.Warn("recording operation failed", "error", ferr)
 	}
 	if err == nil {
 		log.Info("tenant provisioned", "attempt", attempt, "duration_ms", time.Since(start).Milliseconds())
@@ -300,7 +300,7 @@ func (r *Reconciler) provision(ctx context.Context, t *ragplane.Tenant) {
 		return
 	}
 	if err := r.cfg.Store.RetryLater(ctx, t.ID, reason, time.Now().Add(r.backoff(attempt))); err != nil {
-		log.Warn("scheduling retry failed", "err", err)
+		log.Warn("scheduling retry failed", "error", err)
 	}
 }
 
@@ -311,7 +311,7 @@ func (r *Reconciler) giveUp(ctx context.Context, t *ragplane.Tenant, p Provision
 	if p != nil {
 		opID, _, err := r.cfg.Store.StartOperation(ctx, t.ID, "cleanup")
 		if err != nil {
-			log.Warn("starting cleanup failed", "err", err)
+			log.Warn("starting cleanup failed", "error", err)
 			return
 		}
 		start := time.Now()
@@ -319,13 +319,13 @@ func (r *Reconciler) giveUp(ctx context.Context, t *ragplane.Tenant, p Provision
 		r.observe(t.Provider, "cleanup", err, start)
 		_ = r.cfg.Store.FinishOperation(context.WithoutCancel(ctx), opID, r.reason(err))
 		if err != nil {
-			log.Warn("cleanup after failed provisioning failed", "err", err)
+			log.Warn("cleanup after failed provisioning failed", "error", err)
 			_ = r.cfg.Store.RetryLater(ctx, t.ID, reason, time.Now().Add(r.backoff(r.cfg.MaxAttempts)))
 			return
 		}
 	}
 	if err := r.cfg.Store.MarkFailed(ctx, t.ID, reason, actor); err != nil {
-		log.Warn("marking tenant failed failed", "err", err)
+		log.Warn("marking tenant failed failed", "error", err)
 		return
 	}
 	log.Warn("tenant provisioning failed", "reason", reason)
@@ -340,7 +340,7 @@ func (r *Reconciler) deprovision(ctx context.Context, t *ragplane.Tenant) {
 	}
 	opID, attempt, err := r.cfg.Store.StartOperation(ctx, t.ID, "deprovision")
 	if err != nil {
-		log.Warn("starting deprovisioning failed", "err", err)
+		log.Warn("starting deprovisioning failed", "error", err)
 		return
 	}
 	start := time.Now()
@@ -352,7 +352,7 @@ func (r *Reconciler) deprovision(ctx context.Context, t *ragplane.Tenant) {
 	_ = r.cfg.Store.FinishOperation(context.WithoutCancel(ctx), opID, r.reason(err))
 	if err != nil {
 		// Deletion is never given up: the data must go. Operators see the reason on the tenant.
-		log.Warn("deprovisioning attempt failed", "attempt", attempt, "err", err)
+		log.Warn("deprovisioning attempt failed", "attempt", attempt, "error", err)
 		_ = r.cfg.Store.RetryLater(ctx, t.ID, r.reason(err), time.Now().Add(r.backoff(attempt)))
 		return
 	}
@@ -369,7 +369,7 @@ func (r *Reconciler) reason(err error) string {
 	if errors.As(err, &e) {
 		return e.Message
 	}
-	r.log.Error("provisioning error", "err", err)
+	r.log.Error("provisioning error", "error", err)
 	return "internal error; see the control plane log"
 }
 
