@@ -41,6 +41,9 @@ type Config struct {
 	// EjectAfter consecutive failures take a worker out of rotation for EjectFor.
 	EjectAfter int
 	EjectFor   time.Duration
+	// AccessLog writes one Info line per proxied request (message "request": tenant_id,
+	// request_id, trace_id, method, path without query, status, duration_ms, bytes); default true.
+	AccessLog bool
 }
 
 // DefaultConfig runs locally; the internal key must still be set.
@@ -50,6 +53,7 @@ func DefaultConfig() Config {
 		Addr: "127.0.0.1:8080", XDSAddr: "127.0.0.1:18000", NodeID: "proxy-" + host + "-" + strconv.Itoa(os.Getpid()),
 		RedisPrefix: "ragplane:", Replicas: 1, RateLimitFailOpen: true, Leeway: 30 * time.Second, UpstreamTimeout: 2 * time.Minute,
 		EjectAfter: 3, EjectFor: 10 * time.Second, LeaseTTL: 30 * time.Second, TokenCacheSize: DefaultTokenCacheSize,
+		AccessLog: true,
 	}
 }
 
@@ -102,6 +106,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	boolean("RAGPLANE_RATELIMIT_FAIL_OPEN", &cfg.RateLimitFailOpen)
 	boolean("RAGPLANE_CONCURRENCY_FAIL_OPEN", &cfg.ConcurrencyFailOpen)
+	boolean("RAGPLANE_ACCESS_LOG", &cfg.AccessLog)
 	dur("RAGPLANE_JWT_LEEWAY", &cfg.Leeway)
 	dur("RAGPLANE_UPSTREAM_TIMEOUT", &cfg.UpstreamTimeout)
 	dur("RAGPLANE_LEASE_TTL", &cfg.LeaseTTL)

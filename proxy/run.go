@@ -61,6 +61,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("proxy config:\n%w", err)
 	}
+	// Each component's logger is named here, once: sub-packages add no "component" of their
+	// own, so a line carries the key once (proxy, proxy.ratelimit, proxy.xdsclient).
 	s := &Server{cfg: cfg, log: logger.With("component", "proxy"), state: &state{}}
 	ok := false
 	defer func() {
@@ -94,7 +96,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	s.closers = append(s.closers, func() { rdb.Close() })
 	s.gate = ratelimit.NewGate(ratelimit.GateConfig{Client: rdb, RatePrefix: cfg.RedisPrefix + "rl:", LeasePrefix: cfg.RedisPrefix + "cc:",
 		RateFailClosed: !cfg.RateLimitFailOpen, ConcurrencyFailOpen: cfg.ConcurrencyFailOpen, Replicas: cfg.Replicas,
-		LeaseTTL: cfg.LeaseTTL, AutoPipeline: true, Logger: s.log, Registerer: reg})
+		LeaseTTL: cfg.LeaseTTL, AutoPipeline: true, Logger: logger.With("component", "proxy.ratelimit"), Registerer: reg})
 	s.closers = append(s.closers, func() { s.gate.Close() })
 	s.verifier = newVerifier(cfg.Leeway, cfg.TokenCacheSize)
 
@@ -105,12 +107,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	// Each response is decoded once and applied in place (state.apply): an update costs what it
 	// changes, not the tenant count.
 	s.xds = xdsclient.New(xdsclient.Config{Addr: cfg.XDSAddr, NodeID: cfg.NodeID, TypeURLs: subscribed,
-		Logger: s.log, Decode: decode, Apply: s.state.apply, OnResponse: func(r xdsclient.Response) {
+		Logger: logger.With("component", "proxy.xdsclient"), Decode: decode, Apply: s.state.apply, OnResponse: func(r xdsclient.Response) {
 			result := "ack"
 			if r.Err != nil {
 				result = "nack"
 				s.log.Error("xds update rejected; the previous version of the rejected resources is served",
-					"type", r.TypeURL, "version", r.SystemVersion, "rejected", len(r.Rejected), "err", r.Err)
+					"type", r.TypeURL, "version", r.SystemVersion, "rejected", len(r.Rejected), "error", r.Err)
 			}
 			xdsResponses.WithLabelValues(shortType(r.TypeURL), result).Inc()
 		}})
@@ -224,12 +226,13 @@ func (s *Server) close() {
 // internalHeaders are stripped from every client request: only the proxy sets them.
 var internalHeaders = []string{tenantctx.Header, "X-Tenant-ID", "X-Ragplane-Tenant", "X-Forwarded-For", "X-Real-IP"}
 
-// ServeHTTP runs the per-request pipeline: verify the token, apply the tenant's policy, rate
-// limits and concurrency cap, then forward to a worker with the signed tenant context.
+// ServeHTTP answers the proxy's own endpoints and runs every other request through serve,
+// then writes its access log line.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rid := ragplane.NewRequestID()
 	w.Header().Set("X-Request-ID", rid)
+	// Probes and scrapes are answered here and not access-logged: they would drown the traffic.
 	switch r.URL.Path {
 	case "/healthz":
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
@@ -247,18 +250,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metricsH.ServeHTTP(w, r)
 		return
 	}
+	rec := &statusRecorder{ResponseWriter: w}
+	tenant := s.serve(rec, r, start, rid)
+	if s.cfg.AccessLog {
+		s.logAccess(r, rec, tenant, rid, start)
+	}
+}
+
+// serve runs the per-request pipeline: verify the token, apply the tenant's policy, rate
+// limits and concurrency cap, then forward to a worker with the signed tenant context. It
+// returns the tenant once the token is verified, for the access log.
+func (s *Server) serve(w *statusRecorder, r *http.Request, start time.Time, rid string) ragplane.TenantID {
 	for _, h := range internalHeaders {
 		r.Header.Del(h)
 	}
 	if !s.xds.Ready() {
 		s.fail(w, r, "", ragplane.Errorf(ragplane.EUNAVAILABLE, "The proxy has no configuration yet."))
-		return
+		return ""
 	}
 	id, err := s.verifier.authenticate(r, s.state.keys(), start)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ragplane", error="invalid_token"`)
 		s.fail(w, r, "", err)
-		return
+		return ""
 	}
 	if s.tracing {
 		r = r.WithContext(tracing.WithTenant(r.Context(), id.TenantID))
@@ -269,19 +283,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case !ok || pol.Status == ragplane.StatusDeleted || pol.Status == ragplane.StatusDeleting:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ragplane", error="invalid_token"`)
 		s.fail(w, r, label, ragplane.Errorf(ragplane.EUNAUTHORIZED, "The token's tenant does not exist."))
-		return
+		return id.TenantID
 	case pol.Status == ragplane.StatusSuspended:
 		s.fail(w, r, label, ragplane.Errorf(ragplane.EFORBIDDEN, "The tenant is suspended."))
-		return
+		return id.TenantID
 	case pol.Status != ragplane.StatusActive:
 		s.fail(w, r, label, ragplane.Errorf(ragplane.EUNAVAILABLE, "The tenant is not ready (%s).", pol.Status))
-		return
+		return id.TenantID
 	}
 	limit := int64(pol.Limits.MaxRequestBytes)
 	if r.ContentLength > limit {
 		s.fail(w, r, label, &ragplane.Error{Code: ragplane.ETOOLARGE, Field: "max_request_bytes",
 			Message: fmt.Sprintf("The request body is over the tenant's limit of %d bytes.", limit)})
-		return
+		return id.TenantID
 	}
 	// A chunked body is counted as it streams; going over fails the forward with 413.
 	r.Body = http.MaxBytesReader(w, r.Body, limit)
@@ -297,14 +311,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "1")
 		}
 		s.fail(w, r, label, err)
-		return
+		return id.TenantID
 	}
 	if !d.Allowed {
 		s.metrics.rateLimited.WithLabelValues(label, d.Scope).Inc()
 		field := map[string]string{ratelimit.ScopeSecond: "requests_per_second", ratelimit.ScopeHour: "queries_per_hour"}[d.Scope]
 		s.fail(w, r, label, &ragplane.Error{Code: ragplane.ERATELIMITED, Field: field,
 			Message: fmt.Sprintf("The tenant's %s limit is reached; retry after %s.", strings.ReplaceAll(field, "_", " "), w.Header().Get("Retry-After")+"s")})
-		return
+		return id.TenantID
 	}
 	// The slot goes back without a blocking round trip once the response is done.
 	defer lease.Done()
@@ -314,12 +328,57 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Header.Set(tenantctx.Header, s.codec.Sign(tenantctx.Context{Identity: id, RequestID: rid, IssuedAt: time.Now()}, r.Method, r.URL.Path))
 	r.Header.Set("X-Request-ID", rid)
 	s.metrics.proxyOverhead.WithLabelValues(label).Observe(time.Since(start).Seconds())
-	rec := &statusRecorder{ResponseWriter: w, forwarded: time.Now()}
-	s.rp.ServeHTTP(rec, r)
-	s.metrics.requests.WithLabelValues(label, strconv.Itoa(rec.status())).Inc()
-	if !rec.firstByte.IsZero() {
-		s.metrics.upstream.WithLabelValues(label).Observe(rec.firstByte.Sub(rec.forwarded).Seconds())
+	forwarded := time.Now()
+	s.rp.ServeHTTP(w, r)
+	s.metrics.requests.WithLabelValues(label, strconv.Itoa(w.status())).Inc()
+	if !w.firstByte.IsZero() {
+		s.metrics.upstream.WithLabelValues(label).Observe(w.firstByte.Sub(forwarded).Seconds())
 	}
+	return id.TenantID
+}
+
+// logAccess writes the request's access log line: one per request, a constant message, no
+// query string (it may carry secrets) and nothing of the Authorization header. The attributes
+// go in a fixed array so that the line costs the handler's encoding and little else.
+func (s *Server) logAccess(r *http.Request, rec *statusRecorder, tenant ragplane.TenantID, rid string, start time.Time) {
+	var a [8]slog.Attr
+	n := 0
+	add := func(attr slog.Attr) { a[n] = attr; n++ }
+	add(slog.String("request_id", rid))
+	if tenant != "" {
+		add(slog.String("tenant_id", string(tenant)))
+	}
+	if tid := traceID(r); tid != "" {
+		add(slog.String("trace_id", tid))
+	}
+	add(slog.String("method", r.Method))
+	add(slog.String("path", r.URL.Path))
+	add(slog.Int("status", rec.status()))
+	add(slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000))
+	add(slog.Int64("bytes", rec.bytes))
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", a[:n]...)
+}
+
+// traceID is the id of the request's trace: the proxy's own span when spans are exported,
+// otherwise the client's W3C traceparent (version-traceid-parentid-flags) when well formed.
+func traceID(r *http.Request) string {
+	if id := tracing.TraceID(r.Context()); id != "" {
+		return id
+	}
+	tp := r.Header.Get("Traceparent")
+	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
+		return ""
+	}
+	id := tp[3:35]
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return ""
+		}
+	}
+	if id == "00000000000000000000000000000000" {
+		return ""
+	}
+	return id
 }
 
 // fail writes err as problem+json and counts it.
@@ -345,7 +404,7 @@ func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 	case errors.Is(err, context.Canceled):
 		w.WriteHeader(499) // the client closed the request; nobody reads this
 	default:
-		s.log.Warn("worker request failed", "err", err, "request_id", r.Header.Get("X-Request-ID"),
+		s.log.Warn("worker request failed", "error", err, "request_id", r.Header.Get("X-Request-ID"),
 			"trace_id", tracing.TraceID(r.Context()))
 		problem.Write(w, r, ragplane.Errorf(ragplane.EUPSTREAM, "The data-plane worker could not be reached."), nil)
 	}
@@ -365,17 +424,22 @@ func writeJSON(w http.ResponseWriter, status int, body string) {
 	w.Write([]byte(body))
 }
 
-// statusRecorder notes the status and when the first byte came back; it keeps Flush working.
+// statusRecorder notes the status, the body bytes written and when the first byte came back;
+// it keeps Flush working.
 type statusRecorder struct {
 	http.ResponseWriter
 	code      int
-	forwarded time.Time
+	bytes     int64
 	firstByte time.Time
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
-	if r.code == 0 {
-		r.code, r.firstByte = code, time.Now()
+	if r.firstByte.IsZero() {
+		r.firstByte = time.Now()
+	}
+	// An informational response (103 Early Hints) is not the status of the request.
+	if r.code == 0 && code >= 200 {
+		r.code = code
 	}
 	r.ResponseWriter.WriteHeader(code)
 }
@@ -384,7 +448,9 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	if r.code == 0 {
 		r.WriteHeader(http.StatusOK)
 	}
-	return r.ResponseWriter.Write(b)
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
 }
 
 func (r *statusRecorder) Flush() {

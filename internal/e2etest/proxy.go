@@ -2,6 +2,7 @@ package e2etest
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"os"
 	"testing"
@@ -14,6 +15,12 @@ import (
 // and waits until it has a complete configuration that includes every tenant change made before
 // the call (see WaitPolicies): readiness alone could come from a push that predates the last one.
 func (s *Stack) StartProxy(tb testing.TB, mutate ...func(*proxy.Config)) string {
+	tb.Helper()
+	return s.StartProxyLogged(tb, logger(), mutate...)
+}
+
+// StartProxyLogged is StartProxy with the proxy's logs going to log, for tests of the logs.
+func (s *Stack) StartProxyLogged(tb testing.TB, log *slog.Logger, mutate ...func(*proxy.Config)) string {
 	tb.Helper()
 	cfg := proxy.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
@@ -33,7 +40,7 @@ func (s *Stack) StartProxy(tb testing.TB, mutate ...func(*proxy.Config)) string 
 		m(&cfg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := proxy.New(ctx, cfg, logger())
+	p, err := proxy.New(ctx, cfg, log)
 	if err != nil {
 		cancel()
 		tb.Fatalf("start proxy: %v", err)

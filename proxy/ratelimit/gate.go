@@ -81,7 +81,9 @@ type GateConfig struct {
 	// Now is the clock of the in-process decisions (the local fallback while Redis is away, the
 	// outage's probes; default time.Now). Decisions in Redis use Redis's clock.
 	Now func() time.Time
-	// Logger receives warnings, at most one per 10 seconds, while Redis is away.
+	// Logger receives warnings, at most one per 10 seconds, while Redis is away. The gate adds
+	// no component attribute: the caller names it (the proxy passes component=proxy.ratelimit),
+	// so a line never carries the key twice.
 	Logger *slog.Logger
 	// Registerer registers ragplane_proxy_ratelimit_fallback_total{scope},
 	// ragplane_proxy_concurrency_fallback_total and
@@ -198,7 +200,7 @@ func newGate(cfg GateConfig) *Gate {
 		leaseFailOpen:  cfg.ConcurrencyFailOpen,
 		replicas:       cfg.Replicas,
 		ttl:            cfg.LeaseTTL,
-		logger:         cfg.Logger.With("component", "ratelimit"),
+		logger:         cfg.Logger,
 		warn:           throttle{interval: warnInterval},
 		health:         health{after: int32(cfg.OutageAfter), probe: cfg.ProbeInterval},
 		local:          newLocalShares(cfg.Replicas),

@@ -59,7 +59,8 @@ type Config struct {
 	Cluster string
 	// TypeURLs are the resource types to subscribe to, every resource of each. Required.
 	TypeURLs []string
-	// Logger receives the client's logs; nil discards them.
+	// Logger receives the client's logs; nil discards them. The client adds no component
+	// attribute: the caller names it (the proxy passes component=proxy.xdsclient).
 	Logger *slog.Logger
 	// Validate checks one resource of a response; nil accepts everything of the right type. A
 	// response is applied only when every resource in it passes; otherwise it is NACKed with the
@@ -160,7 +161,7 @@ func New(cfg Config) *Client {
 	}
 	c := &Client{
 		cfg:      cfg,
-		log:      log.With("component", "xdsclient"),
+		log:      log,
 		updates:  make(chan string, 4*len(cfg.TypeURLs)+1),
 		state:    map[string]map[string]entry{},
 		synced:   map[string]bool{},
