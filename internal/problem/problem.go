@@ -118,7 +118,7 @@ func Write(w http.ResponseWriter, r *http.Request, err error, logger *slog.Logge
 	d.RequestID = w.Header().Get(echo.HeaderXRequestID)
 	if d.Status >= 500 && logger != nil {
 		logger.ErrorContext(r.Context(), "request failed", "status", d.Status, "path", r.URL.Path,
-			"request_id", d.RequestID, "err", err)
+			"request_id", d.RequestID, "error", err)
 	}
 	if d.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")

@@ -246,7 +246,7 @@ func TestWriteLogsInternalErrorsOnly(t *testing.T) {
 			if entry["level"] != "ERROR" || entry["request_id"] != "req-9" || entry["path"] != "/v1/tenants" {
 				t.Fatalf("log entry %v", entry)
 			}
-			if got, _ := entry["err"].(string); got != tt.given.Error() {
+			if got, _ := entry["error"].(string); got != tt.given.Error() {
 				t.Fatalf("logged err = %q, want the full error %q", got, tt.given.Error())
 			}
 			if strings.Contains(rec.Body.String(), "hunter2") || strings.Contains(rec.Body.String(), "10.0.0.7") {

@@ -48,7 +48,7 @@ func main() {
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		log.Error("listen", "err", err)
+		log.Error("listen", "error", err)
 		os.Exit(1)
 	}
 	length := strconv.Itoa(len(body))
@@ -84,7 +84,7 @@ func main() {
 	}
 	log.Info("backend listening", "addr", ln.Addr().String(), "body_bytes", len(body))
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("serve", "err", err)
+		log.Error("serve", "error", err)
 		os.Exit(1)
 	}
 	<-registered
@@ -119,7 +119,7 @@ func register(ctx context.Context, log *slog.Logger, cp, id, addr, token string,
 	for {
 		if err := call(ctx, http.MethodPut, payload); err != nil {
 			if ctx.Err() == nil {
-				log.Warn("worker registration failed; retrying", "err", err)
+				log.Warn("worker registration failed; retrying", "error", err)
 			}
 			ok = false
 		} else if !ok {
@@ -129,7 +129,7 @@ func register(ctx context.Context, log *slog.Logger, cp, id, addr, token string,
 		select {
 		case <-ctx.Done():
 			if err := call(context.WithoutCancel(ctx), http.MethodDelete, nil); err != nil {
-				log.Warn("worker deregistration failed", "err", err)
+				log.Warn("worker deregistration failed", "error", err)
 			}
 			return
 		case <-t.C:
