@@ -1,5 +1,8 @@
-// Command ragplane is Ragplane in one binary: the control plane (and, later, the proxy and data
-// plane) as subcommands, plus the operator CLI that talks to the admin API.
+// Command ragplane is Ragplane in one binary: the services as subcommands (controlplane,
+// proxy, dataplane; each configured from RAGPLANE_* variables, see the Config of each package)
+// and the operator CLI that talks to the admin API (tenants, keys, token, plans, audit, usage,
+// ingest, query). main only sets up the signal context and the JSON logger on stderr (level
+// from RAGPLANE_LOG_LEVEL, default info) and dispatches (root.go).
 package main
 
 import (
