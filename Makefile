@@ -54,4 +54,17 @@ vet: ## go vet and gofmt
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 
-.PHONY: help build up down status test bench bench-propagation bench-proxy demo demo-up prometheus alerts vet
+# staticcheck is pinned here and installed outside the clone, one directory per version (a bump
+# installs the new one; nothing is committed or built into the tree). TOOLS may point elsewhere.
+STATICCHECK_VERSION := v0.8.2
+TOOLS ?= $(shell $(GO) env GOPATH)/tools
+STATICCHECK = $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)/staticcheck
+
+$(STATICCHECK):
+	GOBIN=$(dir $@) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# The neo4j tag adds the Neo4j integration test (it needs a server to run, not to be checked).
+lint: vet $(STATICCHECK) ## go vet, gofmt and staticcheck (installed at the pinned version if missing); what CI checks before the tests
+	$(STATICCHECK) -tags neo4j ./...
+
+.PHONY: help build up down status test bench bench-propagation bench-proxy demo demo-up prometheus alerts vet lint
