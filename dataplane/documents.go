@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,9 +17,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
-	"github.com/pgvector/pgvector-go"
 
 	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/dataplane/docstore"
 	"github.com/ragplane/ragplane/dataplane/graph"
 	"github.com/ragplane/ragplane/dataplane/ingest"
 	"github.com/ragplane/ragplane/internal/httpjson"
@@ -45,11 +44,7 @@ type prepared struct {
 }
 
 // documentResult is what ingestion answers for one document.
-type documentResult struct {
-	ragplane.Document
-	// Duplicate is true when the same text was already stored (the existing document is returned).
-	Duplicate bool `json:"duplicate"`
-}
+type documentResult = docstore.Result
 
 const (
 	maxBatch       = 100
@@ -152,141 +147,20 @@ func withField(err error, field string) error {
 	return err
 }
 
-// ingestLock serialises writers within one tenant database, so quota checks are exact.
-const ingestLock = 0x52504931 // "RPI1"
+// docs returns the document store of the tenant a request is scoped to.
+func (s *Server) docs(sc *scope) *docstore.Store {
+	return docstore.New(docstore.Config{DB: sc.pool, Graph: func(tx pgx.Tx) graph.Store { return s.graph(tx) }})
+}
 
-// write stores prepared documents in one transaction: the documents, their chunks (COPY), their
-// graph facts and the idempotency record. A worker killed at any point leaves all or nothing.
+// write stores prepared documents in one transaction (docstore.Store.Write).
 func (s *Server) write(ctx context.Context, sc *scope, docs []*prepared, idemKey string, idemBody []byte) ([]documentResult, bool, error) {
-	var results []documentResult
-	replayed := false
-	err := pgx.BeginFunc(ctx, sc.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock($1)`, ingestLock); err != nil {
-			return err
-		}
-		sum := sha256.Sum256(idemBody)
-		if idemKey != "" {
-			var hash []byte
-			var ids string
-			err := tx.QueryRow(ctx, `select request_hash, coalesce(result, '') from idempotency_keys where key = $1`, idemKey).Scan(&hash, &ids)
-			if err == nil {
-				if string(hash) != string(sum[:]) {
-					return &ragplane.Error{Code: ragplane.ECONFLICT, Field: "Idempotency-Key", Message: "This Idempotency-Key was used for a different request."}
-				}
-				replayed = true
-				var err error
-				results, err = loadResults(ctx, tx, strings.Split(ids, ","))
-				return err
-			} else if err != pgx.ErrNoRows {
-				return err
-			}
-		}
-		limits := sc.cfg.Limits
-		var count, bytes int64
-		if err := tx.QueryRow(ctx, `select count(*), coalesce(sum(bytes), 0) from documents`).Scan(&count, &bytes); err != nil {
-			return err
-		}
-		for _, d := range docs {
-			var existing string
-			err := tx.QueryRow(ctx, `select id::text from documents where content_hash = $1`, d.hash).Scan(&existing)
-			if err == nil {
-				r, err := loadResults(ctx, tx, []string{existing})
-				if err != nil {
-					return err
-				}
-				r[0].Duplicate = true
-				results = append(results, r[0])
-				continue
-			} else if err != pgx.ErrNoRows {
-				return err
-			}
-			if count+1 > int64(limits.MaxDocuments) {
-				return &ragplane.Error{Code: ragplane.EQUOTA, Field: "max_documents",
-					Message: fmt.Sprintf("The tenant's quota of %d documents is used up.", limits.MaxDocuments)}
-			}
-			if bytes+int64(len(d.text)) > int64(limits.MaxStorageMB)<<20 {
-				return &ragplane.Error{Code: ragplane.ETOOLARGE, Field: "max_storage_mb",
-					Message: fmt.Sprintf("The tenant's storage quota of %d MB would be exceeded.", limits.MaxStorageMB)}
-			}
-			count++
-			bytes += int64(len(d.text))
-			doc := ragplane.Document{ID: d.chunksDocID(), Title: d.in.Title, Source: d.in.Source, Metadata: d.in.Metadata,
-				ContentHash: hex.EncodeToString(d.hash), Bytes: int64(len(d.text)), ChunkCount: len(d.chunks)}
-			if err := tx.QueryRow(ctx, `insert into documents (id, title, source, content_hash, metadata, bytes, chunk_count, content)
-				values ($1, $2, $3, $4, $5, $6, $7, $8) returning created_at, updated_at`,
-				doc.ID, doc.Title, doc.Source, d.hash, doc.Metadata, doc.Bytes, doc.ChunkCount, d.text).Scan(&doc.CreatedAt, &doc.UpdatedAt); err != nil {
-				return err
-			}
-			rows := make([][]any, len(d.chunks))
-			for i, c := range d.chunks {
-				rows[i] = []any{c.ID, c.DocumentID, c.Ordinal, c.Content, c.Tokens, pgvector.NewVector(c.Embedding)}
-			}
-			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"chunks"}, []string{"id", "document_id", "ordinal", "content", "tokens", "embedding"},
-				pgx.CopyFromRows(rows)); err != nil {
-				return err
-			}
-			for facts := d.facts; len(facts) > 0; {
-				n := min(len(facts), graph.MaxFacts)
-				if err := s.graph(tx).AddFacts(ctx, doc.ID, facts[:n]); err != nil {
-					return err
-				}
-				facts = facts[n:]
-			}
-			results = append(results, documentResult{Document: doc})
-		}
-		if idemKey != "" {
-			ids := make([]string, len(results))
-			for i, r := range results {
-				ids[i] = r.ID
-			}
-			if _, err := tx.Exec(ctx, `insert into idempotency_keys (key, request_hash, result) values ($1, $2, $3)`,
-				idemKey, sum[:], strings.Join(ids, ",")); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, false, dbError(err)
+	sum := sha256.Sum256(idemBody)
+	w := docstore.Write{Limits: sc.cfg.Limits, IdempotencyKey: idemKey, RequestHash: sum[:]}
+	for _, d := range docs {
+		w.Documents = append(w.Documents, docstore.NewDocument{Title: d.in.Title, Source: d.in.Source, Metadata: d.in.Metadata,
+			Text: d.text, Hash: d.hash, Chunks: d.chunks, Facts: d.facts})
 	}
-	return results, replayed, nil
-}
-
-// chunksDocID is the document id the chunks were made for.
-func (p *prepared) chunksDocID() string {
-	if len(p.chunks) > 0 {
-		return p.chunks[0].DocumentID
-	}
-	return uuid.NewString()
-}
-
-func loadResults(ctx context.Context, q pgx.Tx, ids []string) ([]documentResult, error) {
-	out := make([]documentResult, 0, len(ids))
-	for _, id := range ids {
-		if id == "" {
-			continue
-		}
-		d, err := scanDocument(q.QueryRow(ctx, `select `+documentColumns+` from documents where id = $1`, id), false)
-		if err == pgx.ErrNoRows {
-			continue // deleted since
-		} else if err != nil {
-			return nil, err
-		}
-		out = append(out, documentResult{Document: d})
-	}
-	return out, nil
-}
-
-const documentColumns = `id::text, title, source, encode(content_hash, 'hex'), metadata, bytes, chunk_count, created_at, updated_at`
-
-func scanDocument(row pgx.Row, withContent bool) (ragplane.Document, error) {
-	var d ragplane.Document
-	dst := []any{&d.ID, &d.Title, &d.Source, &d.ContentHash, &d.Metadata, &d.Bytes, &d.ChunkCount, &d.CreatedAt, &d.UpdatedAt}
-	if withContent {
-		dst = append(dst, &d.Content)
-	}
-	err := row.Scan(dst...)
-	return d, err
+	return s.docs(sc).Write(ctx, w)
 }
 
 // ingestOne handles the shared tail of every ingestion endpoint.
@@ -540,15 +414,9 @@ func (s *Server) listDocuments(c echo.Context) error {
 		return err
 	}
 	defer sc.release()
-	rows, err := sc.pool.Query(ctx, `select `+documentColumns+` from documents
-		where $1::text = '' or (created_at, id) < ($2, nullif($1::text, '')::uuid) order by created_at desc, id desc limit $3`,
-		afterID, afterAt, limit+1)
+	docs, err := s.docs(sc).List(ctx, docstore.Page{AfterCreatedAt: afterAt, AfterID: afterID, Limit: limit + 1})
 	if err != nil {
-		return dbError(err)
-	}
-	docs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ragplane.Document, error) { return scanDocument(r, false) })
-	if err != nil {
-		return dbError(err)
+		return err
 	}
 	resp := map[string]any{"items": docs}
 	if docs == nil {
@@ -583,9 +451,9 @@ func (s *Server) getDocument(c echo.Context) error {
 		return err
 	}
 	defer sc.release()
-	d, err := scanDocument(sc.pool.QueryRow(ctx, `select `+documentColumns+`, content from documents where id = $1`, id), true)
+	d, err := s.docs(sc).Get(ctx, id)
 	if err != nil {
-		return dbError(err)
+		return err
 	}
 	return c.JSON(http.StatusOK, d)
 }
@@ -602,21 +470,8 @@ func (s *Server) deleteDocument(c echo.Context) error {
 		return err
 	}
 	defer sc.release()
-	err = pgx.BeginFunc(ctx, sc.pool, func(tx pgx.Tx) error {
-		if err := s.graph(tx).DeleteDocument(ctx, id); err != nil {
-			return err
-		}
-		tag, err := tx.Exec(ctx, `delete from documents where id = $1`, id)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return pgx.ErrNoRows
-		}
-		return nil
-	})
-	if err != nil {
-		return dbError(err)
+	if err := s.docs(sc).Delete(ctx, id); err != nil {
+		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 
 	"github.com/ragplane/ragplane"
@@ -196,7 +195,7 @@ func (s *Server) tools(sc *scope, filters []ragplane.Filter, sources *[]ragplane
 			return toolResult(r.hits, sources), nil
 		}
 	}
-	g := s.graph(sc.pool)
+	g, docs := s.graph(sc.pool), s.docs(sc)
 	return []chat.Tool{
 		{Name: "vector_search", Description: "Semantic search over the documents.", Parameters: queryParams, Call: search(ragplane.RetrievalVector)},
 		{Name: "keyword_search", Description: "Full-text keyword search over the documents.", Parameters: queryParams, Call: search(ragplane.RetrievalKeyword)},
@@ -210,30 +209,25 @@ func (s *Server) tools(sc *scope, filters []ragplane.Filter, sources *[]ragplane
 				if err := json.Unmarshal(args, &a); err != nil {
 					return "", err
 				}
-				d, err := scanDocument(sc.pool.QueryRow(ctx, `select `+documentColumns+`, left(content, 20000) from documents where id::text = $1`, a.ID), true)
-				if err == pgx.ErrNoRows {
+				d, err := docs.Excerpt(ctx, a.ID, 20000)
+				if ragplane.ErrorCode(err) == ragplane.ENOTFOUND {
 					return "no such document", nil
 				} else if err != nil {
-					return "", dbError(err)
+					return "", err
 				}
 				return fmt.Sprintf("%s (source %s):\n%s", d.Title, d.Source, d.Content), nil
 			}},
 		{Name: "list_documents", Description: "List the most recent documents.", Parameters: map[string]any{"type": "object", "properties": map[string]any{}},
 			Call: func(ctx context.Context, _ json.RawMessage) (string, error) {
-				rows, err := sc.pool.Query(ctx, `select id::text, title from documents order by created_at desc limit 50`)
+				recent, err := docs.Recent(ctx, 50)
 				if err != nil {
-					return "", dbError(err)
+					return "", err
 				}
-				defer rows.Close()
 				out := ""
-				for rows.Next() {
-					var id, title string
-					if err := rows.Scan(&id, &title); err != nil {
-						return "", err
-					}
-					out += id + "  " + title + "\n"
+				for _, d := range recent {
+					out += d.ID + "  " + d.Title + "\n"
 				}
-				return out, rows.Err()
+				return out, nil
 			}},
 		{Name: "entity_relationships", Description: "Current facts about an entity.", Parameters: nameParams,
 			Call: func(ctx context.Context, args json.RawMessage) (string, error) {

@@ -1,0 +1,342 @@
+// Package docstore keeps a tenant's documents in the tenant's own database: the documents, their
+// chunks, content deduplication, the document and storage quotas, and the idempotency records of
+// ingestion requests. The schema is catalog/tenantdb's.
+//
+// The database is the tenant boundary, so no query filters by tenant; every method still requires
+// a tenant in the context and fails closed without one (EUNAUTHORIZED), like the graph stores, so
+// that a call path that lost the caller's identity cannot read or write documents.
+package docstore
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgvector/pgvector-go"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/dataplane/graph"
+)
+
+// DB is the part of pgx the store uses; *pgxpool.Pool satisfies it, for the tenant's database. Its
+// connections must have pgvector's types registered (pgvector-go/pgx RegisterTypes in
+// AfterConnect): chunks are copied in binary.
+type DB interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Config configures a Store.
+type Config struct {
+	// DB is the tenant's database.
+	DB DB
+	// Graph returns the graph store a write or delete keeps the document's facts in, given the
+	// transaction the document is written or deleted in (a store in the tenant database joins it).
+	Graph func(tx pgx.Tx) graph.Store
+}
+
+// Store is one tenant's documents. It is cheap: build one per request.
+type Store struct {
+	db    DB
+	graph func(tx pgx.Tx) graph.Store
+}
+
+// New returns a store on cfg.DB.
+func New(cfg Config) *Store { return &Store{db: cfg.DB, graph: cfg.Graph} }
+
+// NewDocument is a document ready to write: normalised, chunked, embedded, its facts extracted.
+type NewDocument struct {
+	Title    string
+	Source   string
+	Metadata map[string]any
+	// Text is the normalised content; Hash its content hash (ingest.ContentHash), by which
+	// duplicates are found.
+	Text string
+	Hash []byte
+	// Chunks all carry the document id the document is stored under.
+	Chunks []ragplane.Chunk
+	Facts  []graph.Fact
+}
+
+// Result is what a write answers for one document.
+type Result struct {
+	ragplane.Document
+	// Duplicate is true when the same text was already stored (the existing document is returned).
+	Duplicate bool `json:"duplicate"`
+}
+
+// Write is one ingestion request.
+type Write struct {
+	Documents []NewDocument
+	// Limits are the tenant's quotas: MaxDocuments and MaxStorageMB are checked exactly.
+	Limits ragplane.Limits
+	// IdempotencyKey, when not empty, records the request under the key: a request with the same
+	// key and RequestHash gets the first one's results again.
+	IdempotencyKey string
+	RequestHash    []byte
+}
+
+// ingestLock serialises writers within one tenant database, so quota checks are exact.
+const ingestLock = 0x52504931 // "RPI1"
+
+// Write stores documents in one transaction: the documents, their chunks (COPY), their graph facts
+// and the idempotency record; a worker killed at any point leaves all or nothing. A document whose
+// text is stored already is not written again: its result is the existing document, marked
+// Duplicate. It reports whether the results are a replay of an earlier request with the same
+// idempotency key. Errors: ECONFLICT (the key was used for a different request), EQUOTA
+// ("max_documents"), ETOOLARGE ("max_storage_mb"), EINVALID (a graph fact), EUNAVAILABLE,
+// EUNAUTHORIZED.
+func (s *Store) Write(ctx context.Context, w Write) ([]Result, bool, error) {
+	if _, err := ragplane.TenantFromContext(ctx); err != nil {
+		return nil, false, err
+	}
+	var results []Result
+	replayed := false
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock($1)`, ingestLock); err != nil {
+			return err
+		}
+		if w.IdempotencyKey != "" {
+			var hash []byte
+			var ids string
+			err := tx.QueryRow(ctx, `select request_hash, coalesce(result, '') from idempotency_keys where key = $1`, w.IdempotencyKey).Scan(&hash, &ids)
+			if err == nil {
+				if string(hash) != string(w.RequestHash) {
+					return &ragplane.Error{Code: ragplane.ECONFLICT, Field: "Idempotency-Key", Message: "This Idempotency-Key was used for a different request."}
+				}
+				replayed = true
+				var err error
+				results, err = loadResults(ctx, tx, strings.Split(ids, ","))
+				return err
+			} else if err != pgx.ErrNoRows {
+				return err
+			}
+		}
+		var count, bytes int64
+		if err := tx.QueryRow(ctx, `select count(*), coalesce(sum(bytes), 0) from documents`).Scan(&count, &bytes); err != nil {
+			return err
+		}
+		for _, d := range w.Documents {
+			var existing string
+			err := tx.QueryRow(ctx, `select id::text from documents where content_hash = $1`, d.Hash).Scan(&existing)
+			if err == nil {
+				r, err := loadResults(ctx, tx, []string{existing})
+				if err != nil {
+					return err
+				}
+				r[0].Duplicate = true
+				results = append(results, r[0])
+				continue
+			} else if err != pgx.ErrNoRows {
+				return err
+			}
+			if count+1 > int64(w.Limits.MaxDocuments) {
+				return &ragplane.Error{Code: ragplane.EQUOTA, Field: "max_documents",
+					Message: fmt.Sprintf("The tenant's quota of %d documents is used up.", w.Limits.MaxDocuments)}
+			}
+			if bytes+int64(len(d.Text)) > int64(w.Limits.MaxStorageMB)<<20 {
+				return &ragplane.Error{Code: ragplane.ETOOLARGE, Field: "max_storage_mb",
+					Message: fmt.Sprintf("The tenant's storage quota of %d MB would be exceeded.", w.Limits.MaxStorageMB)}
+			}
+			count++
+			bytes += int64(len(d.Text))
+			r, err := s.insert(ctx, tx, d)
+			if err != nil {
+				return err
+			}
+			results = append(results, r)
+		}
+		if w.IdempotencyKey != "" {
+			ids := make([]string, len(results))
+			for i, r := range results {
+				ids[i] = r.ID
+			}
+			if _, err := tx.Exec(ctx, `insert into idempotency_keys (key, request_hash, result) values ($1, $2, $3)`,
+				w.IdempotencyKey, w.RequestHash, strings.Join(ids, ",")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, dbError(err)
+	}
+	return results, replayed, nil
+}
+
+// insert writes one document, its chunks and its facts in tx.
+func (s *Store) insert(ctx context.Context, tx pgx.Tx, d NewDocument) (Result, error) {
+	doc := ragplane.Document{ID: d.documentID(), Title: d.Title, Source: d.Source, Metadata: d.Metadata,
+		ContentHash: hex.EncodeToString(d.Hash), Bytes: int64(len(d.Text)), ChunkCount: len(d.Chunks)}
+	if err := tx.QueryRow(ctx, `insert into documents (id, title, source, content_hash, metadata, bytes, chunk_count, content)
+		values ($1, $2, $3, $4, $5, $6, $7, $8) returning created_at, updated_at`,
+		doc.ID, doc.Title, doc.Source, d.Hash, doc.Metadata, doc.Bytes, doc.ChunkCount, d.Text).Scan(&doc.CreatedAt, &doc.UpdatedAt); err != nil {
+		return Result{}, err
+	}
+	rows := make([][]any, len(d.Chunks))
+	for i, c := range d.Chunks {
+		rows[i] = []any{c.ID, c.DocumentID, c.Ordinal, c.Content, c.Tokens, pgvector.NewVector(c.Embedding)}
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"chunks"}, []string{"id", "document_id", "ordinal", "content", "tokens", "embedding"},
+		pgx.CopyFromRows(rows)); err != nil {
+		return Result{}, err
+	}
+	for facts := d.Facts; len(facts) > 0; {
+		n := min(len(facts), graph.MaxFacts)
+		if err := s.graph(tx).AddFacts(ctx, doc.ID, facts[:n]); err != nil {
+			return Result{}, err
+		}
+		facts = facts[n:]
+	}
+	return Result{Document: doc}, nil
+}
+
+// documentID is the document id the chunks were made for.
+func (d NewDocument) documentID() string {
+	if len(d.Chunks) > 0 {
+		return d.Chunks[0].DocumentID
+	}
+	return uuid.NewString()
+}
+
+func loadResults(ctx context.Context, q pgx.Tx, ids []string) ([]Result, error) {
+	out := make([]Result, 0, len(ids))
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		d, err := scanDocument(q.QueryRow(ctx, `select `+documentColumns+` from documents where id = $1`, id), false)
+		if err == pgx.ErrNoRows {
+			continue // deleted since
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, Result{Document: d})
+	}
+	return out, nil
+}
+
+const documentColumns = `id::text, title, source, encode(content_hash, 'hex'), metadata, bytes, chunk_count, created_at, updated_at`
+
+func scanDocument(row pgx.Row, withContent bool) (ragplane.Document, error) {
+	var d ragplane.Document
+	dst := []any{&d.ID, &d.Title, &d.Source, &d.ContentHash, &d.Metadata, &d.Bytes, &d.ChunkCount, &d.CreatedAt, &d.UpdatedAt}
+	if withContent {
+		dst = append(dst, &d.Content)
+	}
+	err := row.Scan(dst...)
+	return d, err
+}
+
+// Page is a position in the list of documents, newest first.
+type Page struct {
+	// AfterCreatedAt and AfterID are the last document of the previous page; AfterID empty means
+	// the first page.
+	AfterCreatedAt time.Time
+	AfterID        string
+	// Limit is the most documents returned.
+	Limit int
+}
+
+// List returns documents without their content, newest first (ties by id, descending), after
+// p's position. Errors: EUNAVAILABLE, EUNAUTHORIZED.
+func (s *Store) List(ctx context.Context, p Page) ([]ragplane.Document, error) {
+	if _, err := ragplane.TenantFromContext(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Query(ctx, `select `+documentColumns+` from documents
+		where $1::text = '' or (created_at, id) < ($2, nullif($1::text, '')::uuid) order by created_at desc, id desc limit $3`,
+		p.AfterID, p.AfterCreatedAt, p.Limit)
+	if err != nil {
+		return nil, dbError(err)
+	}
+	docs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ragplane.Document, error) { return scanDocument(r, false) })
+	return docs, dbError(err)
+}
+
+// Get returns the document with id (a UUID), content included.
+// Errors: ENOTFOUND, EUNAVAILABLE, EUNAUTHORIZED.
+func (s *Store) Get(ctx context.Context, id string) (ragplane.Document, error) {
+	if _, err := ragplane.TenantFromContext(ctx); err != nil {
+		return ragplane.Document{}, err
+	}
+	d, err := scanDocument(s.db.QueryRow(ctx, `select `+documentColumns+`, content from documents where id = $1`, id), true)
+	return d, dbError(err)
+}
+
+// Excerpt returns the document with id, any text, and the first maxChars characters of its content.
+// Errors: ENOTFOUND, EUNAVAILABLE, EUNAUTHORIZED.
+func (s *Store) Excerpt(ctx context.Context, id string, maxChars int) (ragplane.Document, error) {
+	if _, err := ragplane.TenantFromContext(ctx); err != nil {
+		return ragplane.Document{}, err
+	}
+	d, err := scanDocument(s.db.QueryRow(ctx, `select `+documentColumns+`, left(content, $2) from documents where id::text = $1`, id, maxChars), true)
+	return d, dbError(err)
+}
+
+// Recent returns the ids and titles of the limit most recently created documents, newest first.
+// Errors: EUNAVAILABLE, EUNAUTHORIZED.
+func (s *Store) Recent(ctx context.Context, limit int) ([]ragplane.Document, error) {
+	if _, err := ragplane.TenantFromContext(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Query(ctx, `select id::text, title from documents order by created_at desc limit $1`, limit)
+	if err != nil {
+		return nil, dbError(err)
+	}
+	docs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ragplane.Document, error) {
+		var d ragplane.Document
+		err := r.Scan(&d.ID, &d.Title)
+		return d, err
+	})
+	return docs, dbError(err)
+}
+
+// Delete removes the document with id (a UUID), its chunks (cascade) and its graph facts, in one
+// transaction. Errors: ENOTFOUND, EUNAVAILABLE, EUNAUTHORIZED.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	if _, err := ragplane.TenantFromContext(ctx); err != nil {
+		return err
+	}
+	return dbError(pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if err := s.graph(tx).DeleteDocument(ctx, id); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `delete from documents where id = $1`, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return pgx.ErrNoRows
+		}
+		return nil
+	}))
+}
+
+// dbError translates tenant-database errors at the boundary: no rows -> ENOTFOUND, overload and
+// timeouts -> EUNAVAILABLE; *ragplane.Error passes through; anything else is internal.
+// TODO: use the shared PostgreSQL error translator (internal/pgerr) once it lands.
+func dbError(err error) error {
+	var re *ragplane.Error
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &re):
+		return err
+	case errors.Is(err, pgx.ErrNoRows):
+		return ragplane.Errorf(ragplane.ENOTFOUND, "Document not found.")
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return ragplane.Errorf(ragplane.EUNAVAILABLE, "The tenant's database did not answer in time.")
+	case errors.As(err, &pgErr) && (pgErr.Code == "53300" || pgErr.Code == "57P03" || strings.HasPrefix(pgErr.Code, "08")):
+		return ragplane.Errorf(ragplane.EUNAVAILABLE, "The tenant's database is unavailable; retry shortly.")
+	}
+	return fmt.Errorf("tenant database: %w", err)
+}
