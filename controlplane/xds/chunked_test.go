@@ -24,6 +24,9 @@ import (
 const (
 	chunkedTenants = 15000
 	chunkBytes     = 2 << 20
+	// syncWait bounds a sync of chunkedTenants: a failure bound, generous because the race
+	// detector on a busy 2-core machine makes a sync take many seconds.
+	syncWait = 2 * time.Minute
 )
 
 // TestChunkedSync: a state larger than one response reaches a new client in bounded responses,
@@ -62,7 +65,7 @@ func TestChunkedSync(t *testing.T) {
 	})
 	go cl.Run(ctx)
 
-	deadline := time.Now().Add(waitFor)
+	deadline := time.Now().Add(syncWait)
 	for !cl.Ready() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -141,7 +144,7 @@ func TestChunkedSync(t *testing.T) {
 			return p != nil && len(p.Types) == len(xds.TypeURLs()) && allAcked(p.Types) &&
 				!xdsapi.IsPartial(p.Types[xds.TypeTenantPolicy].AckedVersion)
 		}
-		for deadline := time.Now().Add(waitFor); !synced() && time.Now().Before(deadline); {
+		for deadline := time.Now().Add(syncWait); !synced() && time.Now().Before(deadline); {
 			time.Sleep(10 * time.Millisecond)
 		}
 		if !synced() {
