@@ -133,7 +133,7 @@ func (s *Server) extractor(sc *scope) func(ctx context.Context, chunkID, text st
 		facts, err := x.Extract(ctx, chunkID, text)
 		if err != nil {
 			s.log.Warn("model graph extraction failed; using the rule-based extractor", "tenant_id", sc.tenant,
-				"err", ragplane.ErrorMessage(err))
+				"error", ragplane.ErrorMessage(err))
 			return graph.Extract(chunkID, text)
 		}
 		return facts

@@ -31,7 +31,7 @@ func (s *Server) newEcho() *echo.Echo {
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		DisableStackAll: true, DisablePrintStack: true,
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
-			s.log.Error("panic in handler", "err", err, "stack", string(stack))
+			s.log.Error("panic in handler", "error", err, "stack", string(stack))
 			return err
 		},
 	}))

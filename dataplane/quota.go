@@ -34,7 +34,7 @@ func (s *Server) checkMonthlyTokens(ctx context.Context, sc *scope) error {
 		used, err := s.store.TokensSince(ctx, sc.tenant, time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC))
 		if err != nil {
 			// The catalog is away: serve rather than refuse; usage is still recorded.
-			s.log.Warn("monthly token quota unchecked", "tenant_id", sc.tenant, "err", ragplane.ErrorMessage(err))
+			s.log.Warn("monthly token quota unchecked", "tenant_id", sc.tenant, "error", ragplane.ErrorMessage(err))
 			return nil
 		}
 		c = tokenCount{used: used, at: time.Now()}

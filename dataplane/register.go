@@ -59,7 +59,7 @@ func (s *Server) register(ctx context.Context) {
 	for {
 		if err := call(ctx, http.MethodPut); err != nil && ctx.Err() == nil {
 			if !failing {
-				s.log.Warn("worker registration failed; retrying", "worker_id", id, "err", err)
+				s.log.Warn("worker registration failed; retrying", "worker_id", id, "error", err)
 			}
 			failing = true
 		} else if failing {
@@ -69,7 +69,7 @@ func (s *Server) register(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			if err := call(context.WithoutCancel(ctx), http.MethodDelete); err != nil {
-				s.log.Warn("worker deregistration failed", "worker_id", id, "err", err)
+				s.log.Warn("worker deregistration failed", "worker_id", id, "error", err)
 			}
 			return
 		case <-t.C:

@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "ragplane-usage", strings.NewReplacer(":", "_", "/", "_").Replace(cfg.Addr))
 	}
-	if s.spool, err = newSpool(dir, store, reg, s.log); err != nil {
+	if s.spool, err = newSpool(dir, store, reg, logger); err != nil {
 		return nil, err
 	}
 
@@ -161,7 +161,7 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case err = <-errc:
-			s.log.Error("worker listener failed", "err", err)
+			s.log.Error("worker listener failed", "error", err)
 			break loop
 		case <-janitor.C:
 			s.pools.closeIdle()
@@ -173,7 +173,7 @@ loop:
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if serr := s.http.Shutdown(sctx); serr != nil {
-		s.log.Warn("worker shutdown", "err", serr)
+		s.log.Warn("worker shutdown", "error", serr)
 	}
 	stopShip() // ships what the last requests recorded
 	<-shipDone

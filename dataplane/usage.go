@@ -41,6 +41,8 @@ type spool struct {
 	failed  prometheus.Counter
 }
 
+// newSpool opens the spool in dir. log is the worker's root logger, not the worker's own: the spool
+// names itself component=usage, and a line must not carry two component keys.
 func newSpool(dir string, store *catalog.Store, reg prometheus.Registerer, log *slog.Logger) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("usage spool: %w", err)
@@ -116,10 +118,10 @@ func (s *spool) ship(ctx context.Context) {
 		s.f.Close()
 		name := filepath.Join(s.dir, fmt.Sprintf("usage.%d.jsonl", time.Now().UnixNano()))
 		if err := os.Rename(filepath.Join(s.dir, "usage.active.jsonl"), name); err != nil {
-			s.log.Error("usage spool rotate failed", "err", err)
+			s.log.Error("usage spool rotate failed", "error", err)
 		}
 		if err := s.open(); err != nil {
-			s.log.Error("usage spool reopen failed", "err", err)
+			s.log.Error("usage spool reopen failed", "error", err)
 		}
 	} else {
 		s.f.Sync()
@@ -131,7 +133,7 @@ func (s *spool) ship(ctx context.Context) {
 	for _, seg := range segments {
 		events, err := readSegment(seg)
 		if err != nil {
-			s.log.Error("usage segment unreadable; set aside", "segment", seg, "err", err)
+			s.log.Error("usage segment unreadable; set aside", "segment", seg, "error", err)
 			os.Rename(seg, seg+".bad")
 			continue
 		}
@@ -140,7 +142,7 @@ func (s *spool) ship(ctx context.Context) {
 		cancel()
 		if err != nil {
 			s.failed.Inc()
-			s.log.Warn("shipping usage failed; will retry", "err", err, "records", len(events))
+			s.log.Warn("shipping usage failed; will retry", "error", err, "records", len(events))
 			return
 		}
 		s.shipped.Add(float64(n))
@@ -225,7 +227,7 @@ func (s *Server) recordUsage(r *http.Request, rec *usageRecord, status int, star
 		DocumentsWritten: rec.documents, ChunksWritten: rec.chunks, LatencyMS: int(time.Since(start).Milliseconds()),
 		Status: status, RequestID: rid, At: time.Now().UTC()}
 	if err := s.spool.append(e); err != nil {
-		s.log.Error("usage record could not be written", "tenant_id", id.TenantID, "err", err)
+		s.log.Error("usage record could not be written", "tenant_id", id.TenantID, "error", err)
 	}
 }
 
