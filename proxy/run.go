@@ -297,8 +297,9 @@ func (s *Server) serve(w *statusRecorder, r *http.Request, start time.Time, rid 
 			Message: fmt.Sprintf("The request body is over the tenant's limit of %d bytes.", limit)})
 		return id.TenantID
 	}
-	// A chunked body is counted as it streams; going over fails the forward with 413.
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	// A chunked body is counted as it streams; going over fails the forward with 413. The
+	// server's own writer, not the recorder, so that net/http closes the connection after it.
+	r.Body = http.MaxBytesReader(w.ResponseWriter, r.Body, limit)
 
 	// One Redis call decides both rate limits and takes the concurrency slot.
 	d, lease, err := s.gate.Admit(r.Context(), id.TenantID, pol.Limits)
