@@ -10,18 +10,17 @@ package docstore
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgvector/pgvector-go"
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/dataplane/graph"
+	"github.com/ragplane/ragplane/internal/pgerr"
 )
 
 // DB is the part of pgx the store uses; *pgxpool.Pool satisfies it, for the tenant's database. Its
@@ -324,19 +323,5 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // timeouts -> EUNAVAILABLE; *ragplane.Error passes through; anything else is internal.
 // TODO: use the shared PostgreSQL error translator (internal/pgerr) once it lands.
 func dbError(err error) error {
-	var re *ragplane.Error
-	var pgErr *pgconn.PgError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &re):
-		return err
-	case errors.Is(err, pgx.ErrNoRows):
-		return ragplane.Errorf(ragplane.ENOTFOUND, "Document not found.")
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return ragplane.Errorf(ragplane.EUNAVAILABLE, "The tenant's database did not answer in time.")
-	case errors.As(err, &pgErr) && (pgErr.Code == "53300" || pgErr.Code == "57P03" || strings.HasPrefix(pgErr.Code, "08")):
-		return ragplane.Errorf(ragplane.EUNAVAILABLE, "The tenant's database is unavailable; retry shortly.")
-	}
-	return fmt.Errorf("tenant database: %w", err)
+	return pgerr.Translate(err, "tenant database", "Document")
 }

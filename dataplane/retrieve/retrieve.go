@@ -15,7 +15,6 @@ package retrieve
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"sort"
 	"strconv"
@@ -26,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/internal/pgerr"
 )
 
 // DB is the part of a tenant database connection the searches use, satisfied by *pgxpool.Pool.
@@ -198,17 +198,9 @@ func sortByScore(s []scored) {
 // dbError translates a database error at the package boundary.
 func dbError(op string, err error) error {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		switch {
-		case pgErr.Code == "22000" && strings.HasPrefix(pgErr.Message, "different vector dimensions"):
-			// pgvector: "different vector dimensions 64 and 3".
-			return ragplane.FieldErrorf("embedding", "The embedding does not have the tenant's dimension.")
-		case pgErr.Code == "57014": // query_canceled, including statement_timeout
-			return ragplane.Errorf(ragplane.EUNAVAILABLE, "The search timed out.")
-		}
+	if errors.As(err, &pgErr) && pgErr.Code == "22000" && strings.HasPrefix(pgErr.Message, "different vector dimensions") {
+		// pgvector: "different vector dimensions 64 and 3".
+		return ragplane.FieldErrorf("embedding", "The embedding does not have the tenant's dimension.")
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || pgconn.Timeout(err) {
-		return ragplane.Errorf(ragplane.EUNAVAILABLE, "The search timed out or was cancelled.")
-	}
-	return fmt.Errorf("%s: %w", op, err)
+	return pgerr.Translate(err, "tenant database", op)
 }

@@ -6,8 +6,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/dataplane/graph"
+	"github.com/ragplane/ragplane/internal/pgerr"
 )
 
 // DB is the part of pgx the store uses: *pgxpool.Pool, *pgx.Conn and pgx.Tx satisfy it, for the
@@ -338,22 +337,8 @@ func utc(t *time.Time) *time.Time {
 
 // pgError translates PostgreSQL errors the caller can act on.
 func pgError(err error, what string) error {
-	var pgErr *pgconn.PgError
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, pgx.ErrNoRows):
-		return ragplane.Errorf(ragplane.ENOTFOUND, "%s not found.", what)
-	case errors.As(err, &pgErr) && pgErr.Code == "23503": // foreign_key_violation
+	if pgerr.Code(err) == "23503" { // foreign_key_violation: a fact names a document or chunk that is gone
 		return ragplane.Errorf(ragplane.ENOTFOUND, "The document or chunk of a fact does not exist.")
-	case errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001" || pgErr.Code == "57014"):
-		return ragplane.Errorf(ragplane.EUNAVAILABLE, "The graph is busy; retry.")
-	case errors.Is(err, context.DeadlineExceeded):
-		return ragplane.Errorf(ragplane.EUNAVAILABLE, "The tenant database did not answer in time.")
 	}
-	var re *ragplane.Error
-	if errors.As(err, &re) {
-		return err
-	}
-	return fmt.Errorf("graph: %s: %w", strings.ToLower(what), err)
+	return pgerr.Translate(err, "graph", what)
 }
