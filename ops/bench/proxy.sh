@@ -302,12 +302,13 @@ EOF
 fi
 
 # ---------------------------------------------------------------- Ragplane proxies
-# start_proxy NAME BINARY NODE_ID PORT: starts a proxy.
+# start_proxy NAME BINARY NODE_ID PORT: starts a proxy. Its access log is off (PROXY_ACCESS_LOG,
+# default false), like nginx's here, so that both do the same work; true measures it.
 start_proxy() {
   local name=$1 bin=$2 node=$3 port=$4
   start "proxy ($name)" "$logs/proxy-$name.log" env RAGPLANE_PROXY_ADDR="127.0.0.1:$port" RAGPLANE_XDS_ADDR="127.0.0.1:$xds_port" \
     RAGPLANE_NODE_ID="$node" REDIS_URL="$REDIS_URL" RAGPLANE_REDIS_PREFIX="proxybench-$$-$name:" RAGPLANE_INTERNAL_KEY="$internal_key" \
-    "$bin" proxy
+    RAGPLANE_ACCESS_LOG="${PROXY_ACCESS_LOG:-false}" "$bin" proxy
 }
 
 # wait_enforcing NAME NODE_ID PORT PID: waits up to 30 s until the control plane reports the proxy's
