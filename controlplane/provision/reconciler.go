@@ -46,6 +46,7 @@ type Reconciler struct {
 	cfg      ReconcilerConfig
 	log      *slog.Logger
 	leader   atomic.Bool
+	lost     atomic.Int64 // campaigns that found the lock held by another replica
 	wake     chan struct{}
 	mu       sync.Mutex
 	inFlight map[ragplane.TenantID]bool
@@ -155,8 +156,12 @@ func (r *Reconciler) lead(ctx context.Context) error {
 		conn.Release()
 	}()
 	var got bool
-	if err := conn.QueryRow(ctx, `select pg_try_advisory_lock($1)`, leaderLockKey).Scan(&got); err != nil || !got {
+	if err := conn.QueryRow(ctx, `select pg_try_advisory_lock($1)`, leaderLockKey).Scan(&got); err != nil {
 		return err
+	}
+	if !got {
+		r.lost.Add(1)
+		return nil
 	}
 	r.leader.Store(true)
 	r.leaderG.Set(1)

@@ -170,9 +170,20 @@ func TestReconcilerSingleLeader(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(200 * time.Millisecond)
-	if r1.IsLeader() && r2.IsLeader() {
-		t.Fatal("two leaders at once")
+	// The follower campaigns twice more while the leader holds the lock (so at least one whole
+	// campaign began after the leader was seen), and stays a follower.
+	leader, follower := r1, r2
+	if r2.IsLeader() {
+		leader, follower = r2, r1
+	}
+	for lost := follower.LostCampaigns(); follower.LostCampaigns() < lost+2; {
+		if time.Now().After(deadline) {
+			t.Fatal("the follower stopped campaigning")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if follower.IsLeader() || !leader.IsLeader() {
+		t.Fatalf("after the follower campaigned: leader %v, follower %v; want exactly the first leader", leader.IsLeader(), follower.IsLeader())
 	}
 	if r1.IsLeader() {
 		stop1()
