@@ -12,6 +12,7 @@ import (
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/dataplane/answer"
 	chat "github.com/ragplane/ragplane/dataplane/answer/openai"
+	"github.com/ragplane/ragplane/dataplane/prose"
 	"github.com/ragplane/ragplane/dataplane/retrieve"
 	"github.com/ragplane/ragplane/internal/httpjson"
 )
@@ -166,7 +167,7 @@ func (s *Server) stream(c echo.Context, sc *scope, req answer.Request, meta ragp
 	meta.Model = res.Model
 	meta.TokensUsed = res.PromptTokens + res.CompletionTokens
 	meta.LatencyMS = time.Since(start).Milliseconds()
-	s.countTokens(sc.tenant, res, approxTokens(req.Query))
+	s.countTokens(sc.tenant, res, prose.CountTokens(req.Query))
 	sources := req.Sources
 	if sources == nil {
 		sources = []ragplane.SearchHit{}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/dataplane/graph"
+	"github.com/ragplane/ragplane/dataplane/prose"
 	"github.com/ragplane/ragplane/dataplane/retrieve"
 	"github.com/ragplane/ragplane/internal/httpjson"
 )
@@ -98,7 +99,7 @@ func (s *Server) retrieve(ctx context.Context, sc *scope, mode, q string, filter
 			return out, err
 		}
 		req.Embedding = vecs[0]
-		out.embedTokens = approxTokens(q)
+		out.embedTokens = prose.CountTokens(q)
 	}
 	var err error
 	switch mode {
@@ -121,9 +122,6 @@ func (s *Server) retrieve(ctx context.Context, sc *scope, mode, q string, filter
 	s.metrics.retrieval.WithLabelValues(s.metrics.tenant(sc.tenant), mode).Observe(time.Since(start).Seconds())
 	return out, nil
 }
-
-// approxTokens estimates tokens as about four characters each.
-func approxTokens(s string) int { return (len(s) + 3) / 4 }
 
 // search answers POST /v1/search with ranked chunks.
 func (s *Server) search(c echo.Context) error {

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/dataplane/prose"
 )
 
 // ExtractiveModel is the Model of extractive results.
@@ -98,7 +99,7 @@ func (x Extractive) answer(req Request) string {
 			text = src.Snippet
 		}
 		seen := map[string]bool{}
-		for j, s := range splitSentences(text) {
+		for j, s := range prose.Sentences(text) {
 			words := terms(s)
 			all = append(all, sentence{text: s, source: i, pos: j, words: words})
 			for _, w := range words {
@@ -158,7 +159,7 @@ func (x Extractive) answer(req Request) string {
 		if slices.ContainsFunc(picked, func(p sentence) bool { return jaccard(p.words, s.words) >= duplicateRatio }) {
 			continue
 		}
-		cost := approxTokens(s.text)
+		cost := prose.CountTokens(s.text)
 		if cost > budget {
 			if len(picked) == 0 {
 				// The best sentence alone is over budget: quote its beginning.
@@ -227,11 +228,6 @@ func cite(text string, n int) string {
 	return text + ref + "."
 }
 
-// approxTokens estimates tokens as 4 per 3 words.
-func approxTokens(s string) int {
-	return (len(strings.Fields(s))*4 + 2) / 3
-}
-
 func truncateWords(s string, n int) string {
 	f := strings.Fields(s)
 	if len(f) <= n {
@@ -259,109 +255,6 @@ func jaccard(a, b []string) float64 {
 		}
 	}
 	return float64(inter) / float64(union)
-}
-
-// splitSentences splits text into sentences. Blank lines and list items always end a sentence;
-// other line breaks (hard-wrapped text) do only after terminal punctuation. Within a line, a
-// sentence ends at ., ! or ? followed by a space and an upper-case letter, digit, quote or
-// bracket, unless the word before is a known abbreviation or an initial.
-func splitSentences(text string) []string {
-	text = strings.ReplaceAll(text, "\r\n", "\n")
-	var segments []string
-	var cur strings.Builder
-	flush := func() {
-		if s := strings.TrimSpace(cur.String()); s != "" {
-			segments = append(segments, s)
-		}
-		cur.Reset()
-	}
-	for _, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
-			flush()
-			continue
-		}
-		if item, ok := listItem(line); ok {
-			flush()
-			line = item
-		}
-		if cur.Len() > 0 {
-			cur.WriteByte(' ')
-		}
-		cur.WriteString(line)
-		if r, _ := utf8.DecodeLastRuneInString(line); strings.ContainsRune(".!?:;", r) {
-			flush()
-		}
-	}
-	flush()
-
-	var out []string
-	for _, seg := range segments {
-		out = append(out, splitLine(seg)...)
-	}
-	return out
-}
-
-// listItem strips a bullet or number marker ("- ", "* ", "• ", "1. ", "2) ").
-func listItem(line string) (string, bool) {
-	for _, m := range []string{"- ", "* ", "• ", "+ "} {
-		if rest, ok := strings.CutPrefix(line, m); ok {
-			return strings.TrimSpace(rest), true
-		}
-	}
-	i := 0
-	for i < len(line) && i < 3 && line[i] >= '0' && line[i] <= '9' {
-		i++
-	}
-	if i > 0 && i+1 < len(line) && (line[i] == '.' || line[i] == ')') && line[i+1] == ' ' {
-		return strings.TrimSpace(line[i+2:]), true
-	}
-	return line, false
-}
-
-var abbreviations = map[string]bool{
-	"e.g": true, "i.e": true, "etc": true, "vs": true, "mr": true, "mrs": true, "ms": true,
-	"dr": true, "prof": true, "inc": true, "ltd": true, "co": true, "no": true, "fig": true,
-	"st": true, "approx": true, "dept": true, "jr": true, "sr": true, "cf": true, "al": true,
-}
-
-func splitLine(s string) []string {
-	var out []string
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '.' && c != '!' && c != '?' {
-			continue
-		}
-		end := i + 1
-		for end < len(s) && strings.IndexByte(`"')]`, s[end]) >= 0 {
-			end++
-		}
-		if end >= len(s) || s[end] != ' ' {
-			continue
-		}
-		next, _ := utf8.DecodeRuneInString(strings.TrimLeft(s[end:], " "))
-		if !unicode.IsUpper(next) && !unicode.IsDigit(next) && !strings.ContainsRune(`"'([`, next) {
-			continue
-		}
-		if c == '.' {
-			// The word before the full stop.
-			w := s[strings.LastIndexByte(s[:i], ' ')+1 : i]
-			w = strings.ToLower(strings.TrimLeft(w, `"'([`))
-			if abbreviations[w] || (utf8.RuneCountInString(w) == 1 && unicode.IsLetter([]rune(w)[0])) {
-				continue
-			}
-		}
-		if t := strings.TrimSpace(s[start:end]); t != "" {
-			out = append(out, t)
-		}
-		start = end
-		i = end - 1
-	}
-	if t := strings.TrimSpace(s[start:]); t != "" {
-		out = append(out, t)
-	}
-	return out
 }
 
 // words returns the lower-cased runs of letters and digits of s.

@@ -2,11 +2,14 @@ package graph
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/ragplane/ragplane/dataplane/prose"
 )
 
 // Extract finds facts in a chunk's text with fixed rules: no network, no model, and the same
@@ -47,11 +50,13 @@ func Extract(chunkID, text string) []Fact {
 	text = strings.ReplaceAll(strings.ToValidUTF8(text, "\uFFFD"), "\x00", " ")
 	var sentences [][]token
 	var texts []string
-	for _, block := range splitBlocks(text) {
-		toks := tokenize(block)
-		for _, s := range splitSentences(toks) {
+	for _, sentence := range prose.Sentences(text) {
+		if strings.HasSuffix(sentence, "?") {
+			continue // questions assert nothing
+		}
+		if s := tokenize(sentence); slices.ContainsFunc(s, func(t token) bool { return t.word }) {
 			sentences = append(sentences, s)
-			texts = append(texts, collapseSpace(block[s[0].start:s[len(s)-1].end]))
+			texts = append(texts, collapseSpace(sentence))
 		}
 	}
 	// Words capitalised somewhere other than at the start of a sentence are proper nouns in this
@@ -103,35 +108,6 @@ type token struct {
 	word        bool
 	abbrev      bool // a word that took the full stop after it ("Inc.", "U.S.")
 }
-
-// splitBlocks cuts text at blank lines and at lines that start a list item, so headings and
-// bullets do not run into the sentence after them. Single line breaks are spaces.
-func splitBlocks(text string) []string {
-	var blocks []string
-	var cur []string
-	flush := func() {
-		if len(cur) > 0 {
-			blocks = append(blocks, strings.Join(cur, " "))
-			cur = nil
-		}
-	}
-	for _, line := range strings.Split(text, "\n") {
-		trimmed := strings.TrimSpace(line)
-		switch {
-		case trimmed == "":
-			flush()
-		case listItem.MatchString(trimmed):
-			flush()
-			cur = append(cur, trimmed)
-		default:
-			cur = append(cur, trimmed)
-		}
-	}
-	flush()
-	return blocks
-}
-
-var listItem = regexp.MustCompile(`^(?:[-*•·–—]\s|\d{1,3}[.)]\s|[a-zA-Z][.)]\s|\(\w{1,4}\)\s)`)
 
 func tokenize(s string) []token {
 	var toks []token
@@ -203,45 +179,6 @@ func isAbbrev(w string) bool {
 		}
 	}
 	return true
-}
-
-// splitSentences cuts a block's tokens after '.', '!' or '?' when the next token opens a
-// sentence, and after an abbreviation when the next word is one that only opens sentences ("The")
-// or the abbreviation ends names ("Inc. Globex"), but not after titles and initials ("Dr. Jane").
-// Questions are dropped: they assert nothing.
-func splitSentences(toks []token) [][]token {
-	var out [][]token
-	start := 0
-	emit := func(end int) {
-		s := toks[start:end]
-		start = end
-		if len(s) == 0 || s[len(s)-1].text == "?" {
-			return
-		}
-		for _, t := range s {
-			if t.word {
-				out = append(out, s)
-				return
-			}
-		}
-	}
-	for i, t := range toks {
-		var next *token
-		if i+1 < len(toks) {
-			next = &toks[i+1]
-		}
-		switch {
-		case t.text == "." || t.text == "!" || t.text == "?":
-			if next == nil || !startsLower(next.text) {
-				emit(i + 1)
-			}
-		case t.abbrev && next != nil && next.word && startsUpper(next.text) &&
-			(stopwords[next.lower] || nameFinal[strings.TrimSuffix(t.lower, ".")]):
-			emit(i + 1)
-		}
-	}
-	emit(len(toks))
-	return out
 }
 
 // phrase is an entity mention: tokens [start, end) of a sentence.
@@ -804,11 +741,6 @@ func startsUpper(s string) bool {
 	return unicode.IsUpper(r)
 }
 
-func startsLower(s string) bool {
-	r, _ := utf8.DecodeRuneInString(s)
-	return unicode.IsLower(r)
-}
-
 // acronymLike reports whether a word has a second capital letter or a digit ("GDPR", "McKinsey",
 // "S3"), which a sentence-initial common noun does not.
 func acronymLike(w string) bool {
@@ -920,7 +852,6 @@ var (
 		"eu ai act", "ai act", "hitech")
 	standards        = set("pci dss", "soc 1", "soc 2", "soc 3", "fedramp", "hitrust", "tisax", "cmmc", "csa star", "iso 27001", "iso 27701", "iso 9001")
 	standardPrefixes = set("iso", "iso/iec", "soc", "nist", "pci", "fedramp", "hitrust", "cis", "cobit", "itil", "ssae", "isae", "cmmc")
-	nameFinal        = set("inc", "corp", "ltd", "co", "llc", "plc", "bros", "etc", "jr", "sr")
 	abbreviations    = set("inc", "corp", "ltd", "co", "llc", "plc", "bros", "mr", "mrs", "ms", "dr",
 		"prof", "st", "jr", "sr", "no", "nos", "vs", "etc", "approx", "dept", "est", "fig", "jan", "feb",
 		"mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "sec", "art", "para", "cf")

@@ -7,20 +7,21 @@ import (
 	"unicode/utf8"
 
 	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/dataplane/prose"
 )
 
 // Piece is one chunk of a text, ready to embed and store as a ragplane.Chunk.
 type Piece struct {
 	// Content is text[Start:End]: whole words, no leading or trailing whitespace.
 	Content string
-	// Tokens is CountTokens(Content), never more than the size Chunk was given.
+	// Tokens is prose.CountTokens(Content), never more than the size Chunk was given.
 	Tokens int
 	// Start and End are the byte offsets of Content in the chunked text. Pieces come in order;
 	// a piece may start before the previous one ends (the overlap).
 	Start, End int
 }
 
-// Chunk splits text into pieces of at most size tokens (CountTokens), each after the first
+// Chunk splits text into pieces of at most size tokens (prose.CountTokens), each after the first
 // repeating about overlap tokens from the end of the one before, so that a passage cut in two
 // still appears whole in one of them.
 //
@@ -138,35 +139,34 @@ func overlapStart(cum []int, gaps []boundary, a, c, overlap int) int {
 // word is a maximal run of non-space runes.
 type word struct {
 	start, end int // byte offsets
-	tokens     int // CountTokens(text[start:end])
+	tokens     int // prose.CountTokens(text[start:end])
 }
 
 func splitWords(text string) []word {
 	ws := make([]word, 0, len(text)/5+1) // English words take ~6 bytes with their space: no regrowth
-	var c tokenCounter
+	var c prose.Counter
 	start := -1
 	for i := 0; i < len(text); {
 		r, size := rune(text[i]), 1
 		if r >= utf8.RuneSelf {
 			r, size = utf8.DecodeRuneInString(text[i:])
 		}
-		k := classify(r)
-		if k == classSpace {
+		if unicode.IsSpace(r) {
 			if start >= 0 {
-				ws = append(ws, word{start: start, end: i, tokens: c.n})
+				ws = append(ws, word{start: start, end: i, tokens: c.Tokens()})
 				start = -1
 			}
 		} else {
 			if start < 0 {
 				start = i
-				c = tokenCounter{}
+				c = prose.Counter{}
 			}
-			c.add(k)
+			c.Add(r)
 		}
 		i += size
 	}
 	if start >= 0 {
-		ws = append(ws, word{start: start, end: len(text), tokens: c.n})
+		ws = append(ws, word{start: start, end: len(text), tokens: c.Tokens()})
 	}
 	return ws
 }
@@ -191,7 +191,7 @@ func gapStrengths(text string, ws []word) []boundary {
 		switch {
 		case lines >= 2:
 			gaps[i] = boundaryParagraph
-		case endsSentence(text[ws[i].start:ws[i].end], text[ws[i+1].start:ws[i+1].end],
+		case prose.EndsSentence(text[ws[i].start:ws[i].end], text[ws[i+1].start:ws[i+1].end],
 			i == 0 || strings.Contains(text[ws[i-1].end:ws[i].start], "\n")):
 			gaps[i] = boundarySentence
 		case lines == 1:
@@ -201,96 +201,37 @@ func gapStrengths(text string, ws []word) []boundary {
 	return gaps
 }
 
-// abbreviations end in "." without ending a sentence. Dotted initials ("U.S.", "e.g.", "J.") are
-// recognised by shape and need no entry.
-var abbreviations = []string{
-	"mr.", "mrs.", "ms.", "dr.", "prof.", "sr.", "jr.", "st.", "vs.", "cf.", "fig.", "figs.",
-	"no.", "nos.", "vol.", "pp.", "approx.", "inc.", "ltd.", "co.", "corp.", "dept.", "est.",
-	"gen.", "gov.", "sen.", "rep.", "rev.", "lt.", "col.", "capt.", "sgt.", "mt.", "ave.",
-}
-
-// endsSentence reports whether w ends a sentence, given the word after it and whether w is the
-// first word of a line.
-func endsSentence(w, next string, lineStart bool) bool {
-	switch c := w[len(w)-1]; { // most words end in a letter: skip the Unicode work
-	case c < utf8.RuneSelf && !strings.ContainsRune(`.!?"')]}`, rune(c)):
-		return false
-	}
-	w = strings.TrimRight(w, `"')]}»”’`)
-	last, _ := utf8.DecodeLastRuneInString(w)
-	switch last {
-	case '.', '!', '?', '…', '‽', '。', '！', '？':
-	default:
-		return false
-	}
-	if first, _ := utf8.DecodeRuneInString(next); unicode.IsLower(first) {
-		return false // "e.g. the", "approx. five"
-	}
-	if last != '.' || strings.HasSuffix(w, "..") {
-		return true
-	}
-	core := strings.TrimLeft(w, `"'([{«“‘`)
-	for _, a := range abbreviations {
-		if strings.EqualFold(core, a) {
-			return false
-		}
-	}
-	if isInitials(core) {
-		return false
-	}
-	if lineStart && strings.TrimLeft(core[:len(core)-1], "0123456789") == "" {
-		return false // "1." numbering a list
-	}
-	return true
-}
-
-// isInitials reports whether s is letters each followed by a dot: "J.", "U.S.", "e.g.", "a.m.".
-func isInitials(s string) bool {
-	if s == "" {
-		return false
-	}
-	for s != "" {
-		r, n := utf8.DecodeRuneInString(s)
-		if !unicode.IsLetter(r) || len(s) == n || s[n] != '.' {
-			return false
-		}
-		s = s[n+1:]
-	}
-	return true
-}
-
 // splitWord appends pieces of a word over size tokens, each the longest run of whole runes that
 // fits, cut preferably just after sentence punctuation, then after other punctuation, if that
 // keeps at least half the budget. It never cuts before a combining mark or joiner.
 func splitWord(pieces []Piece, text string, w word, size int) []Piece {
 	for s := w.start; s < w.end; {
-		var c tokenCounter
+		var c prose.Counter
 		cut, cutTokens := w.end, 0 // the latest cut that fits
 		punct, punctTokens := -1, 0
 		stop, stopTokens := -1, 0
 		prev := rune(-1)
 		for i := s; i < w.end; {
 			r, n := utf8.DecodeRuneInString(text[i:])
-			k := classify(r)
-			if i > s && k != classCont {
-				cut, cutTokens = i, c.n
-				if 2*c.n >= size {
+			if i > s && !prose.Joins(r) {
+				cut, cutTokens = i, c.Tokens()
+				if 2*c.Tokens() >= size {
 					switch {
 					case strings.ContainsRune(".!?…。！？", prev):
-						stop, stopTokens = i, c.n
-					case classify(prev) == classSymbol:
-						punct, punctTokens = i, c.n
+						stop, stopTokens = i, c.Tokens()
+					case prose.IsSymbol(prev):
+						punct, punctTokens = i, c.Tokens()
 					}
 				}
 			}
-			c.add(k)
-			if c.n > size {
+			c.Add(r)
+			if c.Tokens() > size {
 				break
 			}
 			prev = r
 			i += n
 			if i == w.end {
-				cut, cutTokens = i, c.n
+				cut, cutTokens = i, c.Tokens()
 			}
 		}
 		if cut < w.end {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/dataplane/ingest"
+	"github.com/ragplane/ragplane/dataplane/prose"
 )
 
 func TestChunkRejectsSizes(t *testing.T) {
@@ -227,8 +228,8 @@ func checkPieces(tb testing.TB, text string, size, overlap int, pieces []ingest.
 			tb.Fatalf("piece %d has %d tokens, size %d: %q", i, p.Tokens, size, p.Content)
 		case p.Start < 0 || p.End > len(text) || p.Start >= p.End || text[p.Start:p.End] != p.Content:
 			tb.Fatalf("piece %d: Content %q is not text[%d:%d]", i, p.Content, p.Start, p.End)
-		case p.Tokens != ingest.CountTokens(p.Content):
-			tb.Fatalf("piece %d: Tokens %d, CountTokens %d", i, p.Tokens, ingest.CountTokens(p.Content))
+		case p.Tokens != prose.CountTokens(p.Content):
+			tb.Fatalf("piece %d: Tokens %d, CountTokens %d", i, p.Tokens, prose.CountTokens(p.Content))
 		case strings.TrimSpace(p.Content) != p.Content:
 			tb.Fatalf("piece %d has surrounding whitespace: %q", i, p.Content)
 		case p.Start <= prev.Start || p.End <= prev.End:
@@ -240,7 +241,7 @@ func checkPieces(tb testing.TB, text string, size, overlap int, pieces []ingest.
 				tb.Fatalf("text %q between pieces %d and %d is in no piece", gap, i-1, i)
 			}
 			from = p.Start
-		} else if ov := ingest.CountTokens(text[p.Start:from]); ov > overlap {
+		} else if ov := prose.CountTokens(text[p.Start:from]); ov > overlap {
 			tb.Fatalf("piece %d overlaps the previous one by %d tokens, overlap %d", i, ov, overlap)
 		}
 		rebuilt.WriteString(text[from:p.End])

@@ -1,6 +1,6 @@
 // Package ingest turns an uploaded file into the pieces Ragplane stores and retrieves: plain text
-// (Extract, NormalizeText), a deduplication key (ContentHash), token counts (CountTokens) and
-// overlapping chunks (Chunk).
+// (Extract, NormalizeText), a deduplication key (ContentHash) and overlapping chunks (Chunk),
+// counted and cut at sentence ends by the rules of package prose.
 //
 // Everything here is a pure function of its arguments: no database, no network, no globals, so
 // the data plane can run it in any worker and tests need no setup. The usual order is

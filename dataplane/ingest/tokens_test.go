@@ -5,9 +5,10 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/ragplane/ragplane/dataplane/ingest"
+	"github.com/ragplane/ragplane/dataplane/prose"
 )
 
+// The token counter is prose.CountTokens; these tests hold the properties Chunk relies on.
 func TestCountTokens(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -35,7 +36,7 @@ func TestCountTokens(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := ingest.CountTokens(tt.given); got != tt.expect {
+			if got := prose.CountTokens(tt.given); got != tt.expect {
 				t.Errorf("CountTokens(%q) = %d, expect %d", tt.given, got, tt.expect)
 			}
 		})
@@ -50,7 +51,7 @@ func TestCountTokensEnglishRule(t *testing.T) {
 		"generated": generateProse(20_000, 1),
 	} {
 		t.Run(name, func(t *testing.T) {
-			got, rule := ingest.CountTokens(text), float64(len(text))/4
+			got, rule := prose.CountTokens(text), float64(len(text))/4
 			ratio := float64(got) / rule
 			t.Logf("%d tokens for %d bytes: %.2f× the rule", got, len(text), ratio)
 			if ratio < 0.7 || ratio > 1.3 {
@@ -67,7 +68,7 @@ func TestCountTokensMonotonic(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			prev := 0
 			for i := range text { // every rune boundary
-				if got := ingest.CountTokens(text[:i]); got < prev {
+				if got := prose.CountTokens(text[:i]); got < prev {
 					t.Fatalf("CountTokens(text[:%d]) = %d < %d for a shorter prefix", i, got, prev)
 				} else {
 					prev = got
@@ -78,7 +79,7 @@ func TestCountTokensMonotonic(t *testing.T) {
 				if !utf8.RuneStart(text[min(i, len(text)-1)]) && i < len(text) {
 					continue
 				}
-				if got := ingest.CountTokens(text[i:]); got < prev {
+				if got := prose.CountTokens(text[i:]); got < prev {
 					t.Fatalf("CountTokens(text[%d:]) = %d < %d for a shorter suffix", i, got, prev)
 				} else {
 					prev = got
@@ -94,9 +95,9 @@ func TestCountTokensAdditive(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sum := 0
 			for _, w := range strings.Fields(text) {
-				sum += ingest.CountTokens(w)
+				sum += prose.CountTokens(w)
 			}
-			if got := ingest.CountTokens(text); got != sum {
+			if got := prose.CountTokens(text); got != sum {
 				t.Errorf("CountTokens(text) = %d, sum over words = %d", got, sum)
 			}
 		})
@@ -107,6 +108,6 @@ func BenchmarkCountTokens(b *testing.B) {
 	text := generateProse(1<<20, 1)
 	b.SetBytes(int64(len(text)))
 	for b.Loop() {
-		ingest.CountTokens(text)
+		prose.CountTokens(text)
 	}
 }

@@ -1,4 +1,4 @@
-package ingest
+package prose
 
 import (
 	"unicode"
@@ -23,9 +23,9 @@ import (
 // for a limit. Two properties matter more than precision and are tested: the count never
 // decreases when text is added (so a chunk that fits stays within its limit when trimmed), and it
 // is additive across whitespace (the count of "a b" is the count of "a" plus that of "b"), which
-// lets Chunk sum per-word counts instead of recounting.
+// lets a chunker (ingest.Chunk) sum per-word counts instead of recounting.
 func CountTokens(s string) int {
-	var c tokenCounter
+	var c Counter
 	for i := 0; i < len(s); {
 		r, n := rune(s[i]), 1
 		if r >= utf8.RuneSelf {
@@ -94,16 +94,29 @@ func classify(r rune) runeClass {
 	return classSymbol
 }
 
-// tokenCounter is CountTokens one rune at a time, so that Chunk can count words as it finds them
-// and find the longest prefix of an oversized word that fits.
-type tokenCounter struct {
+// Counter is CountTokens one rune at a time, so that a chunker can count words as it finds them
+// and find the longest prefix of an oversized word that fits. The zero Counter is empty.
+type Counter struct {
 	n     int       // tokens so far
 	class runeClass // class of the run in progress
 	left  int       // runes the run's current token can still absorb
 }
 
+// Add counts the rune r.
+func (c *Counter) Add(r rune) { c.add(classify(r)) }
+
+// Tokens is the count so far.
+func (c *Counter) Tokens() int { return c.n }
+
+// Joins reports whether r rides on the rune before it (a combining mark, a zero-width joiner, an
+// emoji skin tone): text is never cut before such a rune, and it costs nothing.
+func Joins(r rune) bool { return classify(r) == classCont }
+
+// IsSymbol reports whether r is punctuation, a symbol or an emoji, each one token.
+func IsSymbol(r rune) bool { return classify(r) == classSymbol }
+
 // add counts one rune of class k (from classify).
-func (c *tokenCounter) add(k runeClass) {
+func (c *Counter) add(k runeClass) {
 	switch k {
 	case classSpace:
 		c.class, c.left = classNone, 0
