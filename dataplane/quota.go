@@ -13,8 +13,20 @@ import (
 // (UTC) has reached the quota gets 429 on queries until the month turns or the quota is raised.
 // The count lives in the catalog and is cached per tenant for a few seconds.
 type monthlyTokens struct {
+	cfg monthlyTokensConfig
+
 	mu    sync.Mutex
 	cache map[ragplane.TenantID]tokenCount
+}
+
+// monthlyTokensConfig configures the monthly token counter.
+type monthlyTokensConfig struct {
+	// Load sums the tokens a tenant used since a time (catalog.Store.TokensSince).
+	Load func(ctx context.Context, tenant ragplane.TenantID, since time.Time) (int64, error)
+	// TTL is how long a count is served before it is read again (default 5s).
+	TTL time.Duration
+	// Now is the counter's clock: the cache's expiry and the start of the month (default time.Now).
+	Now func() time.Time
 }
 
 type tokenCount struct {
@@ -22,27 +34,45 @@ type tokenCount struct {
 	at   time.Time
 }
 
-const tokenCacheTTL = 5 * time.Second
+func newMonthlyTokens(cfg monthlyTokensConfig) *monthlyTokens {
+	if cfg.TTL <= 0 {
+		cfg.TTL = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &monthlyTokens{cfg: cfg, cache: map[ragplane.TenantID]tokenCount{}}
+}
+
+// used returns the tokens tenant used this calendar month (UTC), at most TTL old.
+func (m *monthlyTokens) used(ctx context.Context, tenant ragplane.TenantID) (int64, error) {
+	m.mu.Lock()
+	c, ok := m.cache[tenant]
+	m.mu.Unlock()
+	now := m.cfg.Now()
+	if ok && now.Sub(c.at) <= m.cfg.TTL {
+		return c.used, nil
+	}
+	utc := now.UTC()
+	used, err := m.cfg.Load(ctx, tenant, time.Date(utc.Year(), utc.Month(), 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		return 0, err
+	}
+	m.mu.Lock()
+	m.cache[tenant] = tokenCount{used: used, at: now}
+	m.mu.Unlock()
+	return used, nil
+}
 
 func (s *Server) checkMonthlyTokens(ctx context.Context, sc *scope) error {
 	limit := int64(sc.cfg.Limits.MonthlyTokens)
-	s.tokens.mu.Lock()
-	c, ok := s.tokens.cache[sc.tenant]
-	s.tokens.mu.Unlock()
-	if !ok || time.Since(c.at) > tokenCacheTTL {
-		now := time.Now().UTC()
-		used, err := s.store.TokensSince(ctx, sc.tenant, time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC))
-		if err != nil {
-			// The catalog is away: serve rather than refuse; usage is still recorded.
-			s.log.Warn("monthly token quota unchecked", "tenant_id", sc.tenant, "error", ragplane.ErrorMessage(err))
-			return nil
-		}
-		c = tokenCount{used: used, at: time.Now()}
-		s.tokens.mu.Lock()
-		s.tokens.cache[sc.tenant] = c
-		s.tokens.mu.Unlock()
+	used, err := s.tokens.used(ctx, sc.tenant)
+	if err != nil {
+		// The catalog is away: serve rather than refuse; usage is still recorded.
+		s.log.Warn("monthly token quota unchecked", "tenant_id", sc.tenant, "error", ragplane.ErrorMessage(err))
+		return nil
 	}
-	if c.used >= limit {
+	if used >= limit {
 		return &ragplane.Error{Code: ragplane.EQUOTA, Field: "monthly_tokens",
 			Message: fmt.Sprintf("The tenant has used its %d tokens for this month.", limit)}
 	}

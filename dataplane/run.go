@@ -19,7 +19,6 @@ import (
 
 	neo4jdriver "github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
-	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
 	"github.com/ragplane/ragplane/dataplane/graph"
 	"github.com/ragplane/ragplane/dataplane/graph/neo4j"
@@ -41,7 +40,7 @@ type Server struct {
 	providers      *providers
 	graph          graphStores
 	spool          *spool
-	tokens         monthlyTokens
+	tokens         *monthlyTokens
 	listener       net.Listener
 	http           *http.Server
 	closers        []func()
@@ -61,7 +60,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("dataplane config:\n%w", err)
 	}
-	s := &Server{cfg: cfg, log: logger.With("component", "dataplane"), tokens: monthlyTokens{cache: map[ragplane.TenantID]tokenCount{}}}
+	s := &Server{cfg: cfg, log: logger.With("component", "dataplane")}
 	ok := false
 	defer func() {
 		if !ok {
@@ -87,7 +86,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	s.store = store
 	s.closers = append(s.closers, store.Close)
-	s.tenants = newTenants(store, cfg.TenantCacheTTL)
+	s.tenants = newTenants(tenantCacheConfig{Load: store.TenantRuntime, TTL: cfg.TenantCacheTTL})
+	s.tokens = newMonthlyTokens(monthlyTokensConfig{Load: store.TokensSince})
 
 	// 3. Tenant database pools under the connection budget, and the outside providers.
 	s.pools = newPools(cfg.DB, reg, s.log)
@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "ragplane-usage", strings.NewReplacer(":", "_", "/", "_").Replace(cfg.Addr))
 	}
-	if s.spool, err = newSpool(dir, store, reg, logger); err != nil {
+	if s.spool, err = newSpool(spoolConfig{Dir: dir, Ship: store.RecordUsage, Registerer: reg, Logger: logger}); err != nil {
 		return nil, err
 	}
 
@@ -147,7 +147,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	shipCtx, stopShip := context.WithCancel(context.WithoutCancel(ctx))
 	shipDone := make(chan struct{})
-	go func() { defer close(shipDone); s.spool.run(shipCtx, time.Second) }()
+	go func() { defer close(shipDone); s.spool.run(shipCtx) }()
 	regCtx, stopReg := context.WithCancel(context.WithoutCancel(ctx))
 	regDone := make(chan struct{})
 	go func() { defer close(regDone); s.register(regCtx) }()

@@ -14,8 +14,7 @@ import (
 // tenants caches tenants' catalog entries briefly, so a busy tenant costs one catalog read per
 // TTL rather than one per request; a suspension or deletion takes effect within the TTL.
 type tenants struct {
-	store *catalog.Store
-	ttl   time.Duration
+	cfg   tenantCacheConfig
 	group singleflight.Group
 
 	mu sync.Mutex
@@ -28,8 +27,21 @@ type cachedRuntime struct {
 	at  time.Time
 }
 
-func newTenants(store *catalog.Store, ttl time.Duration) *tenants {
-	return &tenants{store: store, ttl: ttl, m: map[ragplane.TenantID]cachedRuntime{}}
+// tenantCacheConfig configures the tenant cache.
+type tenantCacheConfig struct {
+	// Load reads a tenant's catalog entry (catalog.Store.TenantRuntime).
+	Load func(context.Context, ragplane.TenantID) (*catalog.Runtime, error)
+	// TTL is how long an entry is served before it is read again.
+	TTL time.Duration
+	// Now is the cache's clock (default time.Now).
+	Now func() time.Time
+}
+
+func newTenants(cfg tenantCacheConfig) *tenants {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &tenants{cfg: cfg, m: map[ragplane.TenantID]cachedRuntime{}}
 }
 
 // get returns a servable tenant's runtime, or the error its status calls for: an unknown tenant is
@@ -39,10 +51,10 @@ func (t *tenants) get(ctx context.Context, id ragplane.TenantID) (*catalog.Runti
 	t.mu.Lock()
 	c, ok := t.m[id]
 	t.mu.Unlock()
-	if !ok || time.Since(c.at) > t.ttl {
+	if !ok || t.cfg.Now().Sub(c.at) > t.cfg.TTL {
 		v, err, _ := t.group.Do(string(id), func() (any, error) {
-			rt, err := t.store.TenantRuntime(context.WithoutCancel(ctx), id)
-			c := cachedRuntime{rt: rt, err: err, at: time.Now()}
+			rt, err := t.cfg.Load(context.WithoutCancel(ctx), id)
+			c := cachedRuntime{rt: rt, err: err, at: t.cfg.Now()}
 			code := ragplane.ErrorCode(err)
 			if err == nil || code == ragplane.ENOTFOUND {
 				t.mu.Lock()

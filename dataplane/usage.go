@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ragplane/ragplane"
-	"github.com/ragplane/ragplane/catalog"
 )
 
 // spool makes usage records durable before the response that they meter leaves the worker:
@@ -28,9 +27,9 @@ import (
 // moves closed segments to the catalog in batches, keyed by event id, so a record shipped twice
 // (a crash between insert and delete) is counted once, and a catalog outage only delays shipping.
 type spool struct {
-	dir   string
-	store *catalog.Store
-	log   *slog.Logger
+	cfg spoolConfig
+	dir string
+	log *slog.Logger
 
 	mu     sync.Mutex
 	f      *os.File
@@ -41,13 +40,36 @@ type spool struct {
 	failed  prometheus.Counter
 }
 
-// newSpool opens the spool in dir. log is the worker's root logger, not the worker's own: the spool
-// names itself component=usage, and a line must not carry two component keys.
-func newSpool(dir string, store *catalog.Store, reg prometheus.Registerer, log *slog.Logger) (*spool, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+// spoolConfig configures the usage spool.
+type spoolConfig struct {
+	// Dir holds the spool's files; it must survive a restart of the worker.
+	Dir string
+	// Ship commits a batch of records to the catalog and reports how many were new
+	// (catalog.Store.RecordUsage).
+	Ship func(context.Context, []ragplane.UsageEvent) (int, error)
+	// Interval is the time between shipping rounds (default 1s); a failed round is retried at
+	// the next one.
+	Interval time.Duration
+	// Now is the spool's clock: segment names and the lag metric (default time.Now).
+	Now        func() time.Time
+	Registerer prometheus.Registerer
+	// Logger is the worker's root logger, not the worker's own: the spool names itself
+	// component=usage, and a line must not carry two component keys.
+	Logger *slog.Logger
+}
+
+// newSpool opens the spool in cfg.Dir.
+func newSpool(cfg spoolConfig) (*spool, error) {
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("usage spool: %w", err)
 	}
-	s := &spool{dir: dir, store: store, log: log.With("component", "usage")}
+	s := &spool{cfg: cfg, dir: cfg.Dir, log: cfg.Logger.With("component", "usage")}
 	s.shipped = prometheus.NewCounter(prometheus.CounterOpts{Name: "ragplane_dataplane_usage_shipped_total",
 		Help: "Usage records shipped to the catalog."})
 	s.failed = prometheus.NewCounter(prometheus.CounterOpts{Name: "ragplane_dataplane_usage_ship_failures_total",
@@ -59,9 +81,9 @@ func newSpool(dir string, store *catalog.Store, reg prometheus.Registerer, log *
 		if s.oldest.IsZero() {
 			return 0
 		}
-		return time.Since(s.oldest).Seconds()
+		return s.cfg.Now().Sub(s.oldest).Seconds()
 	})
-	reg.MustRegister(s.shipped, s.failed, s.lag)
+	cfg.Registerer.MustRegister(s.shipped, s.failed, s.lag)
 	if err := s.open(); err != nil {
 		return nil, err
 	}
@@ -94,9 +116,9 @@ func (s *spool) append(e ragplane.UsageEvent) error {
 	return nil
 }
 
-// run ships every interval until ctx ends, then once more.
-func (s *spool) run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
+// run ships every cfg.Interval until ctx ends, then once more.
+func (s *spool) run(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	for {
 		select {
@@ -116,7 +138,7 @@ func (s *spool) ship(ctx context.Context) {
 	if st, err := s.f.Stat(); err == nil && st.Size() > 0 {
 		s.f.Sync()
 		s.f.Close()
-		name := filepath.Join(s.dir, fmt.Sprintf("usage.%d.jsonl", time.Now().UnixNano()))
+		name := filepath.Join(s.dir, fmt.Sprintf("usage.%d.jsonl", s.cfg.Now().UnixNano()))
 		if err := os.Rename(filepath.Join(s.dir, "usage.active.jsonl"), name); err != nil {
 			s.log.Error("usage spool rotate failed", "error", err)
 		}
@@ -138,7 +160,7 @@ func (s *spool) ship(ctx context.Context) {
 			continue
 		}
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		n, err := s.store.RecordUsage(sctx, events)
+		n, err := s.cfg.Ship(sctx, events)
 		cancel()
 		if err != nil {
 			s.failed.Inc()
