@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	})
 
 	// 3. A signing key for tenant tokens.
-	s.issuer = &issuer{store: store, cfg: cfg.Tokens}
+	s.issuer = newIssuer(issuerConfig{Keys: store.SigningKeys, Tokens: cfg.Tokens})
 	if _, err := store.EnsureSigningKey(ctx, cfg.Tokens.RotateEvery, s.keyOverlap()); err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}

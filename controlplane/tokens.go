@@ -30,12 +30,28 @@ type TenantClaims struct {
 // issuer signs tenant JWTs with the newest signing key and publishes the JWKS. Keys are read from
 // the catalog, so every replica signs with the same key and publishes the same set.
 type issuer struct {
-	store *catalog.Store
-	cfg   TokenConfig
+	cfg issuerConfig
 
 	mu     sync.Mutex
 	keys   []catalog.SigningKey
 	loaded time.Time
+}
+
+// issuerConfig configures the token issuer.
+type issuerConfig struct {
+	// Keys reads the published signing keys, newest first (catalog.Store.SigningKeys).
+	Keys func(context.Context) ([]catalog.SigningKey, error)
+	// Tokens names the issuer and audience.
+	Tokens TokenConfig
+	// Now is the issuer's clock: tokens' iat/nbf/exp and the key cache's expiry (default time.Now).
+	Now func() time.Time
+}
+
+func newIssuer(cfg issuerConfig) *issuer {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &issuer{cfg: cfg}
 }
 
 // keyCacheTTL bounds how long a replica may sign with a key after another replica rotated.
@@ -44,17 +60,17 @@ const keyCacheTTL = 10 * time.Second
 func (i *issuer) signingKeys(ctx context.Context) ([]catalog.SigningKey, error) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if len(i.keys) > 0 && time.Since(i.loaded) < keyCacheTTL {
+	if len(i.keys) > 0 && i.cfg.Now().Sub(i.loaded) < keyCacheTTL {
 		return i.keys, nil
 	}
-	keys, err := i.store.SigningKeys(ctx)
+	keys, err := i.cfg.Keys(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if len(keys) == 0 || keys[0].Private == nil {
 		return nil, ragplane.Errorf(ragplane.EUNAVAILABLE, "No signing key is available yet.")
 	}
-	i.keys, i.loaded = keys, time.Now()
+	i.keys, i.loaded = keys, i.cfg.Now()
 	return keys, nil
 }
 
@@ -72,14 +88,14 @@ func (i *issuer) issue(ctx context.Context, tenant ragplane.TenantID, subject st
 		return "", err
 	}
 	k := keys[0]
-	now := time.Now()
+	now := i.cfg.Now()
 	jti := make([]byte, 16)
 	rand.Read(jti)
 	claims := TenantClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    i.cfg.Issuer,
+			Issuer:    i.cfg.Tokens.Issuer,
 			Subject:   subject,
-			Audience:  jwt.ClaimStrings{i.cfg.Audience},
+			Audience:  jwt.ClaimStrings{i.cfg.Tokens.Audience},
 			ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
 			NotBefore: jwt.NewNumericDate(now),
 			IssuedAt:  jwt.NewNumericDate(now),
