@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/internal/problem"
@@ -180,23 +181,31 @@ func (s *Server) Addr() string { return s.listener.Addr().String() }
 // Run serves until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.close()
-	go s.xds.Run(ctx)
-	go s.follow(ctx)
-	errc := make(chan error, 1)
-	go func() {
+	// The xDS client, the balancer's follower and the HTTP server run as one group: the first
+	// that fails ends the others and Run returns its error. ctx ending is not a failure.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.xds.Run(gctx) })
+	g.Go(func() error { s.follow(gctx); return nil })
+	g.Go(func() error {
 		if err := s.http.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
+			return fmt.Errorf("proxy: serve: %w", err)
 		}
-	}()
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done() // ctx ended, or a member failed
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := s.http.Shutdown(sctx); err != nil {
+			s.log.Warn("proxy shutdown", "error", err)
+		}
+		return nil
+	})
 	s.log.Info("proxy started", "addr", s.Addr(), "xds", s.cfg.XDSAddr)
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
+	err := g.Wait()
+	if err != nil {
+		s.log.Error("proxy failed", "error", err)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	_ = s.http.Shutdown(sctx)
 	s.log.Info("proxy stopped")
 	return err
 }
