@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/internal/envconfig"
 )
 
 // Config is the control plane's configuration.
@@ -98,58 +98,35 @@ func DefaultConfig() Config {
 // ConfigFromEnv overlays RAGPLANE_* (and DATABASE_URL, NEON_API_KEY) variables onto the defaults.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	cfg := DefaultConfig()
-	str := func(name string, dst *string) {
-		if v := getenv(name); v != "" {
-			*dst = v
-		}
-	}
-	var errs []error
-	dur := func(name string, dst *time.Duration) {
-		if v := getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: not a duration like 15m: %q", name, v))
-			}
-			*dst = d
-		}
-	}
-	num := func(name string, dst *int) {
-		if v := getenv(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: not a whole number: %q", name, v))
-			}
-			*dst = n
-		}
-	}
-	str("RAGPLANE_ADMIN_ADDR", &cfg.AdminAddr)
-	str("DATABASE_URL", &cfg.DatabaseURL)
-	str("RAGPLANE_ADMIN_TOKEN", &cfg.AdminToken)
-	str("RAGPLANE_SECRET_KEY", &cfg.SecretKey)
-	str("RAGPLANE_INTERNAL_KEY", &cfg.InternalKey)
-	if v := getenv("RAGPLANE_PRICES"); v != "" {
+	env := envconfig.New(getenv, "15m")
+	env.String("RAGPLANE_ADMIN_ADDR", &cfg.AdminAddr)
+	env.String("DATABASE_URL", &cfg.DatabaseURL)
+	env.String("RAGPLANE_ADMIN_TOKEN", &cfg.AdminToken)
+	env.String("RAGPLANE_SECRET_KEY", &cfg.SecretKey)
+	env.String("RAGPLANE_INTERNAL_KEY", &cfg.InternalKey)
+	if v := env.Lookup("RAGPLANE_PRICES"); v != "" {
 		p, err := parsePrices(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("RAGPLANE_PRICES: want a JSON object of model -> {prompt_per_1k, completion_per_1k}"))
+			env.Errorf("RAGPLANE_PRICES: want a JSON object of model -> {prompt_per_1k, completion_per_1k}")
 		}
 		cfg.Prices = p
 	}
-	str("RAGPLANE_XDS_ADDR", &cfg.XDSAddr)
-	dur("RAGPLANE_WORKER_LEASE_TTL", &cfg.WorkerLeaseTTL)
-	str("RAGPLANE_PROVIDER", &cfg.Provision.DefaultProvider)
-	str("RAGPLANE_REGION", &cfg.Provision.DefaultRegion)
-	str("RAGPLANE_LOCAL_ADMIN_URL", &cfg.Provision.LocalAdminURL)
-	str("RAGPLANE_LOCAL_PREFIX", &cfg.Provision.LocalPrefix)
-	str("NEON_API_KEY", &cfg.Provision.NeonAPIKey)
-	str("RAGPLANE_NEON_API_URL", &cfg.Provision.NeonAPIURL)
-	num("RAGPLANE_PROVISION_MAX_ATTEMPTS", &cfg.Provision.MaxAttempts)
-	num("RAGPLANE_PROVISION_CONCURRENCY", &cfg.Provision.Concurrency)
-	dur("RAGPLANE_PROVISION_BACKOFF", &cfg.Provision.BaseBackoff)
-	str("RAGPLANE_TOKEN_ISSUER", &cfg.Tokens.Issuer)
-	str("RAGPLANE_TOKEN_AUDIENCE", &cfg.Tokens.Audience)
-	dur("RAGPLANE_TOKEN_TTL", &cfg.Tokens.TTL)
-	dur("RAGPLANE_KEY_ROTATION", &cfg.Tokens.RotateEvery)
-	return cfg, errors.Join(errs...)
+	env.String("RAGPLANE_XDS_ADDR", &cfg.XDSAddr)
+	env.Duration("RAGPLANE_WORKER_LEASE_TTL", &cfg.WorkerLeaseTTL)
+	env.String("RAGPLANE_PROVIDER", &cfg.Provision.DefaultProvider)
+	env.String("RAGPLANE_REGION", &cfg.Provision.DefaultRegion)
+	env.String("RAGPLANE_LOCAL_ADMIN_URL", &cfg.Provision.LocalAdminURL)
+	env.String("RAGPLANE_LOCAL_PREFIX", &cfg.Provision.LocalPrefix)
+	env.String("NEON_API_KEY", &cfg.Provision.NeonAPIKey)
+	env.String("RAGPLANE_NEON_API_URL", &cfg.Provision.NeonAPIURL)
+	env.Int("RAGPLANE_PROVISION_MAX_ATTEMPTS", &cfg.Provision.MaxAttempts)
+	env.Int("RAGPLANE_PROVISION_CONCURRENCY", &cfg.Provision.Concurrency)
+	env.Duration("RAGPLANE_PROVISION_BACKOFF", &cfg.Provision.BaseBackoff)
+	env.String("RAGPLANE_TOKEN_ISSUER", &cfg.Tokens.Issuer)
+	env.String("RAGPLANE_TOKEN_AUDIENCE", &cfg.Tokens.Audience)
+	env.Duration("RAGPLANE_TOKEN_TTL", &cfg.Tokens.TTL)
+	env.Duration("RAGPLANE_KEY_ROTATION", &cfg.Tokens.RotateEvery)
+	return cfg, env.Err()
 }
 
 // Validate reports every problem with the config at once, in words an operator can act on.

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"time"
 
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/internal/envconfig"
 	"github.com/ragplane/ragplane/internal/tenantctx"
 )
 
@@ -130,67 +130,44 @@ func DefaultConfig() Config {
 // ConfigFromEnv overlays RAGPLANE_* variables (and DATABASE_URL) onto the defaults.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	cfg := DefaultConfig()
-	var errs []error
-	str := func(name string, dst *string) {
-		if v := getenv(name); v != "" {
-			*dst = v
-		}
-	}
-	num := func(name string, dst *int) {
-		if v := getenv(name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: not a whole number: %q", name, v))
-			}
-			*dst = n
-		}
-	}
-	dur := func(name string, dst *time.Duration) {
-		if v := getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: not a duration like 2s: %q", name, v))
-			}
-			*dst = d
-		}
-	}
-	str("RAGPLANE_DATAPLANE_ADDR", &cfg.Addr)
-	str("DATABASE_URL", &cfg.DatabaseURL)
-	str("RAGPLANE_INTERNAL_KEY", &cfg.InternalKey)
-	str("RAGPLANE_SECRET_KEY", &cfg.SecretKey)
-	dur("RAGPLANE_CLOCK_SKEW", &cfg.MaxClockSkew)
-	num("RAGPLANE_MAX_DB_CONNS", &cfg.DB.MaxConns)
-	num("RAGPLANE_TENANT_DB_CONNS", &cfg.DB.PerTenant)
-	dur("RAGPLANE_DB_WAIT", &cfg.DB.Wait)
-	dur("RAGPLANE_DB_IDLE_TIMEOUT", &cfg.DB.IdleTimeout)
-	dur("RAGPLANE_TENANT_CACHE_TTL", &cfg.TenantCacheTTL)
+	env := envconfig.New(getenv, "2s")
+	env.String("RAGPLANE_DATAPLANE_ADDR", &cfg.Addr)
+	env.String("DATABASE_URL", &cfg.DatabaseURL)
+	env.String("RAGPLANE_INTERNAL_KEY", &cfg.InternalKey)
+	env.String("RAGPLANE_SECRET_KEY", &cfg.SecretKey)
+	env.Duration("RAGPLANE_CLOCK_SKEW", &cfg.MaxClockSkew)
+	env.Int("RAGPLANE_MAX_DB_CONNS", &cfg.DB.MaxConns)
+	env.Int("RAGPLANE_TENANT_DB_CONNS", &cfg.DB.PerTenant)
+	env.Duration("RAGPLANE_DB_WAIT", &cfg.DB.Wait)
+	env.Duration("RAGPLANE_DB_IDLE_TIMEOUT", &cfg.DB.IdleTimeout)
+	env.Duration("RAGPLANE_TENANT_CACHE_TTL", &cfg.TenantCacheTTL)
 	var maxDoc int
-	num("RAGPLANE_MAX_DOCUMENT_BYTES", &maxDoc)
+	env.Int("RAGPLANE_MAX_DOCUMENT_BYTES", &maxDoc)
 	if maxDoc > 0 {
 		cfg.MaxDocumentBytes = int64(maxDoc)
 		cfg.MaxUploadBytes = max(cfg.MaxUploadBytes, 4*int64(maxDoc))
 	}
-	str("RAGPLANE_OPENAI_PROVIDER", &cfg.OpenAI.Provider)
-	str("RAGPLANE_OPENAI_BASE_URL", &cfg.OpenAI.BaseURL)
-	str("RAGPLANE_OPENAI_API_KEY", &cfg.OpenAI.APIKey)
+	env.String("RAGPLANE_OPENAI_PROVIDER", &cfg.OpenAI.Provider)
+	env.String("RAGPLANE_OPENAI_BASE_URL", &cfg.OpenAI.BaseURL)
+	env.String("RAGPLANE_OPENAI_API_KEY", &cfg.OpenAI.APIKey)
 	for _, tier := range []string{"small", "standard", "large"} {
-		if v := getenv("RAGPLANE_MODEL_" + map[string]string{"small": "SMALL", "standard": "STANDARD", "large": "LARGE"}[tier]); v != "" {
+		if v := env.Lookup("RAGPLANE_MODEL_" + map[string]string{"small": "SMALL", "standard": "STANDARD", "large": "LARGE"}[tier]); v != "" {
 			cfg.OpenAI.Models[tier] = v
 		}
 	}
-	dur("RAGPLANE_OPENAI_TIMEOUT", &cfg.OpenAI.Timeout)
-	num("RAGPLANE_METRICS_TOP_TENANTS", &cfg.MetricsTopTenants)
-	str("RAGPLANE_CONTROLPLANE_URL", &cfg.ControlPlaneURL)
-	str("RAGPLANE_USAGE_DIR", &cfg.UsageDir)
-	str("RAGPLANE_WORKER_ID", &cfg.WorkerID)
-	str("RAGPLANE_ADVERTISE_ADDR", &cfg.AdvertiseAddr)
-	dur("RAGPLANE_HEARTBEAT_INTERVAL", &cfg.HeartbeatInterval)
-	str("RAGPLANE_GRAPH_STORE", &cfg.Graph.Store)
-	str("NEO4J_URI", &cfg.Graph.Neo4j.URI)
-	str("NEO4J_USERNAME", &cfg.Graph.Neo4j.Username)
-	str("NEO4J_PASSWORD", &cfg.Graph.Neo4j.Password)
-	str("NEO4J_DATABASE", &cfg.Graph.Neo4j.Database)
-	return cfg, errors.Join(errs...)
+	env.Duration("RAGPLANE_OPENAI_TIMEOUT", &cfg.OpenAI.Timeout)
+	env.Int("RAGPLANE_METRICS_TOP_TENANTS", &cfg.MetricsTopTenants)
+	env.String("RAGPLANE_CONTROLPLANE_URL", &cfg.ControlPlaneURL)
+	env.String("RAGPLANE_USAGE_DIR", &cfg.UsageDir)
+	env.String("RAGPLANE_WORKER_ID", &cfg.WorkerID)
+	env.String("RAGPLANE_ADVERTISE_ADDR", &cfg.AdvertiseAddr)
+	env.Duration("RAGPLANE_HEARTBEAT_INTERVAL", &cfg.HeartbeatInterval)
+	env.String("RAGPLANE_GRAPH_STORE", &cfg.Graph.Store)
+	env.String("NEO4J_URI", &cfg.Graph.Neo4j.URI)
+	env.String("NEO4J_USERNAME", &cfg.Graph.Neo4j.Username)
+	env.String("NEO4J_PASSWORD", &cfg.Graph.Neo4j.Password)
+	env.String("NEO4J_DATABASE", &cfg.Graph.Neo4j.Database)
+	return cfg, env.Err()
 }
 
 // Validate reports every problem at once.

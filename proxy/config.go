@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ragplane/ragplane/internal/envconfig"
 	"github.com/ragplane/ragplane/internal/tenantctx"
 )
 
@@ -60,57 +61,28 @@ func DefaultConfig() Config {
 // ConfigFromEnv overlays RAGPLANE_* variables (and REDIS_URL) onto the defaults.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	cfg := DefaultConfig()
-	var errs []error
-	str := func(name string, dst *string) {
-		if v := getenv(name); v != "" {
-			*dst = v
-		}
-	}
-	boolean := func(name string, dst *bool) {
-		if v := getenv(name); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: want true or false, got %q", name, v))
-			}
-			*dst = b
-		}
-	}
-	dur := func(name string, dst *time.Duration) {
-		if v := getenv(name); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: not a duration like 30s: %q", name, v))
-			}
-			*dst = d
-		}
-	}
-	str("RAGPLANE_PROXY_ADDR", &cfg.Addr)
-	str("RAGPLANE_XDS_ADDR", &cfg.XDSAddr)
-	str("RAGPLANE_NODE_ID", &cfg.NodeID)
-	str("REDIS_URL", &cfg.RedisURL)
-	str("RAGPLANE_REDIS_PREFIX", &cfg.RedisPrefix)
-	str("RAGPLANE_INTERNAL_KEY", &cfg.InternalKey)
-	if v := getenv("RAGPLANE_TOKEN_CACHE_SIZE"); v != "" {
+	env := envconfig.New(getenv, "30s")
+	env.String("RAGPLANE_PROXY_ADDR", &cfg.Addr)
+	env.String("RAGPLANE_XDS_ADDR", &cfg.XDSAddr)
+	env.String("RAGPLANE_NODE_ID", &cfg.NodeID)
+	env.String("REDIS_URL", &cfg.RedisURL)
+	env.String("RAGPLANE_REDIS_PREFIX", &cfg.RedisPrefix)
+	env.String("RAGPLANE_INTERNAL_KEY", &cfg.InternalKey)
+	if v := env.Lookup("RAGPLANE_TOKEN_CACHE_SIZE"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			errs = append(errs, fmt.Errorf("RAGPLANE_TOKEN_CACHE_SIZE: want a whole number >= 0, got %q", v))
+			env.Errorf("RAGPLANE_TOKEN_CACHE_SIZE: want a whole number >= 0, got %q", v)
 		}
 		cfg.TokenCacheSize = n
 	}
-	if v := getenv("RAGPLANE_PROXY_REPLICAS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("RAGPLANE_PROXY_REPLICAS: not a whole number: %q", v))
-		}
-		cfg.Replicas = n
-	}
-	boolean("RAGPLANE_RATELIMIT_FAIL_OPEN", &cfg.RateLimitFailOpen)
-	boolean("RAGPLANE_CONCURRENCY_FAIL_OPEN", &cfg.ConcurrencyFailOpen)
-	boolean("RAGPLANE_ACCESS_LOG", &cfg.AccessLog)
-	dur("RAGPLANE_JWT_LEEWAY", &cfg.Leeway)
-	dur("RAGPLANE_UPSTREAM_TIMEOUT", &cfg.UpstreamTimeout)
-	dur("RAGPLANE_LEASE_TTL", &cfg.LeaseTTL)
-	return cfg, errors.Join(errs...)
+	env.Int("RAGPLANE_PROXY_REPLICAS", &cfg.Replicas)
+	env.Bool("RAGPLANE_RATELIMIT_FAIL_OPEN", &cfg.RateLimitFailOpen)
+	env.Bool("RAGPLANE_CONCURRENCY_FAIL_OPEN", &cfg.ConcurrencyFailOpen)
+	env.Bool("RAGPLANE_ACCESS_LOG", &cfg.AccessLog)
+	env.Duration("RAGPLANE_JWT_LEEWAY", &cfg.Leeway)
+	env.Duration("RAGPLANE_UPSTREAM_TIMEOUT", &cfg.UpstreamTimeout)
+	env.Duration("RAGPLANE_LEASE_TTL", &cfg.LeaseTTL)
+	return cfg, env.Err()
 }
 
 // Validate reports every problem at once.
