@@ -10,7 +10,7 @@ import (
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog/catalogtest"
-	"github.com/ragplane/ragplane/internal/e2etest"
+	"github.com/ragplane/ragplane/e2etest"
 )
 
 // startProcess runs `ragplane controlplane` as its own process on addr.

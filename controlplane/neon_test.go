@@ -9,7 +9,7 @@ import (
 	"github.com/ragplane/ragplane/catalog/catalogtest"
 	"github.com/ragplane/ragplane/controlplane"
 	"github.com/ragplane/ragplane/controlplane/provision/neon/neontest"
-	"github.com/ragplane/ragplane/internal/e2etest"
+	"github.com/ragplane/ragplane/e2etest"
 )
 
 // mustNeon runs the in-repo Neon API with a real database behind each project.

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/ragplane/ragplane/dataplane"
-	"github.com/ragplane/ragplane/internal/e2etest"
+	"github.com/ragplane/ragplane/e2etest"
 	"github.com/ragplane/ragplane/internal/openaitest"
 )
 

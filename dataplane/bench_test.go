@@ -16,7 +16,7 @@ import (
 
 	"github.com/ragplane/ragplane/dataplane/embed/hashing"
 	"github.com/ragplane/ragplane/dataplane/ingest"
-	"github.com/ragplane/ragplane/internal/e2etest"
+	"github.com/ragplane/ragplane/e2etest"
 )
 
 // vocabulary is 5,000 made-up words; prose draws them with a Zipf distribution, like real text

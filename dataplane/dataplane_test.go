@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ragplane/ragplane"
-	"github.com/ragplane/ragplane/internal/e2etest"
+	"github.com/ragplane/ragplane/e2etest"
 	"github.com/ragplane/ragplane/internal/tenantctx"
 )
 

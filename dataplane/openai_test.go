@@ -8,7 +8,7 @@ import (
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/dataplane"
 	"github.com/ragplane/ragplane/dataplane/graph"
-	"github.com/ragplane/ragplane/internal/e2etest"
+	"github.com/ragplane/ragplane/e2etest"
 	"github.com/ragplane/ragplane/internal/openaitest"
 )
 

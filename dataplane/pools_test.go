@@ -14,7 +14,7 @@ import (
 
 	"github.com/ragplane/ragplane/catalog/catalogtest"
 	"github.com/ragplane/ragplane/dataplane"
-	"github.com/ragplane/ragplane/internal/e2etest"
+	"github.com/ragplane/ragplane/e2etest"
 )
 
 // TestThousandTenantsWithinConnectionBudget serves 1,000 tenants from one worker whose budget is

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/ragplane/ragplane"
-	"github.com/ragplane/ragplane/internal/e2etest"
+	"github.com/ragplane/ragplane/e2etest"
 )
 
 var corpus = []map[string]any{

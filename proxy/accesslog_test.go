@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ragplane/ragplane/internal/e2etest"
+	"github.com/ragplane/ragplane/e2etest"
 	"github.com/ragplane/ragplane/proxy"
 )
 

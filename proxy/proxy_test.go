@@ -16,7 +16,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/ragplane/ragplane/internal/e2etest"
+	"github.com/ragplane/ragplane/e2etest"
 	"github.com/ragplane/ragplane/internal/tenantctx"
 )
 

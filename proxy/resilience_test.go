@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ragplane/ragplane/dataplane"
-	"github.com/ragplane/ragplane/internal/e2etest"
+	"github.com/ragplane/ragplane/e2etest"
 	"github.com/ragplane/ragplane/internal/openaitest"
 	"github.com/ragplane/ragplane/proxy"
 )

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/controlplane/xds"
-	"github.com/ragplane/ragplane/internal/e2etest"
+	"github.com/ragplane/ragplane/e2etest"
 	"github.com/ragplane/ragplane/proxy"
 )
 

@@ -1,6 +1,7 @@
 // Package e2etest runs Ragplane's services in the test process against the real local stack: a
 // control plane on a fresh catalog database, and data-plane workers beside it. Clients sign the
-// tenant context the way the proxy does. Tests of several packages share it.
+// tenant context the way the proxy does. Tests of several packages share it. It imports every
+// service, so it lives outside internal/, which holds only plumbing the services themselves import.
 package e2etest
 
 import (
