@@ -5,37 +5,19 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/internal/clocktest"
 )
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // A token lives exactly its TTL on the issuer's clock, and the issuer reads the signing keys again
 // once its key cache has expired, so a rotation on another replica is picked up.
 func TestIssuerClock(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC))
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)

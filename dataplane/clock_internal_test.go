@@ -16,30 +16,13 @@ import (
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/internal/clocktest"
 )
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // The tenant cache serves an entry for its TTL and reads the catalog again after it, so a
 // suspension takes effect within the TTL.
 func TestTenantCacheExpiry(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC))
 	var reads atomic.Int32
 	status := ragplane.StatusActive
 	tc := newTenants(tenantCacheConfig{TTL: 2 * time.Second, Now: clock.Now,
@@ -79,7 +62,7 @@ func TestTenantCacheExpiry(t *testing.T) {
 
 // The monthly token count is cached for its TTL and counts from the first of the clock's month.
 func TestMonthlyTokensCacheAndMonth(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2025, 3, 31, 23, 59, 58, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2025, 3, 31, 23, 59, 58, 0, time.UTC))
 	var since []time.Time
 	used := int64(10)
 	m := newMonthlyTokens(monthlyTokensConfig{TTL: 5 * time.Second, Now: clock.Now,
@@ -129,7 +112,7 @@ func TestMonthlyTokensCacheAndMonth(t *testing.T) {
 // While shipping fails the records stay in the spool, the failures are counted and the lag grows
 // with the spool's clock; once shipping works they are shipped once and the lag is 0.
 func TestSpoolShipFailureAndLag(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC))
 	var mu sync.Mutex
 	down := true
 	var shipped []ragplane.UsageEvent

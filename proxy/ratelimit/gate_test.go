@@ -3,8 +3,6 @@ package ratelimit_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -326,65 +324,6 @@ func MustGateInFlight(tb testing.TB, g *ratelimit.Gate, tenant ragplane.TenantID
 		tb.Fatalf("InFlight: %v", err)
 	}
 	return n
-}
-
-// MustDelayedRedis returns a client (with context deadlines on its sockets) that reaches the real
-// Redis through a forwarder; slowNext(d) delays the next reply from Redis by d.
-func MustDelayedRedis(tb testing.TB, real *redis.Client) (*redis.Client, func(time.Duration)) {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("listen: %v", err)
-	}
-	var delay atomic.Int64
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", real.Options().Addr)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, s)
-			mu.Unlock()
-			go func() { io.Copy(s, c); s.Close() }()
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 32<<10)
-				for {
-					n, err := s.Read(buf)
-					if err != nil {
-						return
-					}
-					time.Sleep(time.Duration(delay.Swap(0)))
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	opt := *real.Options()
-	opt.Addr = ln.Addr().String()
-	opt.MaxRetries = -1
-	opt.ContextTimeoutEnabled = true
-	rdb := redis.NewClient(&opt)
-	tb.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		rdb.Close()
-	})
-	return rdb, func(d time.Duration) { delay.Store(int64(d)) }
 }
 
 // BenchmarkGateAdmit measures one admission and its release, in parallel, against the local

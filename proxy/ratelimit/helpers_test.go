@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,61 +167,106 @@ func isCode(err error, code string) bool {
 	return errors.As(err, &e) && e.Code == code
 }
 
-// MustSwitchableRedis returns a client that reaches the real Redis through a TCP forwarder, and a
-// function that cuts (false) or restores (true) the way: cutting closes every open connection and
-// refuses new ones, as a Redis restart or a network partition would.
-func MustSwitchableRedis(tb testing.TB, real *redis.Client) (*redis.Client, func(up bool)) {
+// forwarder is a TCP forwarder to the real Redis that tests can cut (as a Redis restart or a
+// network partition would) or slow down (one reply at a time).
+type forwarder struct {
+	ln    net.Listener
+	delay atomic.Int64 // added to the next reply from Redis
+
+	mu    sync.Mutex
+	up    bool
+	conns []net.Conn
+}
+
+// mustForwarder starts a forwarder to real's address, closed when the test ends, and returns it
+// with options for a client of it (no retries: a test decides what happens on a failure).
+func mustForwarder(tb testing.TB, real *redis.Client) (*forwarder, *redis.Options) {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatalf("listen: %v", err)
 	}
-	var mu sync.Mutex
-	up := true
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			if !up {
-				mu.Unlock()
-				c.Close()
-				continue
-			}
-			s, err := net.Dial("tcp", real.Options().Addr)
-			if err != nil {
-				mu.Unlock()
-				c.Close()
-				continue
-			}
-			conns = append(conns, c, s)
-			mu.Unlock()
-			go func() { io.Copy(s, c); s.Close() }()
-			go func() { io.Copy(c, s); c.Close() }()
-		}
-	}()
+	f := &forwarder{ln: ln, up: true}
+	go f.accept(real.Options().Addr)
+	tb.Cleanup(func() {
+		f.setUp(false)
+		ln.Close()
+	})
 	opt := *real.Options()
 	opt.Addr = ln.Addr().String()
 	opt.MaxRetries = -1
-	rdb := redis.NewClient(&opt)
-	set := func(u bool) {
-		mu.Lock()
-		defer mu.Unlock()
-		up = u
-		if !u {
-			for _, c := range conns {
-				c.Close()
-			}
-			conns = nil
+	return f, &opt
+}
+
+func (f *forwarder) accept(target string) {
+	for {
+		c, err := f.ln.Accept()
+		if err != nil {
+			return
 		}
+		f.mu.Lock()
+		if !f.up {
+			f.mu.Unlock()
+			c.Close()
+			continue
+		}
+		s, err := net.Dial("tcp", target)
+		if err != nil {
+			f.mu.Unlock()
+			c.Close()
+			continue
+		}
+		f.conns = append(f.conns, c, s)
+		f.mu.Unlock()
+		go func() { io.Copy(s, c); s.Close() }()
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := s.Read(buf)
+				if err != nil {
+					return
+				}
+				time.Sleep(time.Duration(f.delay.Swap(0)))
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+		}()
 	}
-	tb.Cleanup(func() {
-		set(false)
-		ln.Close()
-		rdb.Close()
-	})
-	return rdb, set
+}
+
+// setUp cuts (false) or restores (true) the way: cutting closes every open connection and
+// refuses new ones.
+func (f *forwarder) setUp(up bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.up = up
+	if !up {
+		for _, c := range f.conns {
+			c.Close()
+		}
+		f.conns = nil
+	}
+}
+
+// MustSwitchableRedis returns a client that reaches the real Redis through a forwarder, and a
+// function that cuts (false) or restores (true) the way.
+func MustSwitchableRedis(tb testing.TB, real *redis.Client) (*redis.Client, func(up bool)) {
+	tb.Helper()
+	f, opt := mustForwarder(tb, real)
+	rdb := redis.NewClient(opt)
+	tb.Cleanup(func() { rdb.Close() })
+	return rdb, f.setUp
+}
+
+// MustDelayedRedis returns a client (with context deadlines on its sockets, as the proxy's) that
+// reaches the real Redis through a forwarder; slowNext(d) delays the next reply from Redis by d.
+func MustDelayedRedis(tb testing.TB, real *redis.Client) (*redis.Client, func(time.Duration)) {
+	tb.Helper()
+	f, opt := mustForwarder(tb, real)
+	opt.ContextTimeoutEnabled = true
+	rdb := redis.NewClient(opt)
+	tb.Cleanup(func() { rdb.Close() })
+	return rdb, func(d time.Duration) { f.delay.Store(int64(d)) }
 }

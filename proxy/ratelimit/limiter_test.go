@@ -2,7 +2,6 @@ package ratelimit_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/internal/clocktest"
 	"github.com/ragplane/ragplane/proxy/ratelimit"
 )
 
@@ -236,7 +236,7 @@ func TestLimiterFailOpen(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			reg := prometheus.NewRegistry()
-			clock := &fakeClock{t: time.Now()}
+			clock := clocktest.New(time.Now())
 			l := ratelimit.New(ratelimit.Config{Client: DeadRedis(t), Replicas: 2, Registerer: reg, Now: clock.Now})
 			allowed, d := MustAllowN(t, l, "acme_corp", tt.given, tt.expectN+1)
 			if allowed != tt.expectN {
@@ -335,22 +335,4 @@ func TestLimiterReturnsToRedisAfterOutage(t *testing.T) {
 	if allowed != 2 || d.Allowed || fallbacks() != 1 {
 		t.Fatalf("after the outage: %d allowed, last %+v, %v fallbacks; want 2 allowed from Redis, no new fallback", allowed, d, fallbacks())
 	}
-}
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
