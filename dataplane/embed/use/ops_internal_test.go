@@ -1,0 +1,146 @@
+package use
+
+import (
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func i32T(shape []int, v ...int32) *tensor { return &tensor{dt: i32, shape: shape, i: v} }
+func f32T(shape []int, v ...float32) *tensor {
+	return &tensor{dt: f32, shape: shape, f: v}
+}
+
+func withAttr(op string, attr map[string]attrValue) *node {
+	return &node{name: "test", op: op, attr: attr}
+}
+
+func intAttr(v string) attrValue  { return attrValue{I: []byte(`"` + v + `"`)} }
+func boolAttr(v bool) attrValue   { return attrValue{B: &v} }
+func typeAttr(v string) attrValue { return attrValue{Type: []byte(v)} }
+
+// The ops on small hand-checked cases (the golden test covers them on the real graph).
+func TestOps(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		given  []*tensor
+		when   *node
+		expect *tensor
+	}{
+		{
+			name:   "Add broadcasts a column",
+			given:  []*tensor{f32T([]int{2, 3}, 1, 2, 3, 4, 5, 6), f32T([]int{2, 1}, 10, 20)},
+			when:   withAttr("Add", nil),
+			expect: f32T([]int{2, 3}, 11, 12, 13, 24, 25, 26),
+		},
+		{
+			name:   "Less against a scalar",
+			given:  []*tensor{i32T([]int{3}, 1, 5, 9), i32T(nil, 5)},
+			when:   withAttr("Less", nil),
+			expect: &tensor{dt: boolean, shape: []int{3}, b: []bool{true, false, false}},
+		},
+		{
+			name:  "StridedSlice column with shrink",
+			given: []*tensor{i32T([]int{3, 2}, 0, 7, 1, 8, 2, 9), i32T([]int{2}, 0, 1), i32T([]int{2}, 0, 2), i32T([]int{2}, 1, 1)},
+			when: withAttr("StridedSlice", map[string]attrValue{"begin_mask": intAttr("1"), "end_mask": intAttr("1"),
+				"shrink_axis_mask": intAttr("2")}),
+			expect: i32T([]int{3}, 7, 8, 9),
+		},
+		{
+			name:   "StridedSlice tail of a shape",
+			given:  []*tensor{i32T([]int{3}, 4, 5, 6), i32T([]int{1}, 1), i32T([]int{1}, 0), i32T([]int{1}, 1)},
+			when:   withAttr("StridedSlice", map[string]attrValue{"end_mask": intAttr("1")}),
+			expect: i32T([]int{2}, 5, 6),
+		},
+		{
+			name:   "Transpose 0213",
+			given:  []*tensor{f32T([]int{1, 2, 2, 1}, 1, 2, 3, 4), i32T([]int{4}, 0, 2, 1, 3)},
+			when:   withAttr("Transpose", nil),
+			expect: f32T([]int{1, 2, 2, 1}, 1, 3, 2, 4),
+		},
+		{
+			name:   "Sum over axis 1",
+			given:  []*tensor{f32T([]int{2, 2, 2}, 1, 2, 3, 4, 5, 6, 7, 8), i32T(nil, 1)},
+			when:   withAttr("Sum", nil),
+			expect: f32T([]int{2, 2}, 4, 6, 12, 14),
+		},
+		{
+			name:   "Mean of the last axis, kept",
+			given:  []*tensor{f32T([]int{2, 2}, 1, 3, 5, 9), i32T([]int{1}, -1)},
+			when:   withAttr("Mean", map[string]attrValue{"keep_dims": boolAttr(true)}),
+			expect: f32T([]int{2, 1}, 2, 7),
+		},
+		{
+			name:   "Where",
+			given:  []*tensor{{dt: boolean, shape: []int{2, 2}, b: []bool{false, true, true, false}}},
+			when:   withAttr("Where", nil),
+			expect: i32T([]int{2, 2}, 0, 1, 1, 0),
+		},
+		{
+			name:   "ScatterNd then GatherNd round trip",
+			given:  []*tensor{i32T([]int{2, 2}, 0, 1, 1, 0), f32T([]int{2, 2}, 1, 2, 3, 4), i32T([]int{3}, 2, 2, 2)},
+			when:   withAttr("ScatterNd", nil),
+			expect: f32T([]int{2, 2, 2}, 0, 0, 1, 2, 3, 4, 0, 0),
+		},
+		{
+			name:   "SparseToDense",
+			given:  []*tensor{i32T([]int{2, 2}, 0, 1, 1, 0), i32T([]int{2}, 2, 2), i32T([]int{2}, 7, 8), i32T(nil, -1)},
+			when:   withAttr("SparseToDense", nil),
+			expect: i32T([]int{2, 2}, -1, 7, 8, -1),
+		},
+		{
+			name:   "Cast bool to float",
+			given:  []*tensor{{dt: boolean, shape: []int{2}, b: []bool{true, false}}},
+			when:   withAttr("Cast", map[string]attrValue{"DstT": typeAttr("1")}),
+			expect: f32T([]int{2}, 1, 0),
+		},
+		{
+			name:   "BatchMatMul with adj_y",
+			given:  []*tensor{f32T([]int{1, 1, 2}, 1, 2), f32T([]int{1, 2, 2}, 1, 0, 3, 4)},
+			when:   withAttr("BatchMatMul", map[string]attrValue{"adj_y": boolAttr(true)}),
+			expect: f32T([]int{1, 1, 2}, 1, 11),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := ops[tc.when.op](tc.when, tc.given)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := out[0]
+			if got.dt != tc.expect.dt || !slices.Equal(got.shape, tc.expect.shape) ||
+				!slices.Equal(got.f, tc.expect.f) || !slices.Equal(got.i, tc.expect.i) || !slices.Equal(got.b, tc.expect.b) {
+				t.Errorf("got %s %v f=%v i=%v b=%v, want %s %v f=%v i=%v b=%v", got.dt, got.shape, got.f, got.i, got.b,
+					tc.expect.dt, tc.expect.shape, tc.expect.f, tc.expect.i, tc.expect.b)
+			}
+		})
+	}
+}
+
+// TestOpList pins the set of ops the shipped graph runs, so that a different model file shows up
+// here first.
+func TestOpList(t *testing.T) {
+	dir := os.Getenv("RAGPLANE_MODEL_DIR")
+	if dir == "" {
+		if os.Getenv("RAGPLANE_REQUIRE_STACK") != "" {
+			t.Fatal("RAGPLANE_MODEL_DIR is not set: run `make up` (it runs ops/models.sh)")
+		}
+		t.Skip("RAGPLANE_MODEL_DIR not set")
+	}
+	m, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for op := range m.g.opList() {
+		got = append(got, op)
+	}
+	slices.Sort(got)
+	want := "Add BatchMatMul BiasAdd Cast ConcatV2 Const Conv2D Cos ExpandDims GatherNd GatherV2 " +
+		"Greater Less LogicalNot MatMul Max Maximum Mean Mul Pack Placeholder Prod Range RealDiv Relu " +
+		"Reshape Rsqrt ScatterNd Shape Sin Slice Softmax SparseToDense SplitV Square Squeeze " +
+		"StridedSlice Sub Sum Tanh Transpose Where"
+	if strings.Join(got, " ") != want {
+		t.Errorf("ops = %s\nwant %s", strings.Join(got, " "), want)
+	}
+}
