@@ -34,6 +34,9 @@ type AnswerMetadata struct {
 	TokensUsed    int      `json:"tokens_used"`
 	LatencyMS     int64    `json:"latency_ms"`
 	ConfigVersion int64    `json:"config_version"`
+	// GraphFallback is true when graph retrieval added nothing (no known entity or fact in the
+	// query), so the sources are hybrid retrieval's, as /v1/search reports it.
+	GraphFallback bool `json:"graph_fallback,omitempty"`
 }
 
 // Answer is the response to a query: the text, with [n] markers citing Sources[n-1].

@@ -26,7 +26,23 @@ type Settings struct {
 	AnswerProvider string `json:"answer_provider"`
 	// EFSearch is pgvector's hnsw.ef_search: higher is more accurate and slower.
 	EFSearch int `json:"ef_search"`
+	// Language is the PostgreSQL text-search configuration new documents are indexed with, or
+	// "auto" to detect each document's language.
+	Language string `json:"language"`
+	// FusionKeywordWeight, FusionVectorWeight and FusionGraphWeight weigh each ranked list in the
+	// weighted Reciprocal Rank Fusion of hybrid and graph retrieval: a hit at rank r of a list adds
+	// weight/(60+r).
+	FusionKeywordWeight float64 `json:"fusion_keyword_weight"`
+	FusionVectorWeight  float64 `json:"fusion_vector_weight"`
+	FusionGraphWeight   float64 `json:"fusion_graph_weight"`
 }
+
+// TextSearchConfigs are the PostgreSQL 17 text-search configurations the language setting may
+// name besides "auto" ("simple": words lower-cased, no stemming, no stop words).
+var TextSearchConfigs = []string{"arabic", "armenian", "basque", "catalan", "danish", "dutch", "english",
+	"finnish", "french", "german", "greek", "hindi", "hungarian", "indonesian", "irish", "italian",
+	"lithuanian", "norwegian", "portuguese", "romanian", "russian", "serbian", "simple", "spanish",
+	"swedish", "tamil", "turkish"}
 
 // Model tiers, in increasing order of cost.
 var modelTiers = []string{"small", "standard", "large"}
@@ -63,23 +79,35 @@ var settingFields = []field{
 		Doc: "Who writes answers: extractive (no model) or an OpenAI-compatible model."},
 	{Key: "ef_search", Kind: kindInt, Min: 10, Max: 1000, PerRequest: true,
 		Doc: "pgvector hnsw.ef_search for vector retrieval."},
+	{Key: "language", Kind: kindEnum, Enum: append([]string{"auto"}, TextSearchConfigs...),
+		Doc: "Text-search configuration of new documents, or auto to detect each document's language."},
+	{Key: "fusion_keyword_weight", Kind: kindFloat, Min: 0, Max: 10,
+		Doc: "Weight of the keyword list in hybrid and graph fusion."},
+	{Key: "fusion_vector_weight", Kind: kindFloat, Min: 0, Max: 10,
+		Doc: "Weight of the vector list in hybrid and graph fusion."},
+	{Key: "fusion_graph_weight", Kind: kindFloat, Min: 0, Max: 10,
+		Doc: "Weight of the knowledge-graph list in graph fusion."},
 }
 
 // SystemSettings returns the built-in system defaults, the bottom layer of the cascade.
 func SystemSettings() Overrides {
 	return Overrides{
-		"model_tier":           "standard",
-		"retrieval_mode":       RetrievalHybrid,
-		"top_k":                int64(5),
-		"max_tokens_per_query": int64(1024),
-		"temperature":          0.2,
-		"chunk_size":           int64(256),
-		"chunk_overlap":        int64(32),
-		"embedding_provider":   "local",
-		"embedding_model":      "ragplane-hash-v1",
-		"embedding_dimension":  int64(384),
-		"answer_provider":      "extractive",
-		"ef_search":            int64(100),
+		"model_tier":            "standard",
+		"retrieval_mode":        RetrievalHybrid,
+		"top_k":                 int64(5),
+		"max_tokens_per_query":  int64(1024),
+		"temperature":           0.2,
+		"chunk_size":            int64(256),
+		"chunk_overlap":         int64(32),
+		"embedding_provider":    "local",
+		"embedding_model":       "ragplane-hash-v1",
+		"embedding_dimension":   int64(384),
+		"answer_provider":       "extractive",
+		"ef_search":             int64(100),
+		"language":              "auto",
+		"fusion_keyword_weight": 1.0,
+		"fusion_vector_weight":  1.0,
+		"fusion_graph_weight":   0.5,
 	}
 }
 

@@ -22,6 +22,8 @@ import (
 	"github.com/ragplane/ragplane/dataplane/docstore"
 	"github.com/ragplane/ragplane/dataplane/graph"
 	"github.com/ragplane/ragplane/dataplane/ingest"
+	"github.com/ragplane/ragplane/dataplane/lang"
+	"github.com/ragplane/ragplane/dataplane/prose"
 	"github.com/ragplane/ragplane/internal/httpjson"
 )
 
@@ -41,6 +43,8 @@ type prepared struct {
 	chunks []ragplane.Chunk
 	facts  []graph.Fact
 	tokens int // embedding tokens
+	// textConfig is the text-search configuration of the document's language.
+	textConfig string
 }
 
 // documentResult is what ingestion answers for one document.
@@ -89,16 +93,18 @@ func (s *Server) prepare(ctx context.Context, sc *scope, prefix string, in docum
 	if err != nil {
 		return nil, err
 	}
+	// A chunk is embedded with its document's title: the title says what the chunk is about.
 	texts := make([]string, len(pieces))
 	for i, p := range pieces {
-		texts[i] = p.Content
+		texts[i] = embedText(in.Title, p.Content)
 	}
 	vecs, err := emb.Embed(ctx, texts)
 	if err != nil {
 		return nil, err
 	}
 	extract := s.extractor(sc)
-	p := &prepared{in: in, text: text, hash: ingest.ContentHash(text)}
+	p := &prepared{in: in, text: text, hash: ingest.ContentHash(text),
+		textConfig: lang.Config(sc.cfg.Settings.Language, in.Title+"\n"+text)}
 	docID := uuid.New()
 	for i, piece := range pieces {
 		if len(vecs[i]) != sc.cfg.Settings.EmbeddingDimension {
@@ -107,10 +113,18 @@ func (s *Server) prepare(ctx context.Context, sc *scope, prefix string, in docum
 		c := ragplane.Chunk{ID: uuid.NewString(), DocumentID: docID.String(), Ordinal: i, Content: piece.Content,
 			Tokens: piece.Tokens, Embedding: vecs[i]}
 		p.chunks = append(p.chunks, c)
-		p.tokens += piece.Tokens
+		p.tokens += prose.CountTokens(texts[i])
 		p.facts = append(p.facts, extract(ctx, c.ID, c.Content)...)
 	}
 	return p, nil
+}
+
+// embedText is what is embedded for a chunk: its document's title, then its content.
+func embedText(title, content string) string {
+	if title == "" {
+		return content
+	}
+	return title + "\n\n" + content
 }
 
 // extractor returns the tenant's fact extractor: the tenant's model when it has one (answer_provider
@@ -157,7 +171,7 @@ func (s *Server) write(ctx context.Context, sc *scope, docs []*prepared, idemKey
 	sum := sha256.Sum256(idemBody)
 	w := docstore.Write{Limits: sc.cfg.Limits, IdempotencyKey: idemKey, RequestHash: sum[:]}
 	for _, d := range docs {
-		w.Documents = append(w.Documents, docstore.NewDocument{Title: d.in.Title, Source: d.in.Source, Metadata: d.in.Metadata,
+		w.Documents = append(w.Documents, docstore.NewDocument{Title: d.in.Title, Source: d.in.Source, Metadata: d.in.Metadata, TextConfig: d.textConfig,
 			Text: d.text, Hash: d.hash, Chunks: d.chunks, Facts: d.facts})
 	}
 	return s.docs(sc).Write(ctx, w)

@@ -87,6 +87,7 @@ func (s *Server) query(c echo.Context) error {
 			return err
 		}
 		sources, embedTokens = r.hits, r.embedTokens
+		meta.GraphFallback = r.graphFallback
 		areq.Sources = r.hits
 		if req.Stream {
 			// A stream's headers go out before its tokens are known: what is known now is

@@ -87,12 +87,17 @@ type retrieval struct {
 // retrieve runs the tenant's retrieval mode for q.
 func (s *Server) retrieve(ctx context.Context, sc *scope, mode, q string, filters []ragplane.Filter) (retrieval, error) {
 	start := time.Now()
-	req := retrieve.Request{Query: q, TopK: sc.cfg.Settings.TopK, EFSearch: sc.cfg.Settings.EFSearch, Filters: filters}
+	set := sc.cfg.Settings
+	req := retrieve.Request{Query: q, TopK: set.TopK, EFSearch: set.EFSearch, Filters: filters,
+		Weights: retrieve.Weights{Keyword: set.FusionKeywordWeight, Vector: set.FusionVectorWeight, Graph: set.FusionGraphWeight}}
 	out := retrieval{mode: mode}
 	if mode != ragplane.RetrievalKeyword {
-		emb, err := s.providers.embedder(sc.cfg.Settings)
+		emb, err := s.providers.embedder(set)
 		if err != nil {
 			return out, err
+		}
+		if lb, ok := emb.(languageBound); ok {
+			req.VectorConfigs = lb.Languages()
 		}
 		vecs, err := emb.Embed(ctx, []string{q})
 		if err != nil {
@@ -121,6 +126,13 @@ func (s *Server) retrieve(ctx context.Context, sc *scope, mode, q string, filter
 	}
 	s.metrics.retrieval.WithLabelValues(s.metrics.tenant(sc.tenant), mode).Observe(time.Since(start).Seconds())
 	return out, nil
+}
+
+// languageBound is an Embedder that reads only some languages, named by their text-search
+// configurations (dataplane/lang): hybrid and graph retrieval fuse its ranking only for chunks in
+// those (retrieve.Request.VectorConfigs), so text it cannot read gets keyword ranking alone.
+type languageBound interface {
+	Languages() []string
 }
 
 // search answers POST /v1/search with ranked chunks.

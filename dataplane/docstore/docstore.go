@@ -16,10 +16,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/pgvector/pgvector-go"
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/dataplane/graph"
+	"github.com/ragplane/ragplane/dataplane/lang"
 	"github.com/ragplane/ragplane/internal/pgerr"
 )
 
@@ -58,7 +60,10 @@ type NewDocument struct {
 	// Text is the normalised content; Hash its content hash (ingest.ContentHash), by which
 	// duplicates are found.
 	Text string
-	Hash []byte
+	// TextConfig is the PostgreSQL text-search configuration the document is indexed with (see
+	// dataplane/lang); empty means lang.Default.
+	TextConfig string
+	Hash       []byte
 	// Chunks all carry the document id the document is stored under.
 	Chunks []ragplane.Chunk
 	Facts  []graph.Fact
@@ -174,16 +179,29 @@ func (s *Store) Write(ctx context.Context, w Write) ([]Result, bool, error) {
 func (s *Store) insert(ctx context.Context, tx pgx.Tx, d NewDocument) (Result, error) {
 	doc := ragplane.Document{ID: d.documentID(), Title: d.Title, Source: d.Source, Metadata: d.Metadata,
 		ContentHash: hex.EncodeToString(d.Hash), Bytes: int64(len(d.Text)), ChunkCount: len(d.Chunks)}
-	if err := tx.QueryRow(ctx, `insert into documents (id, title, source, content_hash, metadata, bytes, chunk_count, content)
-		values ($1, $2, $3, $4, $5, $6, $7, $8) returning created_at, updated_at`,
-		doc.ID, doc.Title, doc.Source, d.Hash, doc.Metadata, doc.Bytes, doc.ChunkCount, d.Text).Scan(&doc.CreatedAt, &doc.UpdatedAt); err != nil {
+	cfg := d.TextConfig
+	if cfg == "" {
+		cfg = lang.Default
+	}
+	// The configuration's oid is what a regconfig column takes in binary COPY; the insert into
+	// text_configs records that the tenant now has text in it (a no-op after the first time).
+	var cfgOID uint32
+	if err := tx.QueryRow(ctx, `with c as (select $1::regconfig as config),
+		i as (insert into text_configs (config) select config from c on conflict do nothing)
+		select config::oid from c`, cfg).Scan(&cfgOID); err != nil {
 		return Result{}, err
 	}
+	if err := tx.QueryRow(ctx, `insert into documents (id, title, source, content_hash, metadata, bytes, chunk_count, content, text_config)
+		values ($1, $2, $3, $4, $5, $6, $7, $8, $9::regconfig) returning created_at, updated_at`,
+		doc.ID, doc.Title, doc.Source, d.Hash, doc.Metadata, doc.Bytes, doc.ChunkCount, d.Text, cfg).Scan(&doc.CreatedAt, &doc.UpdatedAt); err != nil {
+		return Result{}, err
+	}
+	registerRegconfig(tx.Conn().TypeMap())
 	rows := make([][]any, len(d.Chunks))
 	for i, c := range d.Chunks {
-		rows[i] = []any{c.ID, c.DocumentID, c.Ordinal, c.Content, c.Tokens, pgvector.NewVector(c.Embedding)}
+		rows[i] = []any{c.ID, c.DocumentID, c.Ordinal, c.Content, c.Tokens, pgvector.NewVector(c.Embedding), doc.Title, cfgOID}
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"chunks"}, []string{"id", "document_id", "ordinal", "content", "tokens", "embedding"},
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"chunks"}, []string{"id", "document_id", "ordinal", "content", "tokens", "embedding", "title", "text_config"},
 		pgx.CopyFromRows(rows)); err != nil {
 		return Result{}, err
 	}
@@ -195,6 +213,16 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, d NewDocument) (Result, e
 		facts = facts[n:]
 	}
 	return Result{Document: doc}, nil
+}
+
+// regconfigOID is PostgreSQL's type oid of regconfig, which pgx does not know. Its binary form is
+// an oid's (oidsend), so pgx's uint32 codec encodes it.
+const regconfigOID = 3734
+
+func registerRegconfig(m *pgtype.Map) {
+	if _, ok := m.TypeForOID(regconfigOID); !ok {
+		m.RegisterType(&pgtype.Type{Name: "regconfig", OID: regconfigOID, Codec: pgtype.Uint32Codec{}})
+	}
 }
 
 // documentID is the document id the chunks were made for.

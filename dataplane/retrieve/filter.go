@@ -185,3 +185,10 @@ func (q *query) where(filters []ragplane.Filter) error {
 	}
 	return nil
 }
+
+// onlyConfigs appends a condition that chunks c are in one of the text-search configurations.
+func (q *query) onlyConfigs(configs []string) {
+	if len(configs) > 0 {
+		q.sql.WriteString(" and c.text_config::text = any(" + q.arg(configs) + "::text[])")
+	}
+}

@@ -3,6 +3,7 @@ package retrieve
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/google/uuid"
@@ -38,9 +39,9 @@ type GraphFact struct {
 
 // GraphInfo says how Graph found its hits.
 type GraphInfo struct {
-	// Fallback is true when the graph gave no hits (no entity in the query, no facts about them,
-	// or no supporting chunk passing the filters) and the hits are Hybrid's instead. Callers
-	// report it, as graph_fallback.
+	// Fallback is true when the graph added nothing (no entity in the query, no facts about them,
+	// or no supporting chunk passing the filters), so the hits are Hybrid's alone. Callers report
+	// it, as graph_fallback.
 	Fallback bool
 	// Entities are the names of the entities found in the query.
 	Entities []string
@@ -54,34 +55,39 @@ const (
 	graphFacts    = 200
 )
 
-// Graph answers from the knowledge graph: the entities named in req.Query, their facts, and the
-// chunks those facts were extracted from (with req.Filters applied), ranked by the number of
-// distinct facts a chunk supports (its Score), then by its document's last update, newest first,
-// then chunk ID; at most req.TopK.
+// Graph adds the knowledge graph to Hybrid: the entities named in req.Query, their facts, and
+// the chunks those facts were extracted from (with req.Filters applied) make a third ranked list,
+// ordered by the number of distinct facts a chunk supports, then by its best rank in the other
+// two lists, then chunk ID. The three lists are fused by weighted Reciprocal Rank Fusion (the
+// graph's weight is req.Weights.Graph), so graph facts lift the chunks they point at and never
+// crowd out the rest: Graph returns TopK hits whenever Hybrid would.
 //
-// When that yields nothing, Graph returns Hybrid's hits for req with info.Fallback set, so a
-// graph query is never empty just because the graph knows nothing about it; hence Query and
-// Embedding are both required. A nil facts always falls back. Errors of facts are returned,
-// not hidden by the fallback.
+// When the graph adds nothing, info.Fallback is set and the hits are Hybrid's. A nil facts
+// always falls back. Errors of facts are returned, not hidden by the fallback.
 func Graph(ctx context.Context, db DB, facts FactSource, req Request) ([]ragplane.SearchHit, GraphInfo, error) {
 	var info GraphInfo
-	req, err := validate(req, need{query: true, embedding: true})
+	req, err := validate(req, need{query: true, embedding: req.weights().Vector > 0})
 	if err != nil {
 		return nil, info, err
 	}
-	if facts != nil {
-		hits, err := graphHits(ctx, db, facts, req, &info)
-		if err != nil || len(hits) > 0 {
-			return hits, info, err
+	lists, err := hybridLists(ctx, db, req)
+	if err != nil {
+		return nil, info, err
+	}
+	w := req.weights()
+	var g []scored
+	if facts != nil && w.Graph > 0 {
+		if g, err = graphList(ctx, db, facts, req, &info, lists); err != nil {
+			return nil, info, err
 		}
 	}
-	info.Fallback = true
-	hits, err := hybrid(ctx, db, req)
-	return hits, info, err
+	info.Fallback = len(g) == 0
+	return finish(req.Query, fuse(req.TopK, []float64{w.Vector, w.Keyword, w.Graph}, lists[0], lists[1], g)), info, nil
 }
 
-// graphHits is Graph without the fallback.
-func graphHits(ctx context.Context, db DB, facts FactSource, req Request, info *GraphInfo) ([]ragplane.SearchHit, error) {
+// graphList is the graph's ranked list of chunks, at most candidates(req.TopK); others are the
+// lists it is fused with, which break ties.
+func graphList(ctx context.Context, db DB, facts FactSource, req Request, info *GraphInfo, others [][]scored) ([]scored, error) {
 	entities, err := facts.EntitiesInText(ctx, req.Query, graphEntities)
 	if err != nil {
 		return nil, fmt.Errorf("graph entities: %w", err)
@@ -121,8 +127,7 @@ func graphHits(ctx context.Context, db DB, facts FactSource, req Request, info *
 	}
 
 	var q query
-	q.sql.WriteString("select " + hitColumns + ", extract(epoch from d.updated_at)::float8" +
-		" from chunks c join documents d on d.id = c.document_id")
+	q.sql.WriteString("select " + hitColumns + ", 0::float8 from chunks c join documents d on d.id = c.document_id")
 	if err := q.where(req.Filters); err != nil {
 		return nil, err
 	}
@@ -135,6 +140,20 @@ func graphHits(ctx context.Context, db DB, facts FactSource, req Request, info *
 	if err != nil {
 		return nil, dbError("graph chunks", err)
 	}
+	best := map[string]int{}
+	for _, list := range others {
+		for i, h := range list {
+			if r, ok := best[h.hit.ChunkID]; !ok || i < r {
+				best[h.hit.ChunkID] = i
+			}
+		}
+	}
+	rank := func(id string) int {
+		if r, ok := best[id]; ok {
+			return r
+		}
+		return math.MaxInt
+	}
 	for i := range s {
 		s[i].hit.Score = float64(len(support[s[i].hit.ChunkID]))
 	}
@@ -143,10 +162,10 @@ func graphHits(ctx context.Context, db DB, facts FactSource, req Request, info *
 		if a.hit.Score != b.hit.Score {
 			return a.hit.Score > b.hit.Score
 		}
-		if a.rank != b.rank { // updated_at
-			return a.rank > b.rank
+		if ra, rb := rank(a.hit.ChunkID), rank(b.hit.ChunkID); ra != rb {
+			return ra < rb
 		}
 		return a.hit.ChunkID < b.hit.ChunkID
 	})
-	return finish(req.Query, s[:min(req.TopK, len(s))]), nil
+	return s[:min(candidates(req.TopK), len(s))], nil
 }

@@ -74,7 +74,7 @@ func TestIndexes(t *testing.T) {
 		for _, call := range db.recorded() {
 			if strings.Contains(call.plan, "<=>") {
 				vector = call.plan
-			} else if strings.Contains(call.plan, "ts_rank_cd") {
+			} else if strings.Contains(call.sql, "ts_rank(") {
 				keyword = call.plan
 			}
 		}

@@ -54,6 +54,30 @@ type Request struct {
 	EFSearch int
 	// Filters restrict hits to documents whose metadata matches all of them (see ValidateFilters).
 	Filters []ragplane.Filter
+	// Weights weigh the lists Hybrid and Graph fuse; all zero means DefaultWeights.
+	Weights Weights
+	// VectorConfigs, when not empty, are the text-search configurations (languages) the
+	// embedder reads: Hybrid and Graph then fuse the vector ranking of chunks in those alone, and
+	// leave it out for a tenant with none.
+	VectorConfigs []string
+
+	onlyConfigs []string // set by hybridLists from VectorConfigs
+}
+
+// Weights are the weights of the ranked lists in a fusion, each 0..10 (0 leaves a list out).
+type Weights struct {
+	Keyword, Vector, Graph float64
+}
+
+// DefaultWeights are the system defaults of the fusion_*_weight settings.
+var DefaultWeights = Weights{Keyword: 1, Vector: 1, Graph: 0.5}
+
+// weights returns req.Weights, or DefaultWeights when they are all zero.
+func (req Request) weights() Weights {
+	if req.Weights == (Weights{}) {
+		return DefaultWeights
+	}
+	return req.Weights
 }
 
 // Bounds of a Request.
@@ -104,6 +128,11 @@ func validate(req Request, n need) (Request, error) {
 	}
 	if err := ValidateFilters(req.Filters); err != nil {
 		return req, err
+	}
+	for _, w := range []float64{req.Weights.Keyword, req.Weights.Vector, req.Weights.Graph} {
+		if w < 0 || w > 10 || math.IsNaN(w) {
+			return req, ragplane.FieldErrorf("weights", "Fusion weights must be between 0 and 10.")
+		}
 	}
 	return req, nil
 }

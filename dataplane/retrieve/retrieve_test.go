@@ -661,13 +661,16 @@ func TestGraph(t *testing.T) {
 			},
 		}
 	}
+	four := []retrieve.GraphFact{fact("a", "refund"), fact("b", "release"), fact("c", "rembours"), fact("d", "helm")}
+	graphOnly := retrieve.Weights{Graph: 1}
+	graphFirst := retrieve.Weights{Keyword: 1, Vector: 1, Graph: 10}
 	tests := []struct {
 		name           string
 		given          retrieve.FactSource
 		filters        []ragplane.Filter
+		weights        retrieve.Weights
 		topK           int
-		expect         []string
-		expectScores   []float64
+		expect         []string // the first hits, in order
 		expectFallback bool
 		expectFacts    int
 	}{
@@ -678,17 +681,12 @@ func TestGraph(t *testing.T) {
 			fact("Refunds are handled by finance", "refund"),
 			{Fact: "dangling", ChunkID: "not-a-uuid"},
 			{Fact: "no chunk", DocumentID: f.docs["kube"]},
-		}), topK: 5, expect: []string{"helm", "refund"}, expectScores: []float64{2, 1}, expectFacts: 3},
-		{name: "ties by recency", given: source([]string{"Ragplane"}, []retrieve.GraphFact{
-			fact("a", "refund"), fact("b", "release"), fact("c", "rembours"), fact("d", "helm"),
-		}), topK: 5, expect: []string{"release", "helm", "refund", "rembours"}, expectScores: []float64{1, 1, 1, 1}, expectFacts: 4},
-		{name: "top_k", given: source([]string{"Ragplane"}, []retrieve.GraphFact{
-			fact("a", "refund"), fact("b", "release"), fact("c", "rembours"), fact("d", "helm"),
-		}), topK: 2, expect: []string{"release", "helm"}, expectFacts: 4},
-		{name: "filters", given: source([]string{"Ragplane"}, []retrieve.GraphFact{
-			fact("a", "refund"), fact("b", "release"), fact("c", "rembours"), fact("d", "helm"),
-		}), filters: []ragplane.Filter{{Field: "tags", Op: "contains", Value: []any{"billing"}}}, topK: 5,
-			expect: []string{"refund", "rembours"}, expectFacts: 4},
+		}), weights: graphOnly, topK: 5, expect: []string{"helm", "refund"}, expectFacts: 3},
+		// Equal support is broken by relevance (the other lists' ranks), never by recency.
+		{name: "ties by relevance", given: source([]string{"Ragplane"}, four), weights: graphFirst, topK: 5, expectFacts: 4},
+		{name: "filters", given: source([]string{"Ragplane"}, four),
+			filters: []ragplane.Filter{{Field: "tags", Op: "contains", Value: []any{"billing"}}}, weights: graphFirst, topK: 5,
+			expectFacts: 4},
 		{name: "no entity falls back", given: source(nil, nil), topK: 3, expect: []string{"helm"}, expectFallback: true},
 		{name: "no facts fall back", given: source([]string{"Nobody"}, nil), topK: 3, expect: []string{"helm"}, expectFallback: true},
 		{name: "filtered out falls back", given: source([]string{"Helm"}, []retrieve.GraphFact{fact("a", "helm")}),
@@ -698,7 +696,7 @@ func TestGraph(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req := retrieve.Request{Query: "How does helm deploy the operator?", Embedding: emb, TopK: tc.topK, Filters: tc.filters}
+			req := retrieve.Request{Query: "How does helm deploy the operator?", Embedding: emb, TopK: tc.topK, Filters: tc.filters, Weights: tc.weights}
 			hits, info, err := retrieve.Graph(ctx, f.db, tc.given, req)
 			if err != nil {
 				t.Fatal(err)
@@ -708,30 +706,69 @@ func TestGraph(t *testing.T) {
 			if info.Fallback != tc.expectFallback || info.Facts != tc.expectFacts {
 				t.Errorf("info %+v, expect fallback %v, %d facts", info, tc.expectFallback, tc.expectFacts)
 			}
-			if tc.expectFallback {
-				// The fallback is exactly Hybrid.
-				expect, err := retrieve.Hybrid(ctx, f.db, req)
+			// The hybrid lists alone, for comparison.
+			base := req
+			base.Weights.Graph = 0
+			var hybrid []string
+			if tc.weights == (retrieve.Weights{}) || base.Weights.Keyword+base.Weights.Vector > 0 {
+				if tc.weights == (retrieve.Weights{}) {
+					base.Weights = retrieve.Weights{}
+				}
+				h, err := retrieve.Hybrid(ctx, f.db, base)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if !slices.Equal(got, f.names(expect)) {
-					t.Errorf("fallback %v, hybrid %v", got, f.names(expect))
+				hybrid = f.names(h)
+			}
+			if tc.expectFallback {
+				// The fallback is exactly Hybrid.
+				if !slices.Equal(got, hybrid) {
+					t.Errorf("fallback %v, hybrid %v", got, hybrid)
 				}
 				if len(got) == 0 || got[0] != tc.expect[0] {
 					t.Errorf("fallback %v, expect %v first", got, tc.expect[0])
 				}
 				return
 			}
-			if !slices.Equal(got, tc.expect) {
-				t.Errorf("got %v, expect %v", got, tc.expect)
+			if tc.expect != nil && !slices.Equal(got[:min(len(got), len(tc.expect))], tc.expect) {
+				t.Errorf("got %v, expect %v first", got, tc.expect)
 			}
-			for i, s := range tc.expectScores {
-				if hits[i].Score != s {
-					t.Errorf("hit %d scored %v, expect %v", i, hits[i].Score, s)
+			if hybrid != nil {
+				// The graph adds, never replaces: as many hits as Hybrid, and the graph's
+				// chunks (passing the filters) first, in Hybrid's relative order.
+				if len(got) != len(hybrid) {
+					t.Errorf("%d hits, hybrid has %d", len(got), len(hybrid))
+				}
+				var supported []string
+				for _, n := range hybrid {
+					if slices.Contains([]string{"refund", "release", "rembours", "helm"}, n) {
+						supported = append(supported, n)
+					}
+				}
+				if len(supported) == 0 || !slices.Equal(got[:len(supported)], supported) {
+					t.Errorf("got %v, expect the graph's chunks first in hybrid's order %v", got, supported)
 				}
 			}
 		})
 	}
+
+	t.Run("graph mode fills top_k", func(t *testing.T) {
+		req := retrieve.Request{Query: "How does helm deploy the operator?", Embedding: emb, TopK: 6}
+		hits, _, err := retrieve.Graph(ctx, f.db, source([]string{"Helm"}, []retrieve.GraphFact{fact("a", "refund")}), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := retrieve.Hybrid(ctx, f.db, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hits) != 6 || len(h) != 6 {
+			t.Errorf("graph %d hits, hybrid %d, expect 6", len(hits), len(h))
+		}
+		if pos, hpos := slices.Index(f.names(hits), "refund"), slices.Index(f.names(h), "refund"); hpos >= 0 && pos > hpos || pos < 0 {
+			t.Errorf("refund at %d in graph, %d in hybrid: the fact should lift it", pos, hpos)
+		}
+	})
 
 	t.Run("source errors are returned", func(t *testing.T) {
 		src := &fakeFacts{entities: func(context.Context, string, int) ([]retrieve.GraphEntity, error) {

@@ -3,6 +3,7 @@ package retrieve
 import (
 	"context"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 
@@ -12,11 +13,19 @@ import (
 	"github.com/ragplane/ragplane"
 )
 
-// RRFK is the k of Reciprocal Rank Fusion: a hit at rank r (from 1) in a list adds 1/(RRFK+r).
+// RRFK is the k of Reciprocal Rank Fusion: a hit at rank r (from 1) in a list of weight w adds
+// w/(RRFK+r).
 const RRFK = 60
 
-// hybridCandidates is how many candidates Hybrid takes from each list per hit it returns.
-const hybridCandidates = 4
+// Candidates each list of a fusion contributes: fusionCandidates per hit returned, at least
+// minCandidates (so a small top_k still fuses lists deep enough to agree on something).
+const (
+	fusionCandidates = 4
+	minCandidates    = 50
+)
+
+// candidates is how many hits each fused list contributes for topK hits.
+func candidates(topK int) int { return max(fusionCandidates*topK, minCandidates) }
 
 // Vector returns the req.TopK chunks nearest to req.Embedding by cosine distance, using the HNSW
 // index, with Score = 1 - cosine distance (1 is identical, 0 orthogonal). req.Embedding is
@@ -44,14 +53,13 @@ func Vector(ctx context.Context, db DB, req Request) ([]ragplane.SearchHit, erro
 	return finish(req.Query, s), nil
 }
 
-// Keyword returns the req.TopK chunks that best match req.Query as full-text search, parsed by
-// websearch_to_tsquery('english', ...) (all words must match; "quoted phrases", "or" and -word
-// are understood) and ranked by ts_rank_cd normalised to 0..1 (rank/(rank+1)). A query of
-// stopwords only matches nothing. req.Query is required (EINVALID "query").
+// Keyword returns the req.TopK chunks that best match req.Query by full-text search ranked with
+// BM25 (see keyword.go): any word may match, rarer words weigh more, titles more than body text;
+// "quoted phrases" must match and -word must not. Score is the BM25 score (unbounded, higher is
+// better). A query of stop words only matches nothing. req.Query is required (EINVALID "query").
 //
-// Every matching chunk is ranked, so the cost grows with the number of matches: a query made of
-// words that are in most chunks is the slow case (about 35 ms for 13,000 matches on the project
-// machine).
+// Every matching chunk is scored, so the cost grows with the number of matches: a query made of
+// words that are in most chunks is the slow case.
 func Keyword(ctx context.Context, db DB, req Request) ([]ragplane.SearchHit, error) {
 	req, err := validate(req, need{query: true})
 	if err != nil {
@@ -69,25 +77,34 @@ func Keyword(ctx context.Context, db DB, req Request) ([]ragplane.SearchHit, err
 	return finish(req.Query, s), nil
 }
 
-// Hybrid fuses Vector and Keyword by Reciprocal Rank Fusion: each takes 4*TopK candidates and a
-// chunk's Score is the sum over the lists it is in of 1/(RRFK + rank). Equal scores are ordered
-// by the better single-list rank, then chunk ID. Query and Embedding are both required; a query
-// whose words match nothing leaves the vector ranking alone.
+// Hybrid fuses Vector and Keyword by weighted Reciprocal Rank Fusion: each takes
+// candidates(TopK) hits and a chunk's Score is the sum over the lists it is in of
+// weight/(RRFK + rank), with req.Weights (DefaultWeights when zero). Equal scores are ordered by
+// the better single-list rank, then chunk ID. Query and Embedding are both required, unless the
+// vector weight is zero (then Embedding is not needed and only Keyword runs); a query whose
+// words match nothing leaves the vector ranking alone.
 //
 // The two searches run concurrently, each in its own transaction (so on two connections of db),
 // and Hybrid takes about as long as the slower of them.
 func Hybrid(ctx context.Context, db DB, req Request) ([]ragplane.SearchHit, error) {
-	req, err := validate(req, need{query: true, embedding: true})
+	req, err := validate(req, need{query: true, embedding: req.weights().Vector > 0})
 	if err != nil {
 		return nil, err
 	}
-	return hybrid(ctx, db, req)
+	lists, err := hybridLists(ctx, db, req)
+	if err != nil {
+		return nil, err
+	}
+	w := req.weights()
+	return finish(req.Query, fuse(req.TopK, []float64{w.Vector, w.Keyword}, lists...)), nil
 }
 
-// hybrid is Hybrid for a validated request. The first error cancels the other search and is the
-// one returned.
-func hybrid(ctx context.Context, db DB, req Request) ([]ragplane.SearchHit, error) {
-	n := hybridCandidates * req.TopK
+// hybridLists runs the vector and keyword searches of a validated request concurrently and returns
+// their candidates, vector first. A list of weight zero is not searched (and comes back empty).
+// The first error cancels the other search and is the one returned.
+func hybridLists(ctx context.Context, db DB, req Request) ([][]scored, error) {
+	n := candidates(req.TopK)
+	w := req.weights()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -97,23 +114,59 @@ func hybrid(ctx context.Context, db DB, req Request) ([]ragplane.SearchHit, erro
 		wg      sync.WaitGroup
 	)
 	fail := func(e error) { once.Do(func() { err = e; cancel() }) }
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	if w.Keyword > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var e error
+			if kw, e = search(ctx, db, nil, func(tx pgx.Tx) ([]scored, error) { return keywordSearch(ctx, tx, req, n) }); e != nil {
+				fail(e)
+			}
+		}()
+	}
+	if w.Vector > 0 && len(req.VectorConfigs) > 0 {
+		// The embedder reads only some languages: its ranking of chunks in others is noise.
+		read, all, e := readableConfigs(ctx, db, req.VectorConfigs)
+		if e != nil {
+			return nil, e
+		}
+		if len(read) == 0 {
+			w.Vector = 0
+		} else if !all {
+			req.onlyConfigs = read
+		}
+	}
+	if w.Vector > 0 {
 		var e error
-		if kw, e = search(ctx, db, nil, func(tx pgx.Tx) ([]scored, error) { return keywordSearch(ctx, tx, req, n) }); e != nil {
+		if vec, e = search(ctx, db, vectorSettings(req, n), func(tx pgx.Tx) ([]scored, error) { return vectorSearch(ctx, tx, req, n) }); e != nil {
 			fail(e)
 		}
-	}()
-	var e error
-	if vec, e = search(ctx, db, vectorSettings(req, n), func(tx pgx.Tx) ([]scored, error) { return vectorSearch(ctx, tx, req, n) }); e != nil {
-		fail(e)
 	}
 	wg.Wait()
 	if err != nil {
 		return nil, err
 	}
-	return finish(req.Query, fuse(req.TopK, vec, kw)), nil
+	return [][]scored{vec, kw}, nil
+}
+
+// readableConfigs returns the text-search configurations of the tenant's documents that are in
+// langs, and whether that is all of them.
+func readableConfigs(ctx context.Context, db DB, langs []string) ([]string, bool, error) {
+	rows, err := db.Query(ctx, `select config::text from text_configs`)
+	if err != nil {
+		return nil, false, dbError("text configurations", err)
+	}
+	used, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, false, dbError("text configurations", err)
+	}
+	var read []string
+	for _, c := range used {
+		if slices.Contains(langs, c) {
+			read = append(read, c)
+		}
+	}
+	return read, len(read) == len(used), nil
 }
 
 // search runs one search in its own transaction.
@@ -126,15 +179,16 @@ func search(ctx context.Context, db DB, v *vectorTx, run func(pgx.Tx) ([]scored,
 	return run(tx)
 }
 
-// fuse ranks the union of lists by Reciprocal Rank Fusion and keeps the best k.
-func fuse(k int, lists ...[]scored) []scored {
+// fuse ranks the union of lists by weighted Reciprocal Rank Fusion (weights[i] for lists[i]) and
+// keeps the best k.
+func fuse(k int, weights []float64, lists ...[]scored) []scored {
 	type entry struct {
 		scored
 		best int // best rank in any list, from 1
 	}
 	byID := map[string]*entry{}
 	var all []*entry
-	for _, list := range lists {
+	for li, list := range lists {
 		for i, s := range list {
 			rank := i + 1
 			e := byID[s.hit.ChunkID]
@@ -144,7 +198,7 @@ func fuse(k int, lists ...[]scored) []scored {
 				byID[s.hit.ChunkID] = e
 				all = append(all, e)
 			}
-			e.hit.Score += 1 / float64(RRFK+rank)
+			e.hit.Score += weights[li] / float64(RRFK+rank)
 			e.best = min(e.best, rank)
 		}
 	}
@@ -168,7 +222,7 @@ func fuse(k int, lists ...[]scored) []scored {
 // vectorSettings are the hnsw settings for fetching limit nearest chunks: without an iterative
 // scan the index returns at most ef_search rows.
 func vectorSettings(req Request, limit int) *vectorTx {
-	return &vectorTx{efSearch: min(max(req.EFSearch, limit), maxEFSearch), iterative: len(req.Filters) > 0}
+	return &vectorTx{efSearch: min(max(req.EFSearch, limit), maxEFSearch), iterative: len(req.Filters) > 0 || len(req.onlyConfigs) > 0}
 }
 
 // vectorSearch returns up to limit chunks nearest to req.Embedding, nearest first.
@@ -183,9 +237,9 @@ func vectorSettings(req Request, limit int) *vectorTx {
 // hnsw.max_scan_tuples with fewer than limit.
 func vectorSearch(ctx context.Context, tx pgx.Tx, req Request, limit int) ([]scored, error) {
 	exact := false
-	if len(req.Filters) > 0 {
+	if len(req.Filters) > 0 || len(req.onlyConfigs) > 0 {
 		var err error
-		if exact, err = useExactScan(ctx, tx, req.Filters, limit); err != nil {
+		if exact, err = useExactScan(ctx, tx, req, limit); err != nil {
 			return nil, err
 		}
 	}
@@ -196,6 +250,7 @@ func vectorSearch(ctx context.Context, tx pgx.Tx, req Request, limit int) ([]sco
 	if err := q.where(req.Filters); err != nil {
 		return nil, err
 	}
+	q.onlyConfigs(req.onlyConfigs)
 	if exact {
 		// "+ 0" makes the order an expression no index provides, so PostgreSQL computes the
 		// distance of every chunk that passes the filters (found through documents) and sorts.
@@ -229,7 +284,7 @@ const (
 
 // useExactScan counts, up to the cutoff, the chunks that pass the filters. The total comes from
 // the planner's statistics (pg_class.reltuples), which is all the precision this needs.
-func useExactScan(ctx context.Context, tx pgx.Tx, filters []ragplane.Filter, limit int) (bool, error) {
+func useExactScan(ctx context.Context, tx pgx.Tx, req Request, limit int) (bool, error) {
 	var total float64
 	err := tx.QueryRow(ctx, "select greatest(reltuples, 0)::float8 from pg_class where oid = 'chunks'::regclass").Scan(&total)
 	if err != nil {
@@ -238,62 +293,14 @@ func useExactScan(ctx context.Context, tx pgx.Tx, filters []ragplane.Filter, lim
 	cutoff := max(exactScanFloor, int(math.Sqrt(exactScanRatio*float64(limit)*total)))
 	var q query
 	q.sql.WriteString("select count(*) from (select from chunks c join documents d on d.id = c.document_id")
-	if err := q.where(filters); err != nil {
+	if err := q.where(req.Filters); err != nil {
 		return false, err
 	}
+	q.onlyConfigs(req.onlyConfigs)
 	q.sql.WriteString(" limit " + q.arg(cutoff+1) + ") m")
 	var m int
 	if err := tx.QueryRow(ctx, q.sql.String(), q.args...).Scan(&m); err != nil {
 		return false, dbError("vector search count", err)
 	}
 	return m <= cutoff, nil
-}
-
-// keywordSearch returns up to limit chunks matching req.Query, best first.
-//
-// Every matching chunk must be ranked, so the cost grows with the matches (a few microseconds
-// each); the inner query keeps that work narrow (chunk ID and rank, documents only as a semi-join
-// for filters) and the outer one reads the full rows of the top chunks alone.
-//
-// websearch_to_tsquery wants every word; a natural-language question ("how long are records
-// kept?") often has a word no chunk contains. When the strict query matches nothing, the words are
-// tried again joined by OR, and ts_rank_cd still ranks chunks with more of them first.
-func keywordSearch(ctx context.Context, tx pgx.Tx, req Request, limit int) ([]scored, error) {
-	s, err := keywordSearchWith(ctx, tx, req, limit, false)
-	if err != nil || len(s) > 0 {
-		return s, err
-	}
-	return keywordSearchWith(ctx, tx, req, limit, true)
-}
-
-func keywordSearchWith(ctx context.Context, tx pgx.Tx, req Request, limit int, relaxed bool) ([]scored, error) {
-	var q query
-	tsq := "websearch_to_tsquery('english', " + q.arg(req.Query) + ")"
-	if relaxed {
-		tsq = "replace(" + tsq + "::text, ' & ', ' | ')::tsquery"
-	}
-	q.sql.WriteString("select " + hitColumns + ", k.score" +
-		" from (select c.id, ts_rank_cd(c.tsv, " + tsq + ", 32) as score from chunks c where c.tsv @@ " + tsq)
-	if len(req.Filters) > 0 {
-		q.sql.WriteString(" and exists (select from documents d where d.id = c.document_id")
-		if err := q.where(req.Filters); err != nil {
-			return nil, err
-		}
-		q.sql.WriteString(")")
-	}
-	q.sql.WriteString(" order by score desc, c.id limit " + q.arg(limit) + ") k" +
-		" join chunks c on c.id = k.id join documents d on d.id = c.document_id order by k.score desc, c.id")
-	rows, err := tx.Query(ctx, q.sql.String(), q.args...)
-	if err != nil {
-		return nil, dbError("keyword search", err)
-	}
-	s, err := scanHits(rows)
-	if err != nil {
-		return nil, dbError("keyword search", err)
-	}
-	for i := range s {
-		s[i].hit.Score = s[i].rank
-	}
-	sortByScore(s)
-	return s, nil
 }

@@ -1,0 +1,96 @@
+// Package lang maps text to the PostgreSQL text-search configuration that indexes it: the
+// language is detected with lingua-go (github.com/pemistahl/lingua-go) among the languages whose
+// configuration PostgreSQL ships (Snowball stemmers and stop words), plus common languages it has
+// none for, which are indexed with 'simple' (lower-cased words, no stemming, no stop words).
+//
+// Detection looks at the first DetectBytes of a text, in lingua's low-accuracy mode (trigrams
+// only: fast and small, and accurate on paragraphs; short texts are where it errs). A text it is
+// not confident about is Default.
+package lang
+
+import (
+	"slices"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/pemistahl/lingua-go"
+)
+
+// Simple is the configuration for languages PostgreSQL has no stemmer for.
+const Simple = "simple"
+
+// Default is the configuration of a text whose language is not recognised.
+const Default = "english"
+
+// Auto is the setting value that asks for detection.
+const Auto = "auto"
+
+// DetectBytes is how much of a text detection reads.
+const DetectBytes = 2048
+
+// configs maps each language detection considers to its PostgreSQL 17 configuration.
+var configs = map[lingua.Language]string{
+	lingua.Arabic: "arabic", lingua.Armenian: "armenian", lingua.Basque: "basque", lingua.Catalan: "catalan",
+	lingua.Danish: "danish", lingua.Dutch: "dutch", lingua.English: "english", lingua.Finnish: "finnish",
+	lingua.French: "french", lingua.German: "german", lingua.Greek: "greek", lingua.Hindi: "hindi",
+	lingua.Hungarian: "hungarian", lingua.Indonesian: "indonesian", lingua.Irish: "irish",
+	lingua.Italian: "italian", lingua.Lithuanian: "lithuanian", lingua.Bokmal: "norwegian",
+	lingua.Nynorsk: "norwegian", lingua.Portuguese: "portuguese", lingua.Romanian: "romanian",
+	lingua.Russian: "russian", lingua.Serbian: "serbian", lingua.Spanish: "spanish",
+	lingua.Swedish: "swedish", lingua.Tamil: "tamil", lingua.Turkish: "turkish",
+	// No PostgreSQL configuration: recognised so they are not mistaken for one that has one.
+	lingua.Chinese: Simple, lingua.Japanese: Simple, lingua.Korean: Simple, lingua.Polish: Simple,
+	lingua.Czech: Simple, lingua.Ukrainian: Simple, lingua.Vietnamese: Simple, lingua.Thai: Simple,
+	lingua.Hebrew: Simple, lingua.Persian: Simple, lingua.Bulgarian: Simple, lingua.Croatian: Simple,
+	lingua.Slovak: Simple, lingua.Slovene: Simple, lingua.Estonian: Simple, lingua.Latvian: Simple,
+}
+
+// Configs lists the configurations a tenant's language setting may name, Simple included, sorted.
+func Configs() []string {
+	seen := map[string]bool{Simple: true}
+	out := []string{Simple}
+	for _, c := range configs {
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+var detector = sync.OnceValue(func() lingua.LanguageDetector {
+	langs := make([]lingua.Language, 0, len(configs))
+	for l := range configs {
+		langs = append(langs, l)
+	}
+	return lingua.NewLanguageDetectorBuilder().FromLanguages(langs...).WithLowAccuracyMode().
+		WithMinimumRelativeDistance(0.1).Build()
+})
+
+// Detect returns the configuration for text's language, Default when it is not recognised.
+func Detect(text string) string {
+	if len(text) > DetectBytes {
+		text = text[:DetectBytes]
+		for len(text) > 0 && !utf8.ValidString(text) {
+			text = text[:len(text)-1]
+		}
+	}
+	l, ok := detector().DetectLanguageOf(text)
+	if !ok {
+		return Default
+	}
+	if c, ok := configs[l]; ok {
+		return c
+	}
+	return Default
+}
+
+// Config is the configuration for a document given the tenant's language setting: Detect(text)
+// for Auto (or empty), else the setting itself (validated against Configs by the settings layer).
+func Config(setting, text string) string {
+	if setting == "" || setting == Auto {
+		return Detect(text)
+	}
+	return setting
+}

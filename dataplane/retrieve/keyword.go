@@ -1,0 +1,293 @@
+package retrieve
+
+import (
+	"context"
+	"math"
+	"slices"
+	"strings"
+	"unicode"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Keyword ranking is BM25 (k1, b below) over PostgreSQL full text:
+//
+//   - The query is analysed with every text-search configuration the tenant's documents use
+//     (table text_configs), so a French question finds French chunks by French stems, and the
+//     union of the lexemes is the query's terms. Any term may match (OR): a question never needs
+//     every word.
+//   - A term's weight is its BM25 idf, ln(1 + (N - df + 0.5)/(df + 0.5)), from the tenant's own
+//     chunks: df is counted through the GIN index, exactly up to dfCap; a term in more chunks
+//     than that takes its frequency from the planner's statistics of the tsvector column
+//     (pg_stats.most_common_elems), or dfCap when it has none. N is the chunk count.
+//   - A term's frequency in a chunk comes from ts_rank with that term alone, which saturates like
+//     BM25's tf with k1 near 1 (1, 1.25, 1.36, ... for 1, 2, 3 occurrences in the body) and
+//     counts an occurrence in the title (weight A) titleWeight times one in the body (weight D).
+//   - Chunk length is normalised as BM25 does, by the chunk's tokens against the tenant's mean.
+//
+// "quoted phrases" must match (and their words count as terms), -word and -"phrase" must not,
+// and "or" is the default anyway. Chunks are ranked by the sum of their terms' scores.
+const (
+	bm25K1      = 0.9
+	bm25B       = 0.4
+	titleWeight = 2.0
+	// dfCap bounds the exact document-frequency count of one term.
+	dfCap = 2000
+	// exactStats: below this many chunks (by the planner's estimate) N and the mean length are
+	// computed exactly; above, the mean comes from a sample of about this many rows' pages.
+	exactStats = 5000
+)
+
+// rankWeights are ts_rank's {D, C, B, A} weights (each at most 1): body text is D, titles A.
+const rankWeights = "{0.5,0.5,0.5,1.0}"
+
+// tfScale turns ts_rank of one term into a term frequency: one body occurrence is 1 (ts_rank
+// divides by pi^2/6 and weight D is 0.5).
+const tfScale = math.Pi * math.Pi / 6 / 0.5
+
+// parsedQuery is a query in websearch syntax, split into what the database analyses.
+type parsedQuery struct {
+	words   string   // every positive word, phrases' included, for the terms
+	phrases []string // "quoted phrases", each required
+	not     []string // -word and -"phrase", each excluded
+}
+
+// parseQuery splits q the way websearch_to_tsquery reads it: "a phrase", -word, -"a phrase"; the
+// word "or" is dropped (any word may match anyway).
+func parseQuery(q string) parsedQuery {
+	var p parsedQuery
+	var words []string
+	rs := []rune(q)
+	for i := 0; i < len(rs); {
+		if unicode.IsSpace(rs[i]) {
+			i++
+			continue
+		}
+		neg := false
+		if rs[i] == '-' && i+1 < len(rs) && !unicode.IsSpace(rs[i+1]) {
+			neg = true
+			i++
+		}
+		if rs[i] == '"' {
+			end := i + 1
+			for end < len(rs) && rs[end] != '"' {
+				end++
+			}
+			phrase := strings.TrimSpace(string(rs[i+1 : end]))
+			i = end + 1
+			if phrase == "" {
+				continue
+			}
+			if neg {
+				p.not = append(p.not, phrase)
+			} else {
+				p.phrases = append(p.phrases, phrase)
+				words = append(words, phrase)
+			}
+			continue
+		}
+		end := i
+		for end < len(rs) && !unicode.IsSpace(rs[end]) && rs[end] != '"' {
+			end++
+		}
+		word := string(rs[i:end])
+		i = end
+		switch {
+		case neg:
+			p.not = append(p.not, word)
+		case strings.EqualFold(word, "or"):
+		default:
+			words = append(words, word)
+		}
+	}
+	p.words = strings.Join(words, " ")
+	return p
+}
+
+// quoteLexeme writes a lexeme as a tsquery operand.
+func quoteLexeme(l string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(l, `\`, `\\`), `'`, `''`) + "'"
+}
+
+// anyOf joins tsquery texts by OR, each in parentheses; "" if there are none.
+func anyOf(qs []string) string {
+	var parts []string
+	for _, q := range qs {
+		if strings.TrimSpace(q) != "" {
+			parts = append(parts, "("+q+")")
+		}
+	}
+	return strings.Join(parts, " | ")
+}
+
+// keywordPlan is an analysed query: the tsquery a chunk must match and each term's weight.
+type keywordPlan struct {
+	match   string    // tsquery text
+	terms   []string  // one tsquery text per term (a quoted lexeme)
+	weights []float64 // idf * tfScale per term
+	avgLen  float64
+}
+
+// planKeyword analyses req.Query in tx. A nil plan means nothing can match (stop words only).
+func planKeyword(ctx context.Context, tx pgx.Tx, query string) (*keywordPlan, error) {
+	pq := parseQuery(query)
+	rows, err := tx.Query(ctx, `select coalesce(array(select distinct lexeme from unnest(to_tsvector(t.config, $1))), '{}'),
+			array(select phraseto_tsquery(t.config, p)::text from unnest($2::text[]) p),
+			array(select phraseto_tsquery(t.config, p)::text from unnest($3::text[]) p)
+		from text_configs t order by t.config`, pq.words, pq.phrases, pq.not)
+	if err != nil {
+		return nil, dbError("keyword analysis", err)
+	}
+	var lexemes []string
+	phrases := make([][]string, len(pq.phrases))
+	nots := make([][]string, len(pq.not))
+	for rows.Next() {
+		var lx, ph, nt []string
+		if err := rows.Scan(&lx, &ph, &nt); err != nil {
+			rows.Close()
+			return nil, dbError("keyword analysis", err)
+		}
+		lexemes = append(lexemes, lx...)
+		for i := range ph {
+			phrases[i] = append(phrases[i], ph[i])
+		}
+		for i := range nt {
+			nots[i] = append(nots[i], nt[i])
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("keyword analysis", err)
+	}
+	slices.Sort(lexemes)
+	lexemes = slices.Compact(lexemes)
+	plan := &keywordPlan{}
+	for _, l := range lexemes {
+		plan.terms = append(plan.terms, quoteLexeme(l))
+	}
+	var must []string
+	if len(plan.terms) > 0 {
+		must = append(must, strings.Join(plan.terms, " | "))
+	}
+	for _, ph := range phrases {
+		q := anyOf(ph)
+		if q == "" {
+			continue // a phrase of stop words constrains nothing
+		}
+		must = append(must, q)
+	}
+	if len(must) == 0 {
+		return nil, nil
+	}
+	for _, nt := range nots {
+		if q := anyOf(nt); q != "" {
+			must = append(must, "!("+q+")")
+		}
+	}
+	plan.match = "(" + strings.Join(must, ") & (") + ")"
+	if len(plan.terms) == 0 {
+		return plan, nil
+	}
+	if err := plan.weigh(ctx, tx); err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// weigh sets the terms' idf weights and the mean chunk length from the tenant's chunks.
+func (p *keywordPlan) weigh(ctx context.Context, tx pgx.Tx) error {
+	var n, avgLen float64
+	err := tx.QueryRow(ctx, `select case when s.est < $1 then (select count(*) from chunks)::float8 else s.est end,
+			case when s.est < $1 then (select coalesce(avg(tokens), 0) from chunks)::float8
+				else (select coalesce(avg(tokens), 0) from chunks tablesample system (least(100, 100 * $1 / s.est)) repeatable (0))::float8 end
+		from (select greatest(reltuples, -1)::float8 as est from pg_class where oid = 'chunks'::regclass) s`, exactStats).Scan(&n, &avgLen)
+	if err != nil {
+		return dbError("keyword statistics", err)
+	}
+	rows, err := tx.Query(ctx, `select (select count(*) from (select from chunks c where c.tsv @@ t.q limit $2) m)::float8
+		from unnest($1::tsquery[]) with ordinality t(q, i) order by t.i`, p.terms, dfCap)
+	if err != nil {
+		return dbError("keyword statistics", err)
+	}
+	df, err := pgx.CollectRows(rows, pgx.RowTo[float64])
+	if err != nil {
+		return dbError("keyword statistics", err)
+	}
+	capped := false
+	for _, d := range df {
+		n = max(n, d)
+		capped = capped || d >= dfCap
+	}
+	if capped {
+		// Terms in more than dfCap chunks: their frequency from the column's statistics.
+		var elems []string
+		var freqs []float64
+		err := tx.QueryRow(ctx, `select coalesce(most_common_elems::text::text[], '{}'), coalesce(most_common_elem_freqs, '{}')
+			from pg_stats where schemaname = current_schema() and tablename = 'chunks' and attname = 'tsv'`).Scan(&elems, &freqs)
+		if err != nil && err != pgx.ErrNoRows {
+			return dbError("keyword statistics", err)
+		}
+		freq := map[string]float64{}
+		for i, e := range elems {
+			if i < len(freqs) {
+				freq[quoteLexeme(e)] = freqs[i]
+			}
+		}
+		for i, d := range df {
+			if f, ok := freq[p.terms[i]]; ok && d >= dfCap {
+				df[i] = max(d, f*n)
+			}
+		}
+	}
+	p.avgLen = max(avgLen, 1)
+	p.weights = make([]float64, len(df))
+	for i, d := range df {
+		p.weights[i] = math.Log(1+(n-d+0.5)/(d+0.5)) * tfScale
+	}
+	return nil
+}
+
+// keywordSearch returns up to limit chunks matching req.Query, best first, ranked by BM25 (see
+// above); Score is the BM25 score.
+//
+// Every matching chunk is scored (a ts_rank per query term), so the cost grows with the matches;
+// the inner query keeps that work narrow (chunk ID and score, documents only as a semi-join for
+// filters) and the outer one reads the full rows of the top chunks alone.
+func keywordSearch(ctx context.Context, tx pgx.Tx, req Request, limit int) ([]scored, error) {
+	plan, err := planKeyword(ctx, tx, req.Query)
+	if err != nil || plan == nil {
+		return nil, err
+	}
+	var q query
+	match := q.arg(plan.match) + "::tsquery"
+	score := "1"
+	if len(plan.terms) > 0 {
+		score = "(select coalesce(sum(t.w * ts_rank('" + rankWeights + "', c.tsv, t.q)), 0) from unnest(" +
+			q.arg(plan.terms) + "::tsquery[], " + q.arg(plan.weights) + "::float8[]) t(q, w)) * " +
+			"(1 + " + q.arg(bm25K1) + ") / (1 + " + q.arg(bm25K1) + " * (1 - " + q.arg(bm25B) + " + " +
+			q.arg(bm25B) + " * c.tokens / " + q.arg(plan.avgLen) + "))"
+	}
+	q.sql.WriteString("select " + hitColumns + ", k.score" +
+		" from (select c.id, " + score + " as score from chunks c where c.tsv @@ " + match)
+	if len(req.Filters) > 0 {
+		q.sql.WriteString(" and exists (select from documents d where d.id = c.document_id")
+		if err := q.where(req.Filters); err != nil {
+			return nil, err
+		}
+		q.sql.WriteString(")")
+	}
+	q.sql.WriteString(" order by score desc, c.id limit " + q.arg(limit) + ") k" +
+		" join chunks c on c.id = k.id join documents d on d.id = c.document_id order by k.score desc, c.id")
+	rows, err := tx.Query(ctx, q.sql.String(), q.args...)
+	if err != nil {
+		return nil, dbError("keyword search", err)
+	}
+	s, err := scanHits(rows)
+	if err != nil {
+		return nil, dbError("keyword search", err)
+	}
+	for i := range s {
+		s[i].hit.Score = s[i].rank
+	}
+	sortByScore(s)
+	return s, nil
+}
