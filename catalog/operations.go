@@ -152,3 +152,22 @@ func (s *Store) MarkDeleted(ctx context.Context, id ragplane.TenantID, actor Act
 		return audit(ctx, tx, actor, "tenant.deleted", "tenant/"+string(id), before, after)
 	})
 }
+
+// OutdatedTenants returns up to limit tenants with a database (active or suspended) whose schema
+// version is below version, in id order after the id after (empty for the first page).
+func (s *Store) OutdatedTenants(ctx context.Context, version int, after ragplane.TenantID, limit int) ([]ragplane.TenantID, error) {
+	rows, err := s.pool.Query(ctx, `select id from tenants where status in ('active', 'suspended')
+		and database_url_sealed is not null and schema_version < $1 and id > $2 order by id limit $3`, version, after, limit)
+	if err != nil {
+		return nil, pgError(err, "Tenant")
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[ragplane.TenantID])
+	return ids, pgError(err, "Tenant")
+}
+
+// SetSchemaVersion records that a tenant's database was migrated to version (never lowering it).
+func (s *Store) SetSchemaVersion(ctx context.Context, id ragplane.TenantID, version int) error {
+	_, err := s.pool.Exec(ctx, `update tenants set schema_version = $2, updated_at = now()
+		where id = $1 and schema_version < $2`, id, version)
+	return pgError(err, "Tenant")
+}

@@ -23,6 +23,12 @@ const VersionTable = "ragplane_schema_version"
 // embedding dimension, fixed at provisioning. It is safe to run again: applied migrations are
 // skipped, and tern serialises concurrent runs with an advisory lock. It returns the schema version.
 func Migrate(ctx context.Context, conn *pgx.Conn, dimension int) (int, error) {
+	return MigrateTo(ctx, conn, dimension, -1)
+}
+
+// MigrateTo is Migrate to a given schema version, up or down; -1 is the latest. Down migrations
+// lose what the later versions added: it exists for tests of upgrades and for operators' repairs.
+func MigrateTo(ctx context.Context, conn *pgx.Conn, dimension, version int) (int, error) {
 	if dimension < 1 || dimension > 2000 {
 		return 0, fmt.Errorf("embedding dimension %d out of range", dimension)
 	}
@@ -39,7 +45,12 @@ func Migrate(ctx context.Context, conn *pgx.Conn, dimension int) (int, error) {
 	if err := m.LoadMigrations(sub); err != nil {
 		return 0, fmt.Errorf("load tenant migrations: %w", err)
 	}
-	if err := m.Migrate(ctx); err != nil {
+	if version < 0 {
+		err = m.Migrate(ctx)
+	} else {
+		err = m.MigrateTo(ctx, int32(version))
+	}
+	if err != nil {
 		return 0, fmt.Errorf("migrate tenant database: %w", err)
 	}
 	v, err := m.GetCurrentVersion(ctx)

@@ -10,11 +10,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/catalog/tenantdb"
 )
 
 // ReconcilerConfig configures a Reconciler. Zero fields get defaults.
@@ -175,6 +177,8 @@ func (r *Reconciler) lead(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Add(1)
+	go func() { defer wg.Done(); r.upgrade(ctx) }()
 	done := make(chan struct{}, r.cfg.Concurrency)
 	for {
 		if err := r.dispatch(ctx, &wg, done); err != nil && ctx.Err() == nil {
@@ -233,6 +237,83 @@ func (r *Reconciler) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan
 			}
 		}(t)
 	}
+	return nil
+}
+
+// upgrade migrates the databases of existing tenants to the schema this control plane was built
+// with (tenantdb.LatestVersion), so a new release's tenant-schema migrations reach every tenant,
+// not only new ones. It runs while this replica leads; tenants that fail are retried after a
+// minute until all are current or ctx ends. Migrations are idempotent and serialised per
+// database by tern's advisory lock.
+func (r *Reconciler) upgrade(ctx context.Context) {
+	latest := tenantdb.LatestVersion()
+	for {
+		failed := 0
+		var after ragplane.TenantID
+		for {
+			ids, err := r.cfg.Store.OutdatedTenants(ctx, latest, after, 100)
+			if err != nil {
+				if ctx.Err() == nil {
+					r.log.Warn("listing outdated tenant schemas failed", "error", err)
+				}
+				failed++
+				break
+			}
+			for _, id := range ids {
+				if err := r.upgradeTenant(ctx, id, latest); err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					failed++
+					r.log.Warn("tenant schema upgrade failed", "tenant_id", id, "error", err)
+				}
+			}
+			if len(ids) < 100 {
+				break
+			}
+			after = ids[len(ids)-1]
+		}
+		if failed == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Minute):
+		}
+	}
+}
+
+// upgradeTenant migrates one tenant's database to version.
+func (r *Reconciler) upgradeTenant(ctx context.Context, id ragplane.TenantID, version int) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
+	defer cancel()
+	rt, err := r.cfg.Store.TenantRuntime(ctx, id)
+	if err != nil {
+		return err
+	}
+	if rt.DatabaseURL == "" {
+		return nil
+	}
+	conn, err := pgx.Connect(ctx, rt.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	cfg, err := rt.Resolve(nil)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	got, err := tenantdb.Migrate(ctx, conn, cfg.Settings.EmbeddingDimension)
+	if err != nil {
+		return err
+	}
+	if err := r.cfg.Store.SetSchemaVersion(ctx, id, got); err != nil {
+		return err
+	}
+	r.log.Info("tenant schema upgraded", "tenant_id", id, "from", rt.Tenant.SchemaVersion, "to", got,
+		"duration_ms", time.Since(start).Milliseconds())
 	return nil
 }
 

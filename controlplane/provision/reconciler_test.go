@@ -8,9 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
 	"github.com/ragplane/ragplane/catalog/catalogtest"
+	"github.com/ragplane/ragplane/catalog/tenantdb"
 	"github.com/ragplane/ragplane/controlplane/provision"
 	"github.com/ragplane/ragplane/controlplane/provision/local"
 )
@@ -197,4 +200,76 @@ func TestReconcilerSingleLeader(t *testing.T) {
 	}
 	newTenant(t, store, "after_failover")
 	waitFor(t, store, "after_failover", ragplane.StatusActive)
+}
+
+// A tenant whose database is at an older schema version is migrated to the latest when a
+// reconciler takes the lead, and its catalog row records it: existing chunks get their
+// document's title, searchable at weight A, and the text-search configuration table.
+func TestReconcilerUpgradesTenantSchemas(t *testing.T) {
+	store, _ := catalogtest.MustOpen(t)
+	lp, _ := mustLocal(t)
+	ctx := context.Background()
+	const old = 4
+	var tenantURL string
+	fake := &fakeProvisioner{real: lp, afterProvision: func(db provision.Database, err error) (provision.Database, error) {
+		if err != nil {
+			return db, err
+		}
+		// The database as an older release left it: version 4, with a document and a chunk.
+		conn, err := pgx.Connect(ctx, db.URL)
+		if err != nil {
+			return db, err
+		}
+		defer conn.Close(ctx)
+		if db.SchemaVersion, err = tenantdb.MigrateTo(ctx, conn, 384, old); err != nil {
+			return db, err
+		}
+		_, err = conn.Exec(ctx, `insert into documents (id, title, content_hash) values ('00000000-0000-0000-0000-000000000001', 'Zanzibar handbook', '\x01');
+			insert into chunks (id, document_id, ordinal, content, tokens, embedding)
+			values ('00000000-0000-0000-0000-000000000002', '00000000-0000-0000-0000-000000000001', 0, 'Spices grow on the islands.', 6, array_fill(0.1, array[384])::vector)`)
+		tenantURL = db.URL
+		return db, err
+	}}
+	rctx, stop := context.WithCancel(ctx)
+	first := provision.NewReconciler(provision.ReconcilerConfig{Store: store, PollInterval: 50 * time.Millisecond,
+		Provisioners: map[ragplane.Provider]provision.Provisioner{ragplane.ProviderLocal: fake}})
+	done := make(chan struct{})
+	go func() { defer close(done); first.Run(rctx) }()
+	newTenant(t, store, "veteran")
+	if tn := waitFor(t, store, "veteran", ragplane.StatusActive); tn.SchemaVersion != old {
+		t.Fatalf("schema version %d after provisioning, want %d", tn.SchemaVersion, old)
+	}
+	stop()
+	<-done
+
+	// A new release's reconciler takes the lead and upgrades it.
+	runReconciler(t, provision.ReconcilerConfig{Store: store, PollInterval: 50 * time.Millisecond,
+		Provisioners: map[ragplane.Provider]provision.Provisioner{ragplane.ProviderLocal: lp}})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		tn, err := store.GetTenant(ctx, "veteran")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tn.SchemaVersion == tenantdb.LatestVersion() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("schema version %d, want %d", tn.SchemaVersion, tenantdb.LatestVersion())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	conn, err := pgx.Connect(ctx, tenantURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var title, cfg string
+	var titleMatch bool
+	if err := conn.QueryRow(ctx, `select title, text_config::text, tsv @@ 'zanzibar:A'::tsquery from chunks`).Scan(&title, &cfg, &titleMatch); err != nil {
+		t.Fatal(err)
+	}
+	if title != "Zanzibar handbook" || cfg != "english" || !titleMatch {
+		t.Errorf("chunk after upgrade: title %q, config %q, title searchable at A %v", title, cfg, titleMatch)
+	}
 }
