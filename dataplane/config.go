@@ -34,6 +34,10 @@ type Config struct {
 	MaxUploadBytes   int64
 	// MaxQueryBytes caps a query's text.
 	MaxQueryBytes int
+	// ModelDir holds the local embedding models' files, fetched and verified by ops/models.sh (which
+	// prints it; `make up` exports it in .ragplane/stack.env). Only tenants that choose a model with
+	// files (glove-6b-100d-sif) need it; the default is where ops/models.sh puts them by default.
+	ModelDir string
 	// OpenAI configures the OpenAI-compatible provider tenants may choose for embeddings and answers.
 	OpenAI OpenAIConfig
 	// Registration: the worker registers with the control plane at ControlPlaneURL as WorkerID,
@@ -119,6 +123,7 @@ func DefaultConfig() Config {
 		MaxDocumentBytes: 5 << 20,
 		MaxUploadBytes:   20 << 20,
 		MaxQueryBytes:    8 << 10,
+		ModelDir:         "/var/cache/ragplane/models",
 		OpenAI: OpenAIConfig{Provider: "openai", Timeout: time.Minute,
 			Models: map[string]string{"small": "gpt-4o-mini", "standard": "gpt-4o", "large": "gpt-4.1"}},
 		MetricsTopTenants: 100,
@@ -147,6 +152,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		cfg.MaxDocumentBytes = int64(maxDoc)
 		cfg.MaxUploadBytes = max(cfg.MaxUploadBytes, 4*int64(maxDoc))
 	}
+	env.String("RAGPLANE_MODEL_DIR", &cfg.ModelDir)
 	env.String("RAGPLANE_OPENAI_PROVIDER", &cfg.OpenAI.Provider)
 	env.String("RAGPLANE_OPENAI_BASE_URL", &cfg.OpenAI.BaseURL)
 	env.String("RAGPLANE_OPENAI_API_KEY", &cfg.OpenAI.APIKey)

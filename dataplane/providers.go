@@ -8,6 +8,7 @@ import (
 
 	"github.com/ragplane/ragplane"
 	chat "github.com/ragplane/ragplane/dataplane/answer/openai"
+	"github.com/ragplane/ragplane/dataplane/embed/glove"
 	"github.com/ragplane/ragplane/dataplane/embed/hashing"
 	oaembed "github.com/ragplane/ragplane/dataplane/embed/openai"
 )
@@ -19,18 +20,25 @@ type Embedder interface {
 	Name() string
 }
 
+var (
+	_ Embedder = (*hashing.Embedder)(nil)
+	_ Embedder = (*glove.Embedder)(nil)
+	_ Embedder = (*oaembed.Embedder)(nil)
+)
+
 // providers builds and caches the embedders and chat clients tenants choose in their settings.
 type providers struct {
-	cfg OpenAIConfig
-	log *slog.Logger
+	cfg      OpenAIConfig
+	modelDir string // RAGPLANE_MODEL_DIR: the local models' files
+	log      *slog.Logger
 
 	mu         sync.Mutex
 	embedders  map[string]Embedder
 	chatClient *chat.Client
 }
 
-func newProviders(cfg OpenAIConfig, log *slog.Logger) *providers {
-	return &providers{cfg: cfg, log: log, embedders: map[string]Embedder{}}
+func newProviders(cfg OpenAIConfig, modelDir string, log *slog.Logger) *providers {
+	return &providers{cfg: cfg, modelDir: modelDir, log: log, embedders: map[string]Embedder{}}
 }
 
 // embedder returns the tenant's embedder: the local one, or the configured OpenAI-compatible one.
@@ -45,7 +53,7 @@ func (p *providers) embedder(set ragplane.Settings) (Embedder, error) {
 	var err error
 	switch set.EmbeddingProvider {
 	case "local":
-		e, err = hashing.New(set.EmbeddingDimension)
+		e, err = p.local(set)
 	case "openai":
 		if !p.cfg.Enabled() {
 			return nil, ragplane.Errorf(ragplane.EUNAVAILABLE, "The tenant embeds with an OpenAI-compatible provider, which this worker is not configured with.")
@@ -60,6 +68,38 @@ func (p *providers) embedder(set ragplane.Settings) (Embedder, error) {
 	}
 	p.embedders[key] = e
 	return e, nil
+}
+
+// local returns the built-in embedder that set.EmbeddingModel names; a new local model is one more
+// case. It returns EINVALID for an unknown model or a dimension the model does not have, and
+// EUNAVAILABLE when the model's files cannot be loaded (the detail is logged, not returned).
+func (p *providers) local(set ragplane.Settings) (Embedder, error) {
+	switch set.EmbeddingModel {
+	case "ragplane-hash-v1":
+		e, err := hashing.New(set.EmbeddingDimension)
+		if err != nil {
+			return nil, err
+		}
+		return e, nil
+	case glove.Model:
+		if set.EmbeddingDimension != glove.Dimensions {
+			return nil, ragplane.FieldErrorf("embedding_dimension", "The embedding model %s has %d dimensions; set embedding_dimension to %d, not %d.",
+				glove.Model, glove.Dimensions, glove.Dimensions, set.EmbeddingDimension)
+		}
+		e, err := glove.Load(p.modelDir)
+		if err != nil {
+			p.log.Error("local embedding model unavailable", "model", glove.Model, "error", err)
+			return nil, ragplane.Errorf(ragplane.EUNAVAILABLE, "This worker cannot load the embedding model %s.", glove.Model)
+		}
+		return e, nil
+	case "use-lite-512":
+		// Reserved for the Universal Sentence Encoder lite (512 dimensions, dataplane/embed/use),
+		// whose files ops/models.sh already fetches; its package replaces this case.
+		return nil, ragplane.Errorf(ragplane.EUNAVAILABLE, "The embedding model use-lite-512 is not built into this worker.")
+	default:
+		return nil, ragplane.FieldErrorf("embedding_model", "Unknown local embedding model %q; the local models are ragplane-hash-v1 and %s.",
+			set.EmbeddingModel, glove.Model)
+	}
 }
 
 // chat returns the OpenAI-compatible chat client, if this worker has one.

@@ -92,7 +92,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	// 3. Tenant database pools under the connection budget, and the outside providers.
 	s.pools = newPools(cfg.DB, reg, s.log)
 	s.closers = append(s.closers, s.pools.closeAll)
-	s.providers = newProviders(cfg.OpenAI, s.log)
+	s.providers = newProviders(cfg.OpenAI, cfg.ModelDir, s.log)
 
 	// 4. The graph store, checked and its schema in place before anything is served.
 	g, err := newGraph(cfg.Graph)
