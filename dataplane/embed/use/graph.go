@@ -74,6 +74,9 @@ type node struct {
 	inputs []ref
 	attr   map[string]attrValue
 	value  *tensor // for Const
+	// packed is the constant right-hand matrix of a MatMul or Conv2D, packed for the kernel
+	// once at compile time (nil without the kernel or for a computed operand).
+	packed *packedB
 }
 
 type ref struct {
@@ -367,6 +370,7 @@ func compile(nodes []nodeJSON, consts map[string]*tensor) (*graph, error) {
 			if _, ok := ops[nj.Op]; !ok {
 				return fmt.Errorf("node %s: unsupported op %s", nj.Name, nj.Op)
 			}
+			n.packed = prepack(n, g.nodes)
 		}
 		state[k] = 2
 		pos[k] = len(g.nodes)
@@ -388,6 +392,28 @@ func compile(nodes []nodeJSON, consts map[string]*tensor) (*graph, error) {
 	}
 	g.lastUse[g.output] = len(g.nodes)
 	return g, nil
+}
+
+// prepack packs the constant weight matrix of a MatMul or a 1×1 Conv2D node.
+func prepack(n *node, nodes []*node) *packedB {
+	if !hasKernel || len(n.inputs) != 2 || (n.op != "MatMul" && n.op != "Conv2D") {
+		return nil
+	}
+	w := nodes[n.inputs[1].node].value
+	if w == nil || w.dt != f32 {
+		return nil
+	}
+	switch {
+	case n.op == "MatMul" && len(w.shape) == 2:
+		k, cols := w.shape[0], w.shape[1]
+		if n.attrBool("transpose_b") {
+			k, cols = cols, k
+		}
+		return packB(&packedB{}, n.attrBool("transpose_b"), cols, k, w.f, w.shape[1])
+	case n.op == "Conv2D" && len(w.shape) == 4 && w.shape[0] == 1 && w.shape[1] == 1:
+		return packB(&packedB{}, false, w.shape[3], w.shape[2], w.f, w.shape[3])
+	}
+	return nil
 }
 
 func splitInput(in string) (string, int) {

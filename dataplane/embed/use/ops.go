@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
 )
 
 // opFunc runs one node on its inputs. It must not write to its inputs (constants are shared
@@ -1066,15 +1063,22 @@ func reduce(kind redKind) opFunc {
 			o := 0
 			for k := 0; k < x.size(); k += m {
 				a := acc[o]
-				for j := k; j < k+m; j++ {
-					v := get(j)
-					switch kind {
-					case redSum, redMean:
-						a += v
-					case redMax:
-						a = max(a, v)
-					case redProd:
-						a *= v
+				if x.dt == f32 && (kind == redSum || kind == redMean) {
+					// The layer norms' case: a float32 row sum, in float64.
+					for _, v := range x.f[k : k+m] {
+						a += float64(v)
+					}
+				} else {
+					for j := k; j < k+m; j++ {
+						v := get(j)
+						switch kind {
+						case redSum, redMean:
+							a += v
+						case redMax:
+							a = max(a, v)
+						case redProd:
+							a *= v
+						}
 					}
 				}
 				acc[o] = a
@@ -1188,25 +1192,6 @@ func biasAdd(n *node, in []*tensor) ([]*tensor, error) {
 	return one(o), nil
 }
 
-// gemm computes c = op(a)·op(b) for row-major matrices with gonum's SGEMM.
-func gemm(ta, tb bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32) {
-	if m == 0 || n == 0 {
-		return
-	}
-	tA, tB := blas.NoTrans, blas.NoTrans
-	ar, ac, br, bc := m, k, k, n
-	if ta {
-		tA, ar, ac = blas.Trans, k, m
-	}
-	if tb {
-		tB, br, bc = blas.Trans, n, k
-	}
-	blas32.Gemm(tA, tB, 1,
-		blas32.General{Rows: ar, Cols: ac, Stride: lda, Data: a},
-		blas32.General{Rows: br, Cols: bc, Stride: ldb, Data: b},
-		0, blas32.General{Rows: m, Cols: n, Stride: n, Data: c})
-}
-
 func matMul(n *node, in []*tensor) ([]*tensor, error) {
 	if err := nargs(in, 2); err != nil {
 		return nil, err
@@ -1231,7 +1216,11 @@ func matMul(n *node, in []*tensor) ([]*tensor, error) {
 	if k == 0 {
 		return one(o), nil
 	}
-	gemm(ta, tb, m, nn, k, a.f, a.shape[1], b.f, b.shape[1], o.f)
+	if n.packed != nil {
+		gemmPacked(ta, m, a.f, a.shape[1], n.packed, o.f, nil)
+	} else {
+		gemm(ta, tb, m, nn, k, a.f, a.shape[1], b.f, b.shape[1], o.f)
+	}
 	return one(o), nil
 }
 
@@ -1292,7 +1281,11 @@ func conv2D(n *node, in []*tensor) ([]*tensor, error) {
 	rows := x.shape[0] * x.shape[1] * x.shape[2]
 	c, oc := f.shape[2], f.shape[3]
 	o := newF32([]int{x.shape[0], x.shape[1], x.shape[2], oc})
-	if c > 0 {
+	switch {
+	case c == 0:
+	case n.packed != nil:
+		gemmPacked(false, rows, x.f, c, n.packed, o.f, nil)
+	default:
 		gemm(false, false, rows, oc, c, x.f, c, f.f, oc, o.f)
 	}
 	return one(o), nil

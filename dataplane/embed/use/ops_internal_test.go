@@ -144,3 +144,62 @@ func TestOpList(t *testing.T) {
 		t.Errorf("ops = %s\nwant %s", strings.Join(got, " "), want)
 	}
 }
+
+// gemm against a naive product, over shapes that exercise partial tiles, several depth blocks
+// and both transpositions.
+func TestGemm(t *testing.T) {
+	rng := uint32(1)
+	rnd := func() float32 {
+		rng = rng*1664525 + 1013904223
+		return float32(rng>>8)/float32(1<<24) - 0.5
+	}
+	for _, s := range [][3]int{{1, 1, 1}, {3, 5, 7}, {4, 16, 8}, {5, 17, 300}, {33, 70, 513}, {128, 512, 64}} {
+		m, n, k := s[0], s[1], s[2]
+		for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
+			ta, tb := tr[0], tr[1]
+			a := make([]float32, m*k)
+			b := make([]float32, k*n)
+			for i := range a {
+				a[i] = rnd()
+			}
+			for i := range b {
+				b[i] = rnd()
+			}
+			lda, ldb := k, n
+			if ta {
+				lda = m
+			}
+			if tb {
+				ldb = k
+			}
+			at := func(i, kk int) float32 {
+				if ta {
+					return a[kk*lda+i]
+				}
+				return a[i*lda+kk]
+			}
+			bt := func(kk, j int) float32 {
+				if tb {
+					return b[j*ldb+kk]
+				}
+				return b[kk*ldb+j]
+			}
+			c := make([]float32, m*n)
+			for i := range c {
+				c[i] = 99 // gemm overwrites
+			}
+			gemm(ta, tb, m, n, k, a, lda, b, ldb, c)
+			for i := range m {
+				for j := range n {
+					var want float64
+					for kk := range k {
+						want += float64(at(i, kk)) * float64(bt(kk, j))
+					}
+					if d := float64(c[i*n+j]) - want; d > 1e-4 || d < -1e-4 {
+						t.Fatalf("%v ta=%v tb=%v: c[%d][%d] = %v, want %v", s, ta, tb, i, j, c[i*n+j], want)
+					}
+				}
+			}
+		}
+	}
+}

@@ -23,8 +23,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ragplane/ragplane"
 )
@@ -140,9 +144,10 @@ func (m *Model) Dimension() int { return Dimension }
 // Tokens returns the ids Embed feeds the graph for text (at most MaxTokens).
 func (m *Model) Tokens(text string) []int32 { return m.tok.encode(text, MaxTokens) }
 
-// Embed returns one L2-normalised vector per text, in order. Texts are tokenised, grouped by
-// length into batches and each batch is one run of the graph; ctx is checked between batches
-// (and every 64 texts while tokenising) and its error returned when it is done.
+// Embed returns one L2-normalised vector per text, in order. Texts are tokenised (at most
+// MaxTokens ids each), grouped by length into batches of up to 16, and each batch is one run of
+// the graph, on up to GOMAXPROCS goroutines. ctx is checked before each batch (and every 64
+// texts while tokenising) and its error returned when it is done; a failed run is EINTERNAL.
 func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 	ids := make([][]int32, len(texts))
 	for i, t := range texts {
@@ -166,23 +171,45 @@ func (m *Model) Embed(ctx context.Context, texts []string) ([][]float32, error) 
 	}
 	// Longest first, so that a batch pads little and its size follows from its first row.
 	slices.SortStableFunc(order, func(a, b int) int { return len(ids[b]) - len(ids[a]) })
+	var batches [][]int
 	for start := 0; start < len(order); {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
 		n := min(maxBatch, max(1, maxBatchCell/len(ids[order[start]])), len(order)-start)
-		batch := make([][]int32, n)
-		for k := range n {
-			batch[k] = ids[order[start+k]]
-		}
-		vecs, err := m.run(batch)
-		if err != nil {
-			return nil, ragplane.Errorf(ragplane.EINTERNAL, "USE forward pass: %v", err)
-		}
-		for k := range n {
-			copy(out[order[start+k]], vecs[k])
-		}
+		batches = append(batches, order[start:start+n])
 		start += n
+	}
+	// Batches run on up to GOMAXPROCS goroutines: a large ingest uses every core, and each
+	// goroutine writes only its own texts' rows.
+	var next atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	for range min(runtime.GOMAXPROCS(0), len(batches)) {
+		g.Go(func() error {
+			for {
+				b := int(next.Add(1) - 1)
+				if b >= len(batches) {
+					return nil
+				}
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				batch := make([][]int32, len(batches[b]))
+				for k, i := range batches[b] {
+					batch[k] = ids[i]
+				}
+				vecs, err := m.run(batch)
+				if err != nil {
+					return ragplane.Errorf(ragplane.EINTERNAL, "USE forward pass: %v", err)
+				}
+				for k, i := range batches[b] {
+					copy(out[i], vecs[k])
+				}
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
 	}
 	for _, v := range out {
 		normalize32(v)
