@@ -36,6 +36,13 @@ bench-propagation: up ## PATCH -> proxy enforcement, cold proxy start, RSS and i
 bench-proxy: ## proxy rps, p50/p99, CPU per request: direct vs nginx vs Ragplane proxy vs BASELINE_REV, added p50 at half load (ops/bench/proxy.sh)
 	@ops/bench/proxy.sh
 
+# A BEIR-format folder outside the clone (never copied into it); EVAL_FLAGS passes more flags
+# (go run ./ops/eval -h), e.g. EVAL_FLAGS='-modes keyword,hybrid -limit-queries 10'.
+EVAL_DATA ?= ../shared/eval/dbpedia-5k
+eval: build up ## retrieval quality: every mode through the real API over EVAL_DATA, nDCG@10 and Recall@100 next to BM25 (ops/eval)
+	@source $(ENV) && $(GO) run ./ops/eval -data '$(EVAL_DATA)' -bin $(BIN) $(EVAL_FLAGS)
+.PHONY: eval
+
 demo: build ## from nothing: stack, control plane, proxy, two workers, three tenants end to end; stops cleanly
 	@ops/demo.sh
 
