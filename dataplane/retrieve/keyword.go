@@ -261,10 +261,12 @@ func keywordSearch(ctx context.Context, tx pgx.Tx, req Request, limit int) ([]sc
 	match := q.arg(plan.match) + "::tsquery"
 	score := "1"
 	if len(plan.terms) > 0 {
+		// BM25's length normalisation for one occurrence, with the constants as float8 (a bare
+		// parameter next to an integer column would be taken for an integer).
 		score = "(select coalesce(sum(t.w * ts_rank('" + rankWeights + "', c.tsv, t.q)), 0) from unnest(" +
 			q.arg(plan.terms) + "::tsquery[], " + q.arg(plan.weights) + "::float8[]) t(q, w)) * " +
-			"(1 + " + q.arg(bm25K1) + ") / (1 + " + q.arg(bm25K1) + " * (1 - " + q.arg(bm25B) + " + " +
-			q.arg(bm25B) + " * c.tokens / " + q.arg(plan.avgLen) + "))"
+			q.arg(bm25K1+1) + "::float8 / (1 + " + q.arg(bm25K1) + "::float8 * (" + q.arg(1-bm25B) + "::float8 + " +
+			q.arg(bm25B) + "::float8 * c.tokens / " + q.arg(plan.avgLen) + "::float8))"
 	}
 	q.sql.WriteString("select " + hitColumns + ", k.score" +
 		" from (select c.id, " + score + " as score from chunks c where c.tsv @@ " + match)
