@@ -15,6 +15,9 @@ build: ## build bin/ragplane
 up: ## start the local stack (PostgreSQL 17 + pgvector, Redis; installs Prometheus); writes .ragplane/stack.env
 	@$(STACK) up
 
+models: ## fetch and verify the local embedding models into the cache outside the clone (ops/models.sh; `up` does it too)
+	@ops/models.sh
+
 down: ## stop what `make up` started
 	@$(STACK) down
 
@@ -74,4 +77,4 @@ $(STATICCHECK):
 lint: vet $(STATICCHECK) ## go vet, gofmt and staticcheck (installed at the pinned version if missing); what CI checks before the tests
 	$(STATICCHECK) -tags neo4j ./...
 
-.PHONY: help build up down status test bench bench-propagation bench-proxy demo demo-up prometheus alerts vet lint
+.PHONY: help build up models down status test bench bench-propagation bench-proxy demo demo-up prometheus alerts vet lint

@@ -9,7 +9,8 @@
 #   ops/stack.sh up      start (idempotent) and write .ragplane/stack.env
 #
 # `up` also makes sure Prometheus and promtool are installed on the host (Debian bookworm's
-# `prometheus` package): the dashboard and alert-rule tests run their own Prometheus server.
+# `prometheus` package): the dashboard and alert-rule tests run their own Prometheus server; and it
+# fetches the local embedding models with ops/models.sh (once, into the same cache).
 #   ops/stack.sh down    stop only what `up` started
 #   ops/stack.sh status  say what runs
 #
@@ -177,12 +178,16 @@ up() {
   else
     say "using REDIS_URL from the environment"
   fi
+  local model_dir
+  model_dir=$("$here/ops/models.sh" | sed -n 's/^RAGPLANE_MODEL_DIR=//p')
+  [ -n "$model_dir" ] || die "ops/models.sh did not report RAGPLANE_MODEL_DIR"
   umask 077
   cat >"$state/stack.env" <<EOF
 export DATABASE_URL='$db_url'
 export REDIS_URL='$redis_url'
 export PROMETHEUS_BIN='$(command -v prometheus)'
 export PROMTOOL_BIN='$(command -v promtool)'
+export RAGPLANE_MODEL_DIR='$model_dir'
 EOF
   say "wrote $state/stack.env"
 }
