@@ -73,7 +73,8 @@ type node struct {
 	op     string
 	inputs []ref
 	attr   map[string]attrValue
-	value  *tensor // for Const
+	strs   map[string]string // the string attributes, decoded
+	value  *tensor           // for Const
 	// packed is the constant right-hand matrix of a MatMul or Conv2D, packed for the kernel
 	// once at compile time (nil without the kernel or for a computed operand).
 	packed *packedB
@@ -113,10 +114,12 @@ func (n *node) attrInts(key string) []int {
 	return out
 }
 
-// attrString decodes a string attribute from base64 or from an array of bytes.
-func (n *node) attrString(key string) string {
-	a, ok := n.attr[key]
-	if !ok || len(a.S) == 0 {
+// attrString returns a string attribute, decoded at compile time.
+func (n *node) attrString(key string) string { return n.strs[key] }
+
+// decodeString decodes a string attribute from base64 or from an array of bytes.
+func decodeString(a attrValue) string {
+	if len(a.S) == 0 {
 		return ""
 	}
 	var bs []byte // base64 in proto3 JSON
@@ -335,7 +338,12 @@ func compile(nodes []nodeJSON, consts map[string]*tensor) (*graph, error) {
 		}
 		state[k] = 1
 		nj := nodes[k]
-		n := &node{name: nj.Name, op: nj.Op, attr: nj.Attr}
+		n := &node{name: nj.Name, op: nj.Op, attr: nj.Attr, strs: map[string]string{}}
+		for key, a := range nj.Attr {
+			if len(a.S) > 0 {
+				n.strs[key] = decodeString(a)
+			}
+		}
 		for _, in := range nj.Input {
 			if strings.HasPrefix(in, "^") {
 				continue // control dependency: no data

