@@ -420,3 +420,40 @@ func (s *Store) CountTenants(ctx context.Context) ([]TenantCount, error) {
 	counts, err := pgx.CollectRows(rows, pgx.RowToStructByPos[TenantCount])
 	return counts, pgError(err, "Tenants")
 }
+
+// SetEmbedding records that a tenant's vectors were re-embedded with another model: it changes
+// the fixed settings embedding_provider, embedding_model and embedding_dimension, which nothing
+// else may change, bumps the config version (so workers pick the new model up) and audits it.
+// The caller has already rewritten the tenant's vectors (dataplane.Reembed).
+// Errors: ENOTFOUND; ECONFLICT when the tenant is not active or suspended; EINVALID.
+func (s *Store) SetEmbedding(ctx context.Context, id ragplane.TenantID, provider, model string, dimension int, actor Actor) (*ragplane.Tenant, error) {
+	set := ragplane.Overrides{"embedding_provider": provider, "embedding_model": model, "embedding_dimension": int64(dimension)}
+	if err := ragplane.ValidateSettings("settings", set); err != nil {
+		return nil, err
+	}
+	var out *ragplane.Tenant
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		before, err := s.lockTenant(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if before.Status != ragplane.StatusActive && before.Status != ragplane.StatusSuspended {
+			return ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q is %s.", id, before.Status)
+		}
+		settings := merge(before.Settings, set)
+		system, plan, err := layers(ctx, tx, before.Plan)
+		if err != nil {
+			return err
+		}
+		if _, err := ragplane.Resolve(system, plan, ragplane.ConfigLayer{Settings: settings, Limits: before.Limits}, nil); err != nil {
+			return err
+		}
+		out, err = scanTenant(tx.QueryRow(ctx, `update tenants set settings = $2, config_version = config_version + 1,
+			updated_at = now() where id = $1 returning `+tenantColumns, id, settings))
+		if err != nil {
+			return pgError(err, "Tenant")
+		}
+		return audit(ctx, tx, actor, "tenant.reembed", "tenant/"+string(id), before, out)
+	})
+	return out, err
+}

@@ -76,6 +76,6 @@ func newRootCommand(logger *slog.Logger, getenv func(string) string) *cobra.Comm
 			return proxy.Run(cmd.Context(), cfg, logger)
 		},
 	})
-	root.AddCommand(newTenantsCommand(cli), newKeysCommand(cli), newTokenCommand(cli), newPlansCommand(cli), newAuditCommand(cli), newIngestCommand(cli), newQueryCommand(cli), newUsageCommand(cli))
+	root.AddCommand(newTenantsCommand(cli), newKeysCommand(cli), newTokenCommand(cli), newPlansCommand(cli), newAuditCommand(cli), newIngestCommand(cli), newQueryCommand(cli), newUsageCommand(cli), newReembedCommand(logger, getenv))
 	return root
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net/url"
 	"sort"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/dataplane"
 )
 
 func newTenantsCommand(cli *cliContext) *cobra.Command {
@@ -241,4 +243,48 @@ func (c *cliContext) printTenantList(ts []ragplane.Tenant) error {
 	}
 	printTable([]string{"ID", "NAME", "EMAIL", "PLAN", "PROVIDER", "REGION", "STATUS", "CREATED"}, rows)
 	return nil
+}
+
+// newReembedCommand is the operator's way to move a tenant onto another embedding model.
+func newReembedCommand(logger *slog.Logger, getenv func(string) string) *cobra.Command {
+	var to dataplane.EmbeddingTarget
+	cmd := &cobra.Command{
+		Use:   "reembed TENANT --model MODEL --dimension N",
+		Short: "Re-embed a tenant's chunks with another embedding model, online (runs here, with a worker's environment)",
+		Long: `Re-embed a tenant's chunks with another embedding model. The tenant keeps serving with its
+old model while every chunk gets a vector from the new one; then, in one short transaction, the
+new vectors replace the old, and the catalog's embedding settings follow (audited as
+tenant.reembed). Safe to run again after an interruption.
+
+It runs in this process with a worker's environment (RAGPLANE_MODEL_DIR, the OpenAI settings,
+RAGPLANE_SECRET_KEY), and DATABASE_URL must be the catalog with write access (the control
+plane's).`,
+		Example: `  ragplane reembed acme_corp --model glove-6b-100d-sif --dimension 100
+  ragplane reembed acme_corp --provider openai --model text-embedding-3-small --dimension 1536`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := dataplane.ConfigFromEnv(getenv)
+			if err != nil {
+				return err
+			}
+			last := time.Now()
+			progress := func(done, total int64) {
+				if time.Since(last) > time.Second || done == total {
+					last = time.Now()
+					fmt.Fprintf(cmd.ErrOrStderr(), "re-embedded %d of %d chunks\n", done, total)
+				}
+			}
+			if err := dataplane.Reembed(cmd.Context(), cfg, ragplane.TenantID(args[0]), to, progress, logger); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "tenant %s now embeds with %s/%s (%d dimensions)\n", args[0], to.Provider, to.Model, to.Dimension)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&to.Provider, "provider", "local", "embedding provider: local or openai")
+	cmd.Flags().StringVar(&to.Model, "model", "", "embedding model (local: ragplane-hash-v1, glove-6b-100d-sif, use-lite-512)")
+	cmd.Flags().IntVar(&to.Dimension, "dimension", 0, "the model's vector dimension")
+	cmd.MarkFlagRequired("model")
+	cmd.MarkFlagRequired("dimension")
+	return cmd
 }

@@ -1,0 +1,193 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgvector/pgvector-go"
+	pgxvec "github.com/pgvector/pgvector-go/pgx"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/catalog"
+)
+
+// EmbeddingTarget is the model a tenant is re-embedded onto.
+type EmbeddingTarget struct {
+	Provider  string // "local" or "openai"
+	Model     string
+	Dimension int
+}
+
+// ReembedProgress reports how many chunks have their new vector, of how many.
+type ReembedProgress func(done, total int64)
+
+// reembedBatch is how many chunks are embedded and written at a time.
+const reembedBatch = 64
+
+// Reembed moves a tenant's vectors onto another embedding model, online, as an operator task
+// (`ragplane reembed`). The embedding model and dimension of a tenant are otherwise fixed: its
+// vector column has the model's dimension. The steps, each safe to repeat after a crash:
+//
+//  1. A second vector column, embedding_next, of the target dimension, is filled chunk by chunk
+//     (title and content, as ingestion embeds them) while the tenant keeps searching and
+//     ingesting with the old model, and gets its own HNSW index.
+//  2. In one transaction holding the chunks table exclusively (searches and writes of this tenant
+//     wait, for about as long as it takes to embed what was ingested since step 1), the chunks
+//     still missing a new vector get one, and the new column replaces the old, with the model's
+//     name recorded as the column's comment.
+//  3. The catalog's embedding settings change (audited) and workers follow within the config
+//     propagation time. Until then a worker may embed a query with the old model and get a 400
+//     naming the dimension: clients retry.
+//
+// A run that finds the column already carrying the target model's name (a crash between steps 2
+// and 3) only does step 3. cfg is a worker's configuration (catalog, secret key, model directory,
+// OpenAI settings) whose DatabaseURL may write to the catalog.
+func Reembed(ctx context.Context, cfg Config, id ragplane.TenantID, to EmbeddingTarget, progress ReembedProgress, log *slog.Logger) error {
+	store, err := catalog.Open(ctx, catalog.Config{URL: cfg.DatabaseURL, SecretKey: cfg.SecretKey, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	rt, err := store.TenantRuntime(ctx, id)
+	if err != nil {
+		return err
+	}
+	if rt.DatabaseURL == "" {
+		return ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q has no database (it is %s).", id, rt.Tenant.Status)
+	}
+	current, err := rt.Resolve(nil)
+	if err != nil {
+		return err
+	}
+	set := current.Settings
+	set.EmbeddingProvider, set.EmbeddingModel, set.EmbeddingDimension = to.Provider, to.Model, to.Dimension
+	emb, err := newProviders(cfg.OpenAI, cfg.ModelDir, log).embedder(set)
+	if err != nil {
+		return err
+	}
+	if emb.Dimension() != to.Dimension {
+		return ragplane.FieldErrorf("embedding_dimension", "The model gives %d dimensions, not %d.", emb.Dimension(), to.Dimension)
+	}
+	pcfg, err := pgxpool.ParseConfig(rt.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("tenant database url: %w", err)
+	}
+	pcfg.AfterConnect = pgxvec.RegisterTypes
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	name := to.Provider + "/" + to.Model
+	var comment string
+	if err := pool.QueryRow(ctx, `select coalesce(col_description('chunks'::regclass, attnum), '') from pg_attribute
+		where attrelid = 'chunks'::regclass and attname = 'embedding'`).Scan(&comment); err != nil {
+		return err
+	}
+	if comment != name {
+		if err := reembedChunks(ctx, pool, emb, to.Dimension, name, progress); err != nil {
+			return err
+		}
+	}
+	_, err = store.SetEmbedding(ctx, id, to.Provider, to.Model, to.Dimension, catalog.Actor{Name: "ragplane reembed"})
+	if err == nil {
+		log.Info("tenant re-embedded", "tenant_id", id, "model", name, "dimension", to.Dimension)
+	}
+	return err
+}
+
+// reembedChunks does steps 1 and 2 of Reembed in the tenant's database.
+func reembedChunks(ctx context.Context, pool *pgxpool.Pool, emb Embedder, dim int, name string, progress ReembedProgress) error {
+	// dim is an integer and name goes through quote_literal: both are safe in DDL.
+	if _, err := pool.Exec(ctx, fmt.Sprintf(`alter table chunks add column if not exists embedding_next vector(%d)`, dim)); err != nil {
+		return err
+	}
+	var total int64
+	if err := pool.QueryRow(ctx, `select count(*) from chunks`).Scan(&total); err != nil {
+		return err
+	}
+	var done int64
+	for {
+		n, err := embedMissing(ctx, pool, emb)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+		done += int64(n)
+		if progress != nil {
+			progress(done, max(total, done))
+		}
+	}
+	if _, err := pool.Exec(ctx, `create index if not exists chunks_embedding_next on chunks using hnsw (embedding_next vector_cosine_ops)`); err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `lock table chunks in access exclusive mode`); err != nil {
+			return err
+		}
+		for {
+			n, err := embedMissing(ctx, tx, emb)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				break
+			}
+		}
+		_, err := tx.Exec(ctx, `alter table chunks drop column embedding;
+			alter table chunks rename column embedding_next to embedding;
+			alter table chunks alter column embedding set not null;
+			alter index chunks_embedding_next rename to chunks_embedding`)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `select set_config('ragplane.model', $1, true)`, name)
+		if err == nil {
+			_, err = tx.Exec(ctx, `do $$ begin execute format('comment on column chunks.embedding is %L', current_setting('ragplane.model')); end $$`)
+		}
+		return err
+	})
+}
+
+// embedMissing embeds one batch of chunks that have no new vector yet and returns its size.
+func embedMissing(ctx context.Context, db interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}, emb Embedder) (int, error) {
+	rows, err := db.Query(ctx, `select id::text, title, content from chunks where embedding_next is null order by id limit $1`, reembedBatch)
+	if err != nil {
+		return 0, err
+	}
+	var ids, texts []string
+	for rows.Next() {
+		var id, title, content string
+		if err := rows.Scan(&id, &title, &content); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+		texts = append(texts, embedText(title, content))
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	vecs, err := emb.Embed(ctx, texts)
+	if err != nil {
+		return 0, err
+	}
+	vs := make([]pgvector.Vector, len(vecs))
+	for i, v := range vecs {
+		vs[i] = pgvector.NewVector(v)
+	}
+	_, err = db.Exec(ctx, `update chunks c set embedding_next = u.v from unnest($1::uuid[], $2::vector[]) u(id, v) where c.id = u.id`, ids, vs)
+	return len(ids), err
+}
