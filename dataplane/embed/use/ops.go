@@ -186,7 +186,10 @@ func binaryOp(op binOp) opFunc {
 			})
 			return one(o), nil
 		case x.dt == f32:
-			o := newF32(shape)
+			o := x
+			if !n.inplace || !slices.Equal(shape, x.shape) {
+				o = newF32(shape)
+			}
 			forRows(shape, sa, sb, func(oo, a, b, m, as, bs int) {
 				dst := o.f[oo : oo+m]
 				switch op {
@@ -269,7 +272,10 @@ func unary(f func(float32) float32) opFunc {
 		if x.dt != f32 {
 			return nil, fmt.Errorf("want float32, got %s", x.dt)
 		}
-		o := newF32(x.shape)
+		o := x
+		if !n.inplace {
+			o = newF32(x.shape)
+		}
 		for k, v := range x.f {
 			o.f[k] = f(v)
 		}
@@ -1145,7 +1151,10 @@ func softmax(n *node, in []*tensor) ([]*tensor, error) {
 		return nil, errors.New("want a float32 tensor of rank >= 1")
 	}
 	m := x.shape[len(x.shape)-1]
-	o := newF32(x.shape)
+	o := x // each element is read before it is written
+	if !n.inplace {
+		o = newF32(x.shape)
+	}
 	if m == 0 {
 		return one(o), nil
 	}
@@ -1181,7 +1190,10 @@ func biasAdd(n *node, in []*tensor) ([]*tensor, error) {
 	if x.dt != f32 || b.dt != f32 || len(b.shape) != 1 || len(x.shape) == 0 || x.shape[len(x.shape)-1] != b.shape[0] {
 		return nil, fmt.Errorf("bias %v does not fit %v", b.shape, x.shape)
 	}
-	o := newF32(x.shape)
+	o := x
+	if !n.inplace {
+		o = newF32(x.shape)
+	}
 	m := b.shape[0]
 	for k := 0; k < len(x.f); k += m {
 		dst, src := o.f[k:k+m], x.f[k:k+m]
