@@ -219,7 +219,8 @@ func TestGemm(t *testing.T) {
 	}
 }
 
-// Cutting a long text before tokenising (normalize) must not change the ids that are kept.
+// Cutting a long text before tokenising (normalize) must not change the ids that are kept, for
+// texts with spaces (the exact cut) and without (the character bound).
 func TestTruncationKeepsPrefix(t *testing.T) {
 	dir := os.Getenv("RAGPLANE_MODEL_DIR")
 	if dir == "" {
@@ -241,10 +242,18 @@ func TestTruncationKeepsPrefix(t *testing.T) {
 			b.WriteString([]string{" ", "  ", "", " "}[(k+seed)%4])
 		}
 		text := b.String()
-		full := m.tok.encode(text, 1<<30)
+		full := m.tok.encode(text, 1<<20)
 		got := m.tok.encode(text, MaxTokens)
 		if len(full) < MaxTokens || !slices.Equal(got, full[:MaxTokens]) {
 			t.Fatalf("seed %d: truncated ids differ from the first %d of %d", seed, MaxTokens, len(full))
 		}
+		glued := strings.Repeat(strings.ReplaceAll(text, " ", ""), 4) // > 8,192 characters
+		full = m.tok.encode(glued, 1<<20)
+		if got := m.tok.encode(glued, MaxTokens); !slices.Equal(got, full[:MaxTokens]) {
+			t.Fatalf("seed %d without spaces: truncated ids differ from the first %d of %d", seed, MaxTokens, len(full))
+		}
+	}
+	if !m.tok.cutAtSpaces {
+		t.Error("the vocabulary has a piece with an inner '▁': long texts are no longer cut at spaces")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"unicode/utf16"
 
 	"golang.org/x/text/unicode/norm"
@@ -42,6 +43,8 @@ type tokenizer struct {
 	root trieNode
 	// back[id] is the UTF-16 length of piece id, the backward pass's step.
 	back []int
+	// cutAtSpaces: no piece has a '▁' past its start, so long texts can be cut at spaces.
+	cutAtSpaces bool
 }
 
 func loadTokenizer(dir string) (*tokenizer, error) {
@@ -74,8 +77,11 @@ func loadTokenizer(dir string) (*tokenizer, error) {
 	if len(vocab) <= reservedPieces {
 		return nil, fmt.Errorf("vocab.json: %d entries", len(vocab))
 	}
-	t := &tokenizer{back: make([]int, len(vocab))}
+	t := &tokenizer{back: make([]int, len(vocab)), cutAtSpaces: true}
 	for id, v := range vocab {
+		if strings.ContainsRune(strings.TrimPrefix(v.Piece, string(sep)), sep) {
+			t.cutAtSpaces = false
+		}
 		t.back[id] = max(1, len(utf16.Encode([]rune(v.Piece))))
 		if id < reservedPieces {
 			continue
@@ -100,23 +106,52 @@ func loadTokenizer(dir string) (*tokenizer, error) {
 	return t, nil
 }
 
-// normalize applies the TF.js preprocessing and cuts the text before its (maxWords+1)th
-// word-boundary mark. No piece holds a '▁' after its first symbol, so every segmentation passes
-// through each '▁' and the pieces before a cut are the ones the whole text would give: cutting
-// bounds the work on long texts without changing the first maxWords (>= that many tokens).
-func normalize(text string, maxWords int) []rune {
+// maxRunesPerWord bounds the characters kept from a text with few spaces: maxWords times this.
+// The longest piece has 16 characters, so a cut there still leaves at least 4×maxWords tokens
+// before it.
+const maxRunesPerWord = 64
+
+// normalize applies the TF.js preprocessing to the start of text that can yield the first
+// maxWords tokens, and returns it as symbols.
+//
+// When no piece holds a '▁' after its first symbol (true of this vocabulary, checked at load),
+// every segmentation passes through each '▁', so the pieces before one do not depend on what
+// follows it: the text is cut before its (maxWords+1)th space, raw (NFKC composes nothing across
+// U+0020) and again after normalisation (which can make spaces, e.g. of U+00A0), which keeps
+// exactly the ids the whole text would start with. A text with fewer spaces is also cut after
+// maxWords×64 characters; only that cut is not exact in theory (the best path near the end of a
+// long space-less run could differ), and it is hundreds of tokens past the ones kept.
+func (t *tokenizer) normalize(text string, maxWords int) []rune {
+	if t.cutAtSpaces {
+		spaces := 0
+		for i := 0; i < len(text); i++ {
+			if text[i] == ' ' {
+				if spaces++; spaces > maxWords {
+					text = text[:i]
+					break
+				}
+			}
+		}
+	}
+	runes := 0
+	for i := range text {
+		if runes++; runes > maxWords*maxRunesPerWord {
+			text = text[:i]
+			break
+		}
+	}
 	s := norm.NFKC.String(text)
 	if s == "" {
 		return nil
 	}
-	out := make([]rune, 0, min(len(s)+1, 16*maxWords))
+	out := make([]rune, 0, min(len(s)+1, maxWords*maxRunesPerWord))
 	out = append(out, sep)
 	words := 1
 	for _, r := range s {
 		if r == ' ' {
 			r = sep
 		}
-		if r == sep {
+		if r == sep && t.cutAtSpaces {
 			if words == maxWords {
 				break
 			}
@@ -135,7 +170,7 @@ type edge struct {
 
 // encode returns the token ids of text, at most the first limit of them (see normalize).
 func (t *tokenizer) encode(text string, limit int) []int32 {
-	syms := normalize(text, limit)
+	syms := t.normalize(text, limit)
 	if len(syms) == 0 {
 		return nil
 	}

@@ -224,8 +224,10 @@ func TestEdgeCases(t *testing.T) {
 	if dot(v[0], v[2]) < 0.99999 {
 		t.Error(`two "" embed differently`)
 	}
-	if got := len(m.Tokens(strings.Repeat("word ", 5000))); got != use.MaxTokens {
-		t.Errorf("a 5,000-word text has %d tokens, want %d", got, use.MaxTokens)
+	for _, long := range []string{strings.Repeat("word ", 5000), strings.Repeat("abcdefghij", 100000)} {
+		if got := len(m.Tokens(long)); got != use.MaxTokens {
+			t.Errorf("a %d-byte text has %d tokens, want %d", len(long), got, use.MaxTokens)
+		}
 	}
 	if out, err := m.Embed(context.Background(), nil); err != nil || len(out) != 0 {
 		t.Errorf("Embed(nil) = %d vectors, %v", len(out), err)
