@@ -203,13 +203,28 @@ func (p *keywordPlan) weigh(ctx context.Context, tx pgx.Tx) error {
 	if err != nil {
 		return dbError("keyword statistics", err)
 	}
-	rows, err := tx.Query(ctx, `select (select count(*) from (select from chunks c where c.tsv @@ t.q limit $2) m)::float8
-		from unnest($1::tsquery[]) with ordinality t(q, i) order by t.i`, p.terms, dfCap)
-	if err != nil {
+	// From here on the searches of this transaction run without sequential scans: the planner
+	// prices tsv @@ query at one operator call per row, far below what matching a tsvector costs,
+	// and so would scan a table of a few thousand chunks rather than read the few that match from
+	// the GIN index (measured: 10 ms against 1 ms for an eight-word question on 5,000 chunks).
+	if _, err := tx.Exec(ctx, `select set_config('enable_seqscan', 'off', true)`); err != nil {
 		return dbError("keyword statistics", err)
 	}
-	df, err := pgx.CollectRows(rows, pgx.RowTo[float64])
-	if err != nil {
+	// One scalar subquery per term, each with its own parameter: a plan made for the term's own
+	// selectivity counts a rare term through the GIN index (a correlated parameter would get one
+	// generic plan, a sequential scan, for all of them).
+	var q query
+	q.sql.WriteString("select array[")
+	for i, term := range p.terms {
+		if i > 0 {
+			q.sql.WriteString(", ")
+		}
+		q.sql.WriteString("(select count(*) from (select from chunks c where c.tsv @@ " + q.arg(term) + "::tsquery limit " +
+			q.arg(dfCap) + ") m)::float8")
+	}
+	q.sql.WriteString("]")
+	var df []float64
+	if err := tx.QueryRow(ctx, q.sql.String(), q.args...).Scan(&df); err != nil {
 		return dbError("keyword statistics", err)
 	}
 	capped := false

@@ -15,7 +15,10 @@ drop index chunks_tsv;
 alter table chunks drop column tsv;
 alter table chunks add column tsv tsvector generated always as
   (setweight(to_tsvector(text_config, title), 'A') || setweight(to_tsvector(text_config, content), 'D')) stored;
-create index chunks_tsv on chunks using gin (tsv);
+-- fastupdate off: new entries go straight into the index. With the default pending list, every
+-- search scans all entries added since the last vacuum, linearly (measured: 1.6 ms per query
+-- term and 9 ms for an eight-word question on 5,000 freshly ingested chunks).
+create index chunks_tsv on chunks using gin (tsv) with (fastupdate = off);
 
 create table text_configs (
   config regconfig primary key
