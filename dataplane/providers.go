@@ -10,6 +10,7 @@ import (
 	chat "github.com/ragplane/ragplane/dataplane/answer/openai"
 	"github.com/ragplane/ragplane/dataplane/embed/glove"
 	"github.com/ragplane/ragplane/dataplane/embed/hashing"
+	"github.com/ragplane/ragplane/dataplane/embed/use"
 	oaembed "github.com/ragplane/ragplane/dataplane/embed/openai"
 )
 
@@ -91,16 +92,29 @@ func (p *providers) local(set ragplane.Settings) (Embedder, error) {
 			p.log.Error("local embedding model unavailable", "model", glove.Model, "error", err)
 			return nil, ragplane.Errorf(ragplane.EUNAVAILABLE, "This worker cannot load the embedding model %s.", glove.Model)
 		}
-		return e, nil
-	case "use-lite-512":
-		// Reserved for the Universal Sentence Encoder lite (512 dimensions, dataplane/embed/use),
-		// whose files ops/models.sh already fetches; its package replaces this case.
-		return nil, ragplane.Errorf(ragplane.EUNAVAILABLE, "The embedding model use-lite-512 is not built into this worker.")
+		return englishOnly{e}, nil
+	case use.Name:
+		if set.EmbeddingDimension != use.Dimension {
+			return nil, ragplane.FieldErrorf("embedding_dimension", "The embedding model %s has %d dimensions; set embedding_dimension to %d, not %d.",
+				use.Name, use.Dimension, use.Dimension, set.EmbeddingDimension)
+		}
+		e, err := use.Load(p.modelDir)
+		if err != nil {
+			p.log.Error("local embedding model unavailable", "model", use.Name, "error", err)
+			return nil, ragplane.Errorf(ragplane.EUNAVAILABLE, "This worker cannot load the embedding model %s.", use.Name)
+		}
+		return englishOnly{e}, nil
 	default:
-		return nil, ragplane.FieldErrorf("embedding_model", "Unknown local embedding model %q; the local models are ragplane-hash-v1 and %s.",
-			set.EmbeddingModel, glove.Model)
+		return nil, ragplane.FieldErrorf("embedding_model", "Unknown local embedding model %q; the local models are ragplane-hash-v1, %s and %s.",
+			set.EmbeddingModel, glove.Model, use.Name)
 	}
 }
+
+// englishOnly marks an embedder trained on English text alone (GloVe's vocabulary, USE-lite's
+// training data): hybrid search fuses its ranking only for English chunks (languageBound).
+type englishOnly struct{ Embedder }
+
+func (englishOnly) Languages() []string { return []string{"english"} }
 
 // chat returns the OpenAI-compatible chat client, if this worker has one.
 func (p *providers) chat(set ragplane.Settings) (*chat.Client, error) {

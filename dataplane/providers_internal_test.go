@@ -21,9 +21,10 @@ func TestLocalEmbedders(t *testing.T) {
 		t.Skip("RAGPLANE_MODEL_DIR is not set (run `make models`)")
 	}
 	type expect struct {
-		name  string // the embedder's Name, when it is built
-		code  string
-		field string
+		name    string // the embedder's Name, when it is built
+		english bool   // it reads English only (hybrid search fuses it for English chunks)
+		code    string
+		field   string
 	}
 	tests := []struct {
 		name     string
@@ -33,10 +34,12 @@ func TestLocalEmbedders(t *testing.T) {
 	}{
 		{name: "hashing", given: local("ragplane-hash-v1", 384), expect: expect{name: "local/ragplane-hash-v1"}},
 		{name: "hashing, bad dimension", given: local("ragplane-hash-v1", 4), expect: expect{code: ragplane.EINVALID, field: "embedding_dimension"}},
-		{name: "glove", given: local("glove-6b-100d-sif", 100), expect: expect{name: "local/glove-6b-100d-sif"}},
+		{name: "glove", given: local("glove-6b-100d-sif", 100), expect: expect{name: "local/glove-6b-100d-sif", english: true}},
 		{name: "glove, wrong dimension", given: local("glove-6b-100d-sif", 384), expect: expect{code: ragplane.EINVALID, field: "embedding_dimension"}},
 		{name: "glove without its files", given: local("glove-6b-100d-sif", 100), modelDir: t.TempDir(), expect: expect{code: ragplane.EUNAVAILABLE}},
-		{name: "use-lite-512, reserved", given: local("use-lite-512", 512), expect: expect{code: ragplane.EUNAVAILABLE}},
+		{name: "use-lite-512", given: local("use-lite-512", 512), expect: expect{name: "use-lite-512", english: true}},
+		{name: "use-lite-512, wrong dimension", given: local("use-lite-512", 100), expect: expect{code: ragplane.EINVALID, field: "embedding_dimension"}},
+		{name: "use-lite-512 without its files", given: local("use-lite-512", 512), modelDir: t.TempDir(), expect: expect{code: ragplane.EUNAVAILABLE}},
 		{name: "unknown model", given: local("word2vec", 300), expect: expect{code: ragplane.EINVALID, field: "embedding_model"}},
 	}
 	for _, tc := range tests {
@@ -58,6 +61,9 @@ func TestLocalEmbedders(t *testing.T) {
 			}
 			if e.Name() != tc.expect.name || e.Dimension() != tc.given.EmbeddingDimension {
 				t.Errorf("got %s with %d dimensions, want %s with %d", e.Name(), e.Dimension(), tc.expect.name, tc.given.EmbeddingDimension)
+			}
+			if lb, ok := e.(languageBound); ok != tc.expect.english || ok && lb.Languages()[0] != "english" {
+				t.Errorf("languages: bound %v, want %v", ok, tc.expect.english)
 			}
 			if again, _ := p.embedder(tc.given); again != e {
 				t.Error("the embedder is not cached")
