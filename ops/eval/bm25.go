@@ -72,6 +72,17 @@ func (ix *BM25) Scores(query string) []float64 {
 	return scores
 }
 
+// Matches counts the documents that share at least one token with the query.
+func (ix *BM25) Matches(query string) int {
+	n := 0
+	for _, s := range ix.Scores(query) {
+		if s > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // Search returns the ids of the k best-scoring documents with a positive score, best first; ties
 // keep corpus order.
 func (ix *BM25) Search(query string, k int) []string {

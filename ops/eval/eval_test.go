@@ -133,6 +133,9 @@ func TestBM25(t *testing.T) {
 	if got, want := ix.Search("apple", 10), []string{"d1", "d2"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("Search leaves out documents without a match: got %v, want %v", got, want)
 	}
+	if got := ix.Matches("apple pie"); got != 2 {
+		t.Fatalf("Matches(apple pie) = %d, want 2", got)
+	}
 	if got, want := ix.Search("apple cherry", 1), []string{"d3"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("Search cut at 1 = %v, want %v", got, want)
 	}

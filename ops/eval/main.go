@@ -69,7 +69,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.limitQueries, "limit-queries", 0, "evaluate only the first N judged queries (0: all)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results to this file as JSON")
 	fs.BoolVar(&o.keep, "keep", false, "keep the tenant: against -admin-url it stays; with the run's own services they keep running until interrupted")
-	fs.BoolVar(&o.titleContent, "title-in-content", true, "prepend the title to the content (the data plane indexes content only)")
+	fs.BoolVar(&o.titleContent, "title-in-content", true, "prepend the title to the content, as the reference runs did (the data plane indexes titles for keyword search since 387d626, but embeds only the content)")
 	fs.BoolVar(&o.checkBM25, "check-bm25", false, "compute only the BM25 baseline and fail unless it is within 0.005 of -bm25-ndcg and -bm25-recall")
 	fs.Float64Var(&o.refNDCG, "bm25-ndcg", 0.352, "reference BM25 nDCG@10 for -check-bm25 (dbpedia-5k's README)")
 	fs.Float64Var(&o.refRecall, "bm25-recall", 0.787, "reference BM25 Recall@100 for -check-bm25")
@@ -212,7 +212,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	for _, mode := range o.modes {
-		r, err := evalMode(ctx, c, o, mode, queries, ds.Qrels, docOf, rep.Ingest.Chunks)
+		r, err := evalMode(ctx, c, o, mode, queries, ds.Qrels, docOf, rep.Ingest.Chunks, ix)
 		if err != nil {
 			return fmt.Errorf("mode %s: %w", mode, err)
 		}
@@ -300,7 +300,7 @@ func ingestCorpus(ctx context.Context, c *client, o options, corpus []Doc, rep *
 
 // evalMode searches every query in one mode, one request at a time (so the latencies are those of
 // an idle system), and scores the ranked documents.
-func evalMode(ctx context.Context, c *client, o options, mode string, queries []Query, qrels Qrels, docOf map[string][]string, chunks int) (ModeResult, error) {
+func evalMode(ctx context.Context, c *client, o options, mode string, queries []Query, qrels Qrels, docOf map[string][]string, chunks int, ix *BM25) (ModeResult, error) {
 	r := ModeResult{Mode: mode}
 	for _, q := range queries {
 		start := time.Now()
@@ -322,6 +322,9 @@ func evalMode(ctx context.Context, c *client, o options, mode string, queries []
 		}
 		if len(resp.Results) < o.topK && chunks >= o.topK {
 			r.ShortQueries++
+			if ix.Matches(q.Text) >= o.topK {
+				r.ShortWithMatches++
+			}
 		}
 		if resp.GraphFallback {
 			r.GraphFallbacks++

@@ -21,6 +21,9 @@ type ModeResult struct {
 	// ShortQueries counts searches that returned fewer than top_k hits though the tenant holds at
 	// least top_k chunks.
 	ShortQueries int `json:"short_queries"`
+	// ShortWithMatches counts the short ones for which the in-memory BM25 finds at least top_k
+	// documents sharing a word with the query (so a keyword search could have found that many).
+	ShortWithMatches int `json:"short_queries_with_top_k_word_matches"`
 	// GraphFallbacks counts graph searches that fell back to another mode (graph_fallback).
 	GraphFallbacks int `json:"graph_fallbacks"`
 
@@ -96,7 +99,8 @@ func (rep *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "ingestion: %d documents, %d chunks in %.1f s (%.0f docs/s)\n", rep.Ingest.Documents, rep.Ingest.Chunks, rep.Ingest.Seconds, rep.Ingest.DocsPerSecond)
 	for _, m := range rep.Modes {
 		if m.ShortQueries > 0 {
-			fmt.Fprintf(w, "warning: mode %s returned < top_k for %d queries\n", m.Mode, m.ShortQueries)
+			fmt.Fprintf(w, "warning: mode %s returned < top_k for %d queries (%d of them have >= top_k documents sharing a word with the query)\n",
+				m.Mode, m.ShortQueries, m.ShortWithMatches)
 		}
 		if m.GraphFallbacks > 0 {
 			fmt.Fprintf(w, "note: mode %s fell back (graph_fallback) for %d queries\n", m.Mode, m.GraphFallbacks)
