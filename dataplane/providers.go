@@ -10,8 +10,8 @@ import (
 	chat "github.com/ragplane/ragplane/dataplane/answer/openai"
 	"github.com/ragplane/ragplane/dataplane/embed/glove"
 	"github.com/ragplane/ragplane/dataplane/embed/hashing"
-	"github.com/ragplane/ragplane/dataplane/embed/use"
 	oaembed "github.com/ragplane/ragplane/dataplane/embed/openai"
+	"github.com/ragplane/ragplane/dataplane/embed/use"
 )
 
 // Embedder turns texts into vectors of a fixed dimension.
