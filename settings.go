@@ -81,11 +81,11 @@ var settingFields = []field{
 		Doc: "pgvector hnsw.ef_search for vector retrieval."},
 	{Key: "language", Kind: kindEnum, Enum: append([]string{"auto"}, TextSearchConfigs...),
 		Doc: "Text-search configuration of new documents, or auto to detect each document's language."},
-	{Key: "fusion_keyword_weight", Kind: kindFloat, Min: 0, Max: 10,
+	{Key: "fusion_keyword_weight", Kind: kindFloat, Min: 0, Max: 10, PerRequest: true,
 		Doc: "Weight of the keyword list in hybrid and graph fusion."},
-	{Key: "fusion_vector_weight", Kind: kindFloat, Min: 0, Max: 10,
+	{Key: "fusion_vector_weight", Kind: kindFloat, Min: 0, Max: 10, PerRequest: true,
 		Doc: "Weight of the vector list in hybrid and graph fusion."},
-	{Key: "fusion_graph_weight", Kind: kindFloat, Min: 0, Max: 10,
+	{Key: "fusion_graph_weight", Kind: kindFloat, Min: 0, Max: 10, PerRequest: true,
 		Doc: "Weight of the knowledge-graph list in graph fusion."},
 }
 
