@@ -34,11 +34,26 @@ const (
 	longSentence   = 30  // words; longer sentences are damped proportionally
 	shortSentence  = 4   // words; shorter ones are halved
 	keepFraction   = 0.5 // quote sentences scoring at least this fraction of the best
-	duplicateRatio = 0.7 // Jaccard similarity above which a sentence repeats a quoted one
+	duplicateRatio = 0.8 // Jaccard similarity of word sets from which a sentence repeats a quoted one
 )
 
 // Extractive answers by quoting the sentences of the sources that best match the question, each
 // followed by its citation. It uses no model, is deterministic, and is safe for concurrent use.
+//
+// What it quotes: only units that prose.IsSentence takes for sentences, so a heading ("Access
+// reviews"), a label, a short list fragment or a table row is never quoted or cited; and no
+// sentence that repeats one already quoted (overlapping chunks, the same text in two documents),
+// whether equal up to case, spacing and punctuation or sharing at least duplicateRatio of their
+// words (Jaccard similarity of the word sets) without differing in a number or a negation, which
+// would make them two facts. Of repeats the best-scoring one is quoted: for the same text, the one
+// in the best-ranked source.
+//
+// Citation style: the marker goes inside the sentence, before its final punctuation: "Refunds
+// take 14 days [1]." A sentence without final punctuation gets a full stop after the marker (a
+// trailing comma, colon or semicolon is dropped). A full stop that belongs to an abbreviation
+// stays ("based in the U.S. [1]."); one inside closing quotes or brackets moves out after the
+// marker ("He said "we ship" [1]."), while a quoted "?" or "!" stays inside ("She asked "why?"
+// [1]."); an ellipsis stays ("And then... [1].").
 //
 // When no sentence shares a term with the question (retrieval may still have found the sources
 // relevant, e.g. by vector similarity), it quotes the opening of the top-ranked source. With no
@@ -101,12 +116,18 @@ func (x Extractive) answer(req Request) string {
 		seen := map[string]bool{}
 		for j, s := range prose.Sentences(text) {
 			words := terms(s)
-			all = append(all, sentence{text: s, source: i, pos: j, words: words})
 			for _, w := range words {
 				if !seen[w] {
 					seen[w] = true
 					df[w]++
 				}
+			}
+			// Headings, labels, list fragments and table rows count for the terms' document
+			// frequencies but are never quoted. Nor is a source's first unit when it starts with a
+			// lower-case word: a chunk that begins inside a sentence (the overlap with the chunk
+			// before) holds only its tail.
+			if prose.IsSentence(s) && !(j == 0 && startsLower(s)) {
+				all = append(all, sentence{text: s, source: i, pos: j, words: words})
 			}
 		}
 	}
@@ -156,7 +177,7 @@ func (x Extractive) answer(req Request) string {
 		if len(picked) > 0 && s.score < keepFraction*picked[0].score {
 			break
 		}
-		if slices.ContainsFunc(picked, func(p sentence) bool { return jaccard(p.words, s.words) >= duplicateRatio }) {
+		if slices.ContainsFunc(picked, func(p sentence) bool { return duplicate(p, s) }) {
 			continue
 		}
 		cost := prose.CountTokens(s.text)
@@ -218,14 +239,87 @@ func score(s sentence, query []string, idf map[string]float64) float64 {
 	return sum / (1 + rankDecay*float64(s.source))
 }
 
-// cite puts " [n]" before the sentence's final punctuation, adding a full stop if it has none.
+// cite puts " [n]" before the sentence's final punctuation (see Extractive for the cases).
 func cite(text string, n int) string {
 	ref := " [" + strconv.Itoa(n) + "]"
 	text = strings.TrimRight(text, " ,;:")
-	if r, size := utf8.DecodeLastRuneInString(text); r == '.' || r == '!' || r == '?' {
-		return text[:len(text)-size] + ref + string(r)
+	body := strings.TrimRight(text, closers)
+	closing := text[len(body):]
+	switch r, size := utf8.DecodeLastRuneInString(body); {
+	case r == '…' || strings.HasSuffix(body, ".."):
+		return text + ref + "."
+	case r == '.' && closing == "" && prose.Abbreviation(lastWord(body)):
+		return text + ref + "."
+	case r == '.':
+		return body[:len(body)-size] + closing + ref + "."
+	case (r == '!' || r == '?') && closing == "":
+		return body[:len(body)-size] + ref + string(r)
 	}
 	return text + ref + "."
+}
+
+// closers are the closing quotes and brackets that may follow a sentence's final punctuation.
+const closers = `"')]}»”’`
+
+func lastWord(s string) string {
+	return s[strings.LastIndexAny(s, " \t\n")+1:]
+}
+
+// startsLower reports whether s starts with an all-lower-case word: a sentence's continuation
+// ("of the request."), not a name such as "iPhone" or "eBay".
+func startsLower(s string) bool {
+	w := s
+	if i := strings.IndexFunc(s, unicode.IsSpace); i >= 0 {
+		w = s[:i]
+	}
+	w = strings.TrimRight(w, ",;:.!?")
+	if w == "" {
+		return false
+	}
+	for _, r := range w {
+		if !unicode.IsLower(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// duplicate reports whether b repeats a: the same words (case, spacing and punctuation aside), or
+// word sets with Jaccard similarity of at least duplicateRatio that do not differ in a number or
+// a negation ("Keys rotate every 90 days" and "every 30 days" are two claims, and so are "are
+// refunded" and "are not refunded").
+func duplicate(a, b sentence) bool {
+	if slices.Equal(a.words, b.words) {
+		return len(a.words) > 0
+	}
+	if jaccard(a.words, b.words) < duplicateRatio {
+		return false
+	}
+	for _, w := range symmetricDifference(a.words, b.words) {
+		if negations[w] || strings.IndexFunc(w, unicode.IsDigit) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// negations are the (stemmed) words whose presence in only one of two sentences flips its claim.
+var negations = map[string]bool{"not": true, "no": true, "never": true, "non": true, "none": true,
+	"nor": true, "cannot": true, "without": true, "t": true} // "t" from "don't", "isn't"
+
+func symmetricDifference(a, b []string) []string {
+	var out []string
+	for _, w := range a {
+		if !slices.Contains(b, w) {
+			out = append(out, w)
+		}
+	}
+	for _, w := range b {
+		if !slices.Contains(a, w) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 func truncateWords(s string, n int) string {

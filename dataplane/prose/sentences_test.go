@@ -2,6 +2,7 @@ package prose_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ragplane/ragplane/dataplane/prose"
@@ -46,6 +47,45 @@ func TestSentences(t *testing.T) {
 			[]string{"Refunds are issued to the original payment method within fourteen days of the request."}},
 		{"closing quote", `He said "we ship." Then he left.`, []string{`He said "we ship."`, "Then he left."}},
 		{"no words", " \n\n ", nil},
+
+		// Issue 10: abbreviations, numbers, initials, punctuation and line structure.
+		{"titles and a street", "Mr. and Mrs. Smith met Prof. Jones on Baker St. in London. They talked.",
+			[]string{"Mr. and Mrs. Smith met Prof. Jones on Baker St. in London.", "They talked."}},
+		{"abbreviations in any case", "Acme vs. Globex, cf. DEPT. Sales ETC. etc. Then more.",
+			[]string{"Acme vs. Globex, cf. DEPT. Sales ETC. etc.", "Then more."}},
+		{"etc. before a capital", "We sell apples, pears, etc. Bananas are extra.",
+			[]string{"We sell apples, pears, etc.", "Bananas are extra."}},
+		{"numbers", "Pi is about 3.14 today. Sales hit 1.5 million. Upgrade to version 2.0.1. It works.",
+			[]string{"Pi is about 3.14 today.", "Sales hit 1.5 million.", "Upgrade to version 2.0.1.", "It works."}},
+		{"number-only abbreviations", "It fixes No. 5 and Vol. II of Art. 12. The answer is no. Fig. 3 shows why.",
+			[]string{"It fixes No. 5 and Vol. II of Art. 12.", "The answer is no.", "Fig. 3 shows why."}},
+		{"initials of a name", "J. R. R. Tolkien wrote it. George W. Bush read it.",
+			[]string{"J. R. R. Tolkien wrote it.", "George W. Bush read it."}},
+		{"degrees and times", "She holds a Ph.D. The exam starts at 9 a.m. Bring a pen.",
+			[]string{"She holds a Ph.D.", "The exam starts at 9 a.m.", "Bring a pen."}},
+		{"two-letter words end sentences", "Tell us. Smith agreed.", []string{"Tell us.", "Smith agreed."}},
+		{"ellipsis", "Wait... Then it rang. It went on … Nothing else.",
+			[]string{"Wait...", "Then it rang.", "It went on …", "Nothing else."}},
+		{"ellipsis inside a parenthesis", "Der Film (U.S. title: Maybe ... Maybe Not) is a comedy. It won.",
+			[]string{"Der Film (U.S. title: Maybe ... Maybe Not) is a comedy.", "It won."}},
+		{"bracket after the full stop", "It is covered. (See above.) Next comes pricing.",
+			[]string{"It is covered.", "(See above.)", "Next comes pricing."}},
+		{"quote after a question", `She asked "why?" Nobody knew.`, []string{`She asked "why?"`, "Nobody knew."}},
+		{"unbalanced bracket does not hold sentences together", "Sad :( " + strings.Repeat("word ", 35) + "end. Next one.",
+			[]string{"Sad :( " + strings.Repeat("word ", 35) + "end.", "Next one."}},
+		{"full stop glued to the next sentence", "It was associated.The most famous use is in Lost. See prose.Sentences too.",
+			[]string{"It was associated.", "The most famous use is in Lost.", "See prose.Sentences too."}},
+		{"heading then a blank line", "Access reviews\n\nAccess reviews happen quarterly.",
+			[]string{"Access reviews", "Access reviews happen quarterly."}},
+		{"heading then a line break", "Description\nA steel bridge across the river.",
+			[]string{"Description", "A steel bridge across the river."}},
+		{"wrapped line ending in a preposition is no heading", "We buy our supplies from\nGlobex Ltd. every month.",
+			[]string{"We buy our supplies from Globex Ltd. every month."}},
+		{"letter list", "a) Apples\nb) Pears", []string{"Apples", "Pears"}},
+		{"table rows stand alone", "| Plan | Price |\n|---|---|\n| Pro | 10 |\nThe Pro plan costs 10 EUR.",
+			[]string{"| Plan | Price |", "|---|---|", "| Pro | 10 |", "The Pro plan costs 10 EUR."}},
+		{"box drawing stands alone", "┌─────┐\n│ API │\n└─────┘\nThe API runs.",
+			[]string{"┌─────┐", "│ API │", "└─────┘", "The API runs."}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -73,11 +113,50 @@ func TestEndsSentence(t *testing.T) {
 		{"number ending a sentence", "2001.", "It", false, true},
 		{"question", "why?", "Because", false, true},
 		{"no punctuation", "word", "Next", false, false},
+		{"title in capitals", "DR.", "Jane", false, false},
+		{"company suffix before a name", "Inc.", "Acme", false, true},
+		{"number-only abbreviation before a number", "No.", "5", false, false},
+		{"number-only abbreviation as a word", "no.", "Acme", false, true},
+		{"Roman numeral", "Vol.", "II", false, false},
+		{"closing quote", `yes."`, "Then", false, true},
+		{"closing bracket", "above.)", "Next", false, true},
+		{"ellipsis", "wait...", "Then", false, true},
+		{"month", "Sept.", "9", false, false},
+		{"two-letter word", "us.", "Smith", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := prose.EndsSentence(tt.word, tt.next, tt.lineStart); got != tt.expect {
 				t.Errorf("EndsSentence(%q, %q, %v) = %v, want %v", tt.word, tt.next, tt.lineStart, got, tt.expect)
+			}
+		})
+	}
+}
+
+func TestAbbreviation(t *testing.T) {
+	tests := []struct {
+		name   string
+		given  string
+		expect bool
+	}{
+		{"title", "Dr.", true},
+		{"lower case", "etc.", true},
+		{"upper case", "INC.", true},
+		{"initials", "U.S.", true},
+		{"Latin initials", "e.g.", true},
+		{"degree", "Ph.D.", true},
+		{"single initial", "W.", true},
+		{"after an opening quote", `"Mr.`, true},
+		{"ordinary word", "done.", false},
+		{"two-letter word", "it.", false},
+		{"number-only abbreviation", "No.", false},
+		{"no full stop", "Dr", false},
+		{"number", "2001.", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := prose.Abbreviation(tt.given); got != tt.expect {
+				t.Errorf("Abbreviation(%q) = %v, want %v", tt.given, got, tt.expect)
 			}
 		})
 	}
