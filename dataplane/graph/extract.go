@@ -44,7 +44,7 @@ import (
 // use", "may use", "will acquire", "If ...", questions), and so is "no longer uses", which a reader
 // would take as an invalidation; past tense is recorded as a current fact ("was the CEO of" with no
 // end date stays current until contradicted); kinds are guesses from name suffixes, a few known
-// regulation and standard names, and the relation; a title-cased heading can be read as an entity;
+// regulation and standard names, and the relation; Markdown headings are skipped but a plain title-cased line can be read as a statement;
 // sentence splitting knows common abbreviations but not all. Use LLMExtractor where recall matters.
 func Extract(chunkID, text string) []Fact {
 	text = strings.ReplaceAll(strings.ToValidUTF8(text, "\uFFFD"), "\x00", " ")
@@ -53,6 +53,9 @@ func Extract(chunkID, text string) []Fact {
 	for _, sentence := range prose.Sentences(text) {
 		if strings.HasSuffix(sentence, "?") {
 			continue // questions assert nothing
+		}
+		if strings.HasPrefix(strings.TrimSpace(sentence), "#") {
+			continue // a Markdown heading names a section; it states no fact
 		}
 		if s := tokenize(sentence); slices.ContainsFunc(s, func(t token) bool { return t.word }) {
 			sentences = append(sentences, s)

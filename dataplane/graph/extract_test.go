@@ -350,3 +350,12 @@ func BenchmarkExtractRunOn(b *testing.B) {
 		graph.Extract("", text)
 	}
 }
+
+// A Markdown heading is not a statement: "## Acme acquires Globex" over a section states no fact;
+// a list item does.
+func TestExtractSkipsHeadings(t *testing.T) {
+	facts := graph.Extract("c1", "## Acme acquires Globex\n\nThe board met on Monday.\n\n- Initech uses Stripe")
+	if len(facts) != 1 || facts[0].Source != "Initech" || facts[0].Target != "Stripe" {
+		t.Fatalf("facts %+v, want one: Initech uses Stripe", facts)
+	}
+}
