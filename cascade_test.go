@@ -587,7 +587,7 @@ func TestResolveTypedMatchesSources(t *testing.T) {
 	}{
 		{
 			name:     "system defaults",
-			expect:   ragplane.Settings{TopK: 5, MaxTokensPerQuery: 1024, ModelTier: "standard", Temperature: 0.2, ChunkSize: 256, ChunkOverlap: 32, EmbeddingDimension: 384},
+			expect:   ragplane.Settings{TopK: 5, MaxTokensPerQuery: 1024, ModelTier: "standard", Temperature: 0.2, ChunkSize: 256, ChunkOverlap: 32, EmbeddingDimension: 512},
 			expectLS: ragplane.Limits{MaxTopK: 20, MaxTokensPerQuery: 2048, MaxModelTier: "standard", RequestsPerSecond: 5, Burst: 10, MonthlyTokens: 1_000_000},
 		},
 		{

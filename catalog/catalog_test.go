@@ -316,8 +316,8 @@ func TestCreateTenant(t *testing.T) {
 				t.Errorf("%s = %v, want %v", k, v, want)
 			}
 		}
-		if num(t, got.Settings["embedding_dimension"]) != 384 {
-			t.Fatalf("embedding_dimension = %v, want 384", got.Settings["embedding_dimension"])
+		if num(t, got.Settings["embedding_dimension"]) != 512 {
+			t.Fatalf("embedding_dimension = %v, want 512", got.Settings["embedding_dimension"])
 		}
 		// A later change of the system default does not reach the existing tenant.
 		err := s.PutSystemConfig(ctx, ragplane.ConfigLayer{Settings: ragplane.Overrides{"embedding_dimension": 768}}, admin)
@@ -328,8 +328,8 @@ func TestCreateTenant(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.Settings.EmbeddingDimension != 384 || cfg.SettingSources["embedding_dimension"].Source != ragplane.LayerTenant {
-			t.Fatalf("existing tenant's dimension = %d from %s, want 384 from tenant",
+		if cfg.Settings.EmbeddingDimension != 512 || cfg.SettingSources["embedding_dimension"].Source != ragplane.LayerTenant {
+			t.Fatalf("existing tenant's dimension = %d from %s, want 512 from tenant",
 				cfg.Settings.EmbeddingDimension, cfg.SettingSources["embedding_dimension"].Source)
 		}
 		later := MustCreateTenant(t, s, newTenant("later"))
@@ -517,7 +517,7 @@ func TestUpdateTenant(t *testing.T) {
 		if num(t, got.Limits["burst"]) != 2 || num(t, got.Limits["max_top_k"]) != 8 {
 			t.Fatalf("limits = %v, want burst 2 kept and max_top_k 8 added", got.Limits)
 		}
-		if num(t, got.Settings["embedding_dimension"]) != 384 {
+		if num(t, got.Settings["embedding_dimension"]) != 512 {
 			t.Fatalf("frozen embedding settings lost: %v", got.Settings)
 		}
 		if got.ConfigVersion <= created.ConfigVersion {

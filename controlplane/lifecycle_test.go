@@ -45,8 +45,8 @@ func TestTenantLifecycle(t *testing.T) {
 		t.Fatalf("tenant tables = %d, %v; want 4", tables, err)
 	}
 	var dim int
-	if err := conn.QueryRow(ctx, `select atttypmod from pg_attribute where attrelid = 'chunks'::regclass and attname = 'embedding'`).Scan(&dim); err != nil || dim != 384 {
-		t.Fatalf("embedding dimension = %d, %v; want 384", dim, err)
+	if err := conn.QueryRow(ctx, `select atttypmod from pg_attribute where attrelid = 'chunks'::regclass and attname = 'embedding'`).Scan(&dim); err != nil || dim != 512 {
+		t.Fatalf("embedding dimension = %d, %v; want 512", dim, err)
 	}
 	var hnsw, gin int
 	conn.QueryRow(ctx, `select count(*) from pg_indexes where indexname = 'chunks_embedding' and indexdef like '%hnsw%'`).Scan(&hnsw)
@@ -95,8 +95,8 @@ func TestTenantLifecycle(t *testing.T) {
 	if s := cfg.Settings["chunk_size"]; s.Source != ragplane.LayerSystem {
 		t.Errorf("chunk_size = %+v, want from system", s)
 	}
-	if s := cfg.Settings["embedding_dimension"]; s.Value != float64(384) || s.Source != ragplane.LayerTenant {
-		t.Errorf("embedding_dimension = %+v, want 384 fixed on the tenant", s)
+	if s := cfg.Settings["embedding_dimension"]; s.Value != float64(512) || s.Source != ragplane.LayerTenant {
+		t.Errorf("embedding_dimension = %+v, want 512 fixed on the tenant", s)
 	}
 
 	// A tenant override shows as such and bumps the config version.

@@ -221,12 +221,12 @@ func TestReconcilerUpgradesTenantSchemas(t *testing.T) {
 			return db, err
 		}
 		defer conn.Close(ctx)
-		if db.SchemaVersion, err = tenantdb.MigrateTo(ctx, conn, 384, old); err != nil {
+		if db.SchemaVersion, err = tenantdb.MigrateTo(ctx, conn, 512, old); err != nil {
 			return db, err
 		}
 		_, err = conn.Exec(ctx, `insert into documents (id, title, content_hash) values ('00000000-0000-0000-0000-000000000001', 'Zanzibar handbook', '\x01');
 			insert into chunks (id, document_id, ordinal, content, tokens, embedding)
-			values ('00000000-0000-0000-0000-000000000002', '00000000-0000-0000-0000-000000000001', 0, 'Spices grow on the islands.', 6, array_fill(0.1, array[384])::vector)`)
+			values ('00000000-0000-0000-0000-000000000002', '00000000-0000-0000-0000-000000000001', 0, 'Spices grow on the islands.', 6, array_fill(0.1, array[512])::vector)`)
 		tenantURL = db.URL
 		return db, err
 	}}
