@@ -39,6 +39,11 @@ bench-propagation: up ## PATCH -> proxy enforcement, cold proxy start, RSS and i
 bench-proxy: ## proxy rps, p50/p99, CPU per request: direct vs nginx vs Ragplane proxy vs BASELINE_REV, added p50 at half load (ops/bench/proxy.sh)
 	@ops/bench/proxy.sh
 
+# BENCH_SEARCH_FLAGS passes more flags (go run ./ops/bench/search -h), e.g. '-chunks 20000 -ingest=false -json out.json'.
+bench-search: up ## search p50/p95/p99 per mode at 100k chunks of natural text with natural questions vs the old keyword search, ingestion chunks/s vs raw COPY (ops/bench/search)
+	@source $(ENV) && $(GO) run ./ops/bench/search -dbpedia '$(EVAL_DATA)/corpus.jsonl' $(BENCH_SEARCH_FLAGS)
+.PHONY: bench-search
+
 # A BEIR-format folder outside the clone (never copied into it); EVAL_FLAGS passes more flags
 # (go run ./ops/eval -h), e.g. EVAL_FLAGS='-modes keyword,hybrid -limit-queries 10'.
 EVAL_DATA ?= ../shared/eval/dbpedia-5k
