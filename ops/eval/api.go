@@ -103,7 +103,7 @@ type tenantStatus struct {
 
 // createTenant creates the tenant and waits until it is active.
 func (c *client) createTenant(ctx context.Context, id, plan string, settings, limits map[string]any) error {
-	body := map[string]any{"id": id, "name": "Retrieval evaluation " + id, "email": "eval@ragplane.invalid", "plan": plan}
+	body := map[string]any{"id": id, "name": "Retrieval evaluation " + id, "email": id + "@ragplane.invalid", "plan": plan}
 	if len(settings) > 0 {
 		body["settings"] = settings
 	}
