@@ -17,6 +17,9 @@ type Document struct {
 	// Bytes is the size of the text; ChunkCount how many chunks it was split into.
 	Bytes      int64 `json:"bytes"`
 	ChunkCount int   `json:"chunk_count"`
+	// Status is "ready" when every chunk has its vector, "embedding" while a large ingestion's
+	// chunks are embedded in the background (keyword search finds them meanwhile).
+	Status string `json:"status"`
 	// Content is the full text (only in single-document answers).
 	Content string `json:"content,omitempty"`
 	// CreatedAt and UpdatedAt are when it was ingested and last changed.

@@ -56,6 +56,10 @@ type Config struct {
 	MetricsTopTenants int
 	// Graph chooses where tenants' knowledge graphs are kept.
 	Graph GraphConfig
+	// SyncEmbedChunks is the most chunks an ingestion request embeds before it answers; a larger
+	// one is stored at once (keyword-searchable) and embedded in the background, its documents'
+	// status "embedding" until done. Default 64 (a few seconds with the default embedder).
+	SyncEmbedChunks int
 }
 
 // Graph stores a worker can use (GraphConfig.Store).
@@ -129,6 +133,7 @@ func DefaultConfig() Config {
 		MetricsTopTenants: 100,
 		HeartbeatInterval: 3 * time.Second,
 		Graph:             GraphConfig{Store: GraphPostgres},
+		SyncEmbedChunks:   64,
 	}
 }
 
@@ -169,6 +174,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.String("RAGPLANE_ADVERTISE_ADDR", &cfg.AdvertiseAddr)
 	env.Duration("RAGPLANE_HEARTBEAT_INTERVAL", &cfg.HeartbeatInterval)
 	env.String("RAGPLANE_GRAPH_STORE", &cfg.Graph.Store)
+	env.Int("RAGPLANE_SYNC_EMBED_CHUNKS", &cfg.SyncEmbedChunks)
 	env.String("NEO4J_URI", &cfg.Graph.Neo4j.URI)
 	env.String("NEO4J_USERNAME", &cfg.Graph.Neo4j.Username)
 	env.String("NEO4J_PASSWORD", &cfg.Graph.Neo4j.Password)

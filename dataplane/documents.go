@@ -78,8 +78,9 @@ func (s *Server) validate(prefix string, in *documentInput) error {
 	return nil
 }
 
-// prepare normalises, chunks and embeds a document outside any transaction (the slow part). The
-// caller has validated in (all of a batch first, so a bad last document costs no embedding).
+// prepare normalises and chunks a document and extracts its facts, outside any transaction. The
+// caller has validated in (all of a batch first, so a bad last document costs no work) and embeds
+// the chunks with embed, now or in the background.
 func (s *Server) prepare(ctx context.Context, sc *scope, prefix string, in documentInput) (*prepared, error) {
 	text, err := ingest.NormalizeText(in.Content)
 	if err != nil {
@@ -89,34 +90,60 @@ func (s *Server) prepare(ctx context.Context, sc *scope, prefix string, in docum
 	if err != nil {
 		return nil, err
 	}
-	emb, err := s.providers.embedder(sc.cfg.Settings)
-	if err != nil {
-		return nil, err
-	}
-	// A chunk is embedded with its document's title: the title says what the chunk is about.
-	texts := make([]string, len(pieces))
-	for i, p := range pieces {
-		texts[i] = embedText(in.Title, p.Content)
-	}
-	vecs, err := emb.Embed(ctx, texts)
-	if err != nil {
-		return nil, err
-	}
 	extract := s.extractor(sc)
 	p := &prepared{in: in, text: text, hash: ingest.ContentHash(text),
 		textConfig: lang.Config(sc.cfg.Settings.Language, in.Title+"\n"+text)}
 	docID := uuid.New()
 	for i, piece := range pieces {
-		if len(vecs[i]) != sc.cfg.Settings.EmbeddingDimension {
-			return nil, ragplane.Errorf(ragplane.EUPSTREAM, "The embedding provider returned %d dimensions; the tenant stores %d.", len(vecs[i]), sc.cfg.Settings.EmbeddingDimension)
-		}
-		c := ragplane.Chunk{ID: uuid.NewString(), DocumentID: docID.String(), Ordinal: i, Content: piece.Content,
-			Tokens: piece.Tokens, Embedding: vecs[i]}
+		c := ragplane.Chunk{ID: uuid.NewString(), DocumentID: docID.String(), Ordinal: i, Content: piece.Content, Tokens: piece.Tokens}
 		p.chunks = append(p.chunks, c)
-		p.tokens += prose.CountTokens(texts[i])
+		p.tokens += prose.CountTokens(embedText(in.Title, piece.Content))
 		p.facts = append(p.facts, extract(ctx, c.ID, c.Content)...)
 	}
 	return p, nil
+}
+
+// embed gives every chunk of docs its vector.
+func (s *Server) embed(ctx context.Context, sc *scope, docs []*prepared) error {
+	for _, d := range docs {
+		titles := make([]string, len(d.chunks))
+		contents := make([]string, len(d.chunks))
+		for i, c := range d.chunks {
+			titles[i], contents[i] = d.in.Title, c.Content
+		}
+		vecs, err := s.embedChunks(ctx, sc.cfg.Settings, titles, contents)
+		if err != nil {
+			return err
+		}
+		for i := range d.chunks {
+			d.chunks[i].Embedding = vecs[i]
+		}
+	}
+	return nil
+}
+
+// embedChunks embeds chunks (a title and a content each) with the tenant's embedder, checking the
+// dimension.
+func (s *Server) embedChunks(ctx context.Context, set ragplane.Settings, titles, contents []string) ([][]float32, error) {
+	emb, err := s.providers.embedder(set)
+	if err != nil {
+		return nil, err
+	}
+	// A chunk is embedded with its document's title: the title says what the chunk is about.
+	texts := make([]string, len(contents))
+	for i := range contents {
+		texts[i] = embedText(titles[i], contents[i])
+	}
+	vecs, err := emb.Embed(ctx, texts)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vecs {
+		if len(v) != set.EmbeddingDimension {
+			return nil, ragplane.Errorf(ragplane.EUPSTREAM, "The embedding provider returned %d dimensions; the tenant stores %d.", len(v), set.EmbeddingDimension)
+		}
+	}
+	return vecs, nil
 }
 
 // embedText is what is embedded for a chunk: its document's title, then its content.
@@ -192,14 +219,32 @@ func (s *Server) ingestDocuments(c echo.Context, inputs []documentInput, prefix 
 		}
 	}
 	docs := make([]*prepared, len(inputs))
+	chunks := 0
 	for i, in := range inputs {
 		if docs[i], err = s.prepare(ctx, sc, prefix(i), in); err != nil {
 			return nil, false, err
 		}
+		chunks += len(docs[i].chunks)
+	}
+	// A large ingestion is stored at once, searchable by keyword, and embedded in the background
+	// (the documents' status says "embedding" until then); a small one is embedded before it is
+	// stored. Its embedding tokens are billed here either way.
+	deferred := chunks > s.cfg.SyncEmbedChunks
+	if !deferred {
+		if err := s.embed(ctx, sc, docs); err != nil {
+			return nil, false, err
+		}
+	} else if _, err := s.providers.embedder(sc.cfg.Settings); err != nil {
+		return nil, false, err // an embedder that cannot be built would never embed them
 	}
 	results, replayed, err := s.write(ctx, sc, docs, c.Request().Header.Get("Idempotency-Key"), body)
 	if err != nil {
 		return nil, false, err
+	}
+	if deferred {
+		s.backfill.add(sc.tenant)
+	} else if pending, err := s.docs(sc).HasPending(ctx); err == nil && pending {
+		s.backfill.add(sc.tenant) // left by a worker that stopped before it was done
 	}
 	label := s.metrics.tenant(sc.tenant)
 	for _, r := range results {

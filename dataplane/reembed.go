@@ -140,10 +140,11 @@ func reembedChunks(ctx context.Context, pool *pgxpool.Pool, emb Embedder, dim in
 				break
 			}
 		}
+		// Chunks waiting for background embedding have their vector now, from the new model.
 		_, err := tx.Exec(ctx, `alter table chunks drop column embedding;
 			alter table chunks rename column embedding_next to embedding;
-			alter table chunks alter column embedding set not null;
-			alter index chunks_embedding_next rename to chunks_embedding`)
+			alter index chunks_embedding_next rename to chunks_embedding;
+			update documents set status = 'ready' where status = 'embedding'`)
 		if err != nil {
 			return err
 		}

@@ -41,6 +41,7 @@ type Server struct {
 	graph          graphStores
 	spool          *spool
 	tokens         *monthlyTokens
+	backfill       *backfill
 	listener       net.Listener
 	http           *http.Server
 	closers        []func()
@@ -60,7 +61,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("dataplane config:\n%w", err)
 	}
-	s := &Server{cfg: cfg, log: logger.With("component", "dataplane")}
+	s := &Server{cfg: cfg, log: logger.With("component", "dataplane"), backfill: newBackfill()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -148,6 +149,10 @@ func (s *Server) Run(ctx context.Context) error {
 	shipCtx, stopShip := context.WithCancel(context.WithoutCancel(ctx))
 	shipDone := make(chan struct{})
 	go func() { defer close(shipDone); s.spool.run(shipCtx) }()
+	fillCtx, stopFill := context.WithCancel(ctx)
+	fillDone := make(chan struct{})
+	go func() { defer close(fillDone); s.runBackfill(fillCtx) }()
+	defer func() { stopFill(); <-fillDone }()
 	regCtx, stopReg := context.WithCancel(context.WithoutCancel(ctx))
 	regDone := make(chan struct{})
 	go func() { defer close(regDone); s.register(regCtx) }()

@@ -52,7 +52,15 @@ type Store struct {
 // New returns a store on cfg.DB.
 func New(cfg Config) *Store { return &Store{db: cfg.DB, graph: cfg.Graph} }
 
+// Document statuses.
+const (
+	StatusReady     = "ready"
+	StatusEmbedding = "embedding"
+)
+
 // NewDocument is a document ready to write: normalised, chunked, embedded, its facts extracted.
+// Chunks without an Embedding are stored without a vector and the document is StatusEmbedding
+// until EmbedPending gives them one.
 type NewDocument struct {
 	Title    string
 	Source   string
@@ -178,7 +186,12 @@ func (s *Store) Write(ctx context.Context, w Write) ([]Result, bool, error) {
 // insert writes one document, its chunks and its facts in tx.
 func (s *Store) insert(ctx context.Context, tx pgx.Tx, d NewDocument) (Result, error) {
 	doc := ragplane.Document{ID: d.documentID(), Title: d.Title, Source: d.Source, Metadata: d.Metadata,
-		ContentHash: hex.EncodeToString(d.Hash), Bytes: int64(len(d.Text)), ChunkCount: len(d.Chunks)}
+		ContentHash: hex.EncodeToString(d.Hash), Bytes: int64(len(d.Text)), ChunkCount: len(d.Chunks), Status: StatusReady}
+	for _, c := range d.Chunks {
+		if c.Embedding == nil {
+			doc.Status = StatusEmbedding
+		}
+	}
 	cfg := d.TextConfig
 	if cfg == "" {
 		cfg = lang.Default
@@ -191,15 +204,19 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, d NewDocument) (Result, e
 		select config::oid from c`, cfg).Scan(&cfgOID); err != nil {
 		return Result{}, err
 	}
-	if err := tx.QueryRow(ctx, `insert into documents (id, title, source, content_hash, metadata, bytes, chunk_count, content, text_config)
-		values ($1, $2, $3, $4, $5, $6, $7, $8, $9::regconfig) returning created_at, updated_at`,
-		doc.ID, doc.Title, doc.Source, d.Hash, doc.Metadata, doc.Bytes, doc.ChunkCount, d.Text, cfg).Scan(&doc.CreatedAt, &doc.UpdatedAt); err != nil {
+	if err := tx.QueryRow(ctx, `insert into documents (id, title, source, content_hash, metadata, bytes, chunk_count, content, text_config, status)
+		values ($1, $2, $3, $4, $5, $6, $7, $8, $9::regconfig, $10) returning created_at, updated_at`,
+		doc.ID, doc.Title, doc.Source, d.Hash, doc.Metadata, doc.Bytes, doc.ChunkCount, d.Text, cfg, doc.Status).Scan(&doc.CreatedAt, &doc.UpdatedAt); err != nil {
 		return Result{}, err
 	}
 	registerRegconfig(tx.Conn().TypeMap())
 	rows := make([][]any, len(d.Chunks))
 	for i, c := range d.Chunks {
-		rows[i] = []any{c.ID, c.DocumentID, c.Ordinal, c.Content, c.Tokens, pgvector.NewVector(c.Embedding), doc.Title, cfgOID}
+		var vec any // NULL: embedded later (Pending)
+		if c.Embedding != nil {
+			vec = pgvector.NewVector(c.Embedding)
+		}
+		rows[i] = []any{c.ID, c.DocumentID, c.Ordinal, c.Content, c.Tokens, vec, doc.Title, cfgOID}
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"chunks"}, []string{"id", "document_id", "ordinal", "content", "tokens", "embedding", "title", "text_config"},
 		pgx.CopyFromRows(rows)); err != nil {
@@ -250,11 +267,11 @@ func loadResults(ctx context.Context, q pgx.Tx, ids []string) ([]Result, error) 
 	return out, nil
 }
 
-const documentColumns = `id::text, title, source, encode(content_hash, 'hex'), metadata, bytes, chunk_count, created_at, updated_at`
+const documentColumns = `id::text, title, source, encode(content_hash, 'hex'), metadata, bytes, chunk_count, status, created_at, updated_at`
 
 func scanDocument(row pgx.Row, withContent bool) (ragplane.Document, error) {
 	var d ragplane.Document
-	dst := []any{&d.ID, &d.Title, &d.Source, &d.ContentHash, &d.Metadata, &d.Bytes, &d.ChunkCount, &d.CreatedAt, &d.UpdatedAt}
+	dst := []any{&d.ID, &d.Title, &d.Source, &d.ContentHash, &d.Metadata, &d.Bytes, &d.ChunkCount, &d.Status, &d.CreatedAt, &d.UpdatedAt}
 	if withContent {
 		dst = append(dst, &d.Content)
 	}
@@ -352,4 +369,75 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // TODO: use the shared PostgreSQL error translator (internal/pgerr) once it lands.
 func dbError(err error) error {
 	return pgerr.Translate(err, "tenant database", "Document")
+}
+
+// PendingBatch is how many chunks EmbedPending embeds per transaction.
+const PendingBatch = 32
+
+// EmbedPending gives up to PendingBatch chunks stored without a vector one, with embed (which gets
+// each chunk's title and content and must return vectors of the tenant's dimension), and marks
+// the documents whose chunks all have vectors ready. The chunks are locked while embedded
+// (FOR UPDATE SKIP LOCKED), so workers that embed the same tenant at once share the work. It
+// returns how many chunks it embedded; 0 means none is left (or all are being embedded by others).
+func (s *Store) EmbedPending(ctx context.Context, embed func(ctx context.Context, titles, contents []string) ([][]float32, error)) (int, error) {
+	if _, err := ragplane.TenantFromContext(ctx); err != nil {
+		return 0, err
+	}
+	n := 0
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `select id::text, title, content from chunks where embedding is null
+			order by document_id, ordinal limit $1 for update skip locked`, PendingBatch)
+		if err != nil {
+			return err
+		}
+		var ids, titles, contents []string
+		for rows.Next() {
+			var id, title, content string
+			if err := rows.Scan(&id, &title, &content); err != nil {
+				rows.Close()
+				return err
+			}
+			ids, titles, contents = append(ids, id), append(titles, title), append(contents, content)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			// Documents whose last chunks were embedded by concurrent transactions, each of
+			// which saw the other's chunks still pending.
+			_, err := tx.Exec(ctx, `update documents d set status = 'ready', updated_at = now() where status = 'embedding'
+				and not exists (select from chunks c where c.document_id = d.id and c.embedding is null)`)
+			return err
+		}
+		vecs, err := embed(ctx, titles, contents)
+		if err != nil {
+			return err
+		}
+		vs := make([]pgvector.Vector, len(vecs))
+		for i, v := range vecs {
+			vs[i] = pgvector.NewVector(v)
+		}
+		if _, err := tx.Exec(ctx, `update chunks c set embedding = u.v from unnest($1::uuid[], $2::vector[]) u(id, v) where c.id = u.id`, ids, vs); err != nil {
+			return err
+		}
+		n = len(ids)
+		_, err = tx.Exec(ctx, `update documents d set status = 'ready', updated_at = now()
+			where d.id in (select document_id from chunks where id = any($1::uuid[]))
+			and not exists (select from chunks c where c.document_id = d.id and c.embedding is null)`, ids)
+		return err
+	})
+	if err != nil {
+		return 0, dbError(err)
+	}
+	return n, nil
+}
+
+// HasPending says whether any chunk waits for its vector.
+func (s *Store) HasPending(ctx context.Context) (bool, error) {
+	if _, err := ragplane.TenantFromContext(ctx); err != nil {
+		return false, err
+	}
+	var pending bool
+	err := s.db.QueryRow(ctx, `select exists (select from chunks where embedding is null)`).Scan(&pending)
+	return pending, dbError(err)
 }

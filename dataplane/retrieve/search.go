@@ -251,6 +251,7 @@ func vectorSearch(ctx context.Context, tx pgx.Tx, req Request, limit int) ([]sco
 		return nil, err
 	}
 	q.onlyConfigs(req.onlyConfigs)
+	q.sql.WriteString(" and c.embedding is not null") // chunks still being embedded (docstore.EmbedPending)
 	if exact {
 		// "+ 0" makes the order an expression no index provides, so PostgreSQL computes the
 		// distance of every chunk that passes the filters (found through documents) and sorts.
@@ -297,6 +298,7 @@ func useExactScan(ctx context.Context, tx pgx.Tx, req Request, limit int) (bool,
 		return false, err
 	}
 	q.onlyConfigs(req.onlyConfigs)
+	q.sql.WriteString(" and c.embedding is not null")
 	q.sql.WriteString(" limit " + q.arg(cutoff+1) + ") m")
 	var m int
 	if err := tx.QueryRow(ctx, q.sql.String(), q.args...).Scan(&m); err != nil {
