@@ -249,8 +249,41 @@ type searchResponse struct {
 	GraphFallback bool        `json:"graph_fallback"`
 }
 
-func (c *client) search(ctx context.Context, query, mode string, topK int) (searchResponse, error) {
+func (c *client) search(ctx context.Context, query, mode string, topK int, override map[string]any) (searchResponse, error) {
 	var out searchResponse
-	err := c.tenant(ctx, "POST", "/v1/search", map[string]any{"query": query, "retrieval_mode": mode, "top_k": topK}, &out)
+	body := map[string]any{"query": query, "retrieval_mode": mode, "top_k": topK}
+	if len(override) > 0 {
+		body["override_config"] = override
+	}
+	err := c.tenant(ctx, "POST", "/v1/search", body, &out)
 	return out, err
+}
+
+// embedding counts the tenant's documents still being embedded in the background.
+func (c *client) embedding(ctx context.Context) (int, error) {
+	n, cursor := 0, ""
+	for {
+		var page struct {
+			Items []struct {
+				Status string `json:"status"`
+			} `json:"items"`
+			NextCursor string `json:"next_cursor"`
+		}
+		path := "/v1/documents?limit=200"
+		if cursor != "" {
+			path += "&cursor=" + url.QueryEscape(cursor)
+		}
+		if err := c.tenant(ctx, "GET", path, nil, &page); err != nil {
+			return 0, err
+		}
+		for _, d := range page.Items {
+			if d.Status == "embedding" {
+				n++
+			}
+		}
+		if page.NextCursor == "" {
+			return n, nil
+		}
+		cursor = page.NextCursor
+	}
 }

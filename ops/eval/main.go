@@ -36,6 +36,7 @@ type options struct {
 	topK         int
 	plan         string
 	settings     map[string]any
+	override     map[string]any
 	limits       map[string]any
 	concurrency  int
 	batch        int
@@ -55,7 +56,7 @@ type options struct {
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
-	var modes, settings, limits string
+	var modes, settings, limits, override string
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.data, "data", "../shared/eval/dbpedia-5k", "BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv")
@@ -69,7 +70,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.limitQueries, "limit-queries", 0, "evaluate only the first N judged queries (0: all)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the results to this file as JSON")
 	fs.BoolVar(&o.keep, "keep", false, "keep the tenant: against -admin-url it stays; with the run's own services they keep running until interrupted")
-	fs.BoolVar(&o.titleContent, "title-in-content", true, "prepend the title to the content, as the reference runs did (the data plane indexes titles for keyword search since 387d626, but embeds only the content)")
+	fs.BoolVar(&o.titleContent, "title-in-content", false, "also prepend the title to the content, as the reference runs of 2026-12-01 did (the data plane indexes and embeds titles itself since 387d626)")
+	fs.StringVar(&override, "override", "", `per-request settings for every search (override_config), e.g. '{"fusion_vector_weight":0.5}'`)
 	fs.BoolVar(&o.checkBM25, "check-bm25", false, "compute only the BM25 baseline and fail unless it is within 0.005 of -bm25-ndcg and -bm25-recall")
 	fs.Float64Var(&o.refNDCG, "bm25-ndcg", 0.352, "reference BM25 nDCG@10 for -check-bm25 (dbpedia-5k's README)")
 	fs.Float64Var(&o.refRecall, "bm25-recall", 0.787, "reference BM25 Recall@100 for -check-bm25")
@@ -93,7 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	for _, j := range []struct {
 		name, text string
 		into       *map[string]any
-	}{{"settings", settings, &o.settings}, {"limits", limits, &o.limits}} {
+	}{{"settings", settings, &o.settings}, {"limits", limits, &o.limits}, {"override", override, &o.override}} {
 		if j.text == "" {
 			continue
 		}
@@ -151,7 +153,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		queries = queries[:o.limitQueries]
 	}
 	rep := &Report{Data: o.data, Documents: len(ds.Corpus), Queries: len(queries), TopK: o.topK, Plan: o.plan,
-		Settings: o.settings, TitleInContent: o.titleContent, Revision: o.revision, Started: time.Now().UTC()}
+		Settings: o.settings, Override: o.override, TitleInContent: o.titleContent, Revision: o.revision, Started: time.Now().UTC()}
 	fmt.Fprintf(out, "eval: %s: %d documents, %d judged queries (of %d), revision %s\n", o.data, len(ds.Corpus), len(queries), len(ds.Queries), rep.Revision)
 
 	// The baseline, in memory, on the same queries.
@@ -210,6 +212,24 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	docOf, err := ingestCorpus(ctx, c, o, ds.Corpus, rep, out)
 	if err != nil {
 		return err
+	}
+	// Large documents are embedded in the background: search once every one is ready.
+	for waited := time.Duration(0); ; waited += time.Second {
+		n, err := c.embedding(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+		if waited%(10*time.Second) == 0 {
+			fmt.Fprintf(out, "  waiting for %d documents to be embedded\n", n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 	for _, mode := range o.modes {
 		r, err := evalMode(ctx, c, o, mode, queries, ds.Qrels, docOf, rep.Ingest.Chunks, ix)
@@ -304,7 +324,7 @@ func evalMode(ctx context.Context, c *client, o options, mode string, queries []
 	r := ModeResult{Mode: mode}
 	for _, q := range queries {
 		start := time.Now()
-		resp, err := c.search(ctx, q.Text, mode, o.topK)
+		resp, err := c.search(ctx, q.Text, mode, o.topK, o.override)
 		ms := float64(time.Since(start).Microseconds()) / 1000
 		if err != nil {
 			return r, fmt.Errorf("query %s: %w", q.ID, err)

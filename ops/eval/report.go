@@ -75,6 +75,7 @@ type Report struct {
 	Tenant         string         `json:"tenant"`
 	Plan           string         `json:"plan"`
 	Settings       map[string]any `json:"settings,omitempty"`
+	Override       map[string]any `json:"override,omitempty"`
 	TitleInContent bool           `json:"title_in_content"`
 	Documents      int            `json:"documents"`
 	Queries        int            `json:"queries"`
