@@ -37,6 +37,7 @@ type options struct {
 	plan         string
 	settings     map[string]any
 	override     map[string]any
+	sweep        []map[string]any
 	limits       map[string]any
 	concurrency  int
 	batch        int
@@ -56,7 +57,7 @@ type options struct {
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
-	var modes, settings, limits, override string
+	var modes, settings, limits, override, sweep string
 	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.data, "data", "../shared/eval/dbpedia-5k", "BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv")
@@ -72,6 +73,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the tenant: against -admin-url it stays; with the run's own services they keep running until interrupted")
 	fs.BoolVar(&o.titleContent, "title-in-content", false, "also prepend the title to the content, as the reference runs of 2026-12-01 did (the data plane indexes and embeds titles itself since 387d626)")
 	fs.StringVar(&override, "override", "", `per-request settings for every search (override_config), e.g. '{"fusion_vector_weight":0.5}'`)
+	fs.StringVar(&sweep, "sweep", "", `also run the modes with each of these override_config objects, separated by ';' (one ingestion, several settings)`)
 	fs.BoolVar(&o.checkBM25, "check-bm25", false, "compute only the BM25 baseline and fail unless it is within 0.005 of -bm25-ndcg and -bm25-recall")
 	fs.Float64Var(&o.refNDCG, "bm25-ndcg", 0.352, "reference BM25 nDCG@10 for -check-bm25 (dbpedia-5k's README)")
 	fs.Float64Var(&o.refRecall, "bm25-recall", 0.787, "reference BM25 Recall@100 for -check-bm25")
@@ -102,6 +104,16 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		if err := json.Unmarshal([]byte(j.text), j.into); err != nil {
 			return o, fmt.Errorf("-%s: %w", j.name, err)
 		}
+	}
+	for _, part := range strings.Split(sweep, ";") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(part), &m); err != nil {
+			return o, fmt.Errorf("-sweep: %q: %w", part, err)
+		}
+		o.sweep = append(o.sweep, m)
 	}
 	switch {
 	case o.batch < 1 || o.batch > 100:
@@ -231,14 +243,33 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		case <-time.After(time.Second):
 		}
 	}
-	for _, mode := range o.modes {
-		r, err := evalMode(ctx, c, o, mode, queries, ds.Qrels, docOf, rep.Ingest.Chunks, ix)
-		if err != nil {
-			return fmt.Errorf("mode %s: %w", mode, err)
+	runs := []map[string]any{o.override}
+	for _, m := range o.sweep {
+		merged := map[string]any{}
+		for k, v := range o.override {
+			merged[k] = v
 		}
-		r.finish(&rep.BM25)
-		rep.Modes = append(rep.Modes, r)
-		fmt.Fprintf(out, "%-8s nDCG@10 %.4f  Recall@100 %.4f  (%d queries, p50 %.0f ms)\n", mode, r.NDCG, r.Recall, r.Queries, r.P50MS)
+		for k, v := range m {
+			merged[k] = v
+		}
+		runs = append(runs, merged)
+	}
+	for i, override := range runs {
+		ro := o
+		ro.override = override
+		for _, mode := range o.modes {
+			r, err := evalMode(ctx, c, ro, mode, queries, ds.Qrels, docOf, rep.Ingest.Chunks, ix)
+			if err != nil {
+				return fmt.Errorf("mode %s: %w", mode, err)
+			}
+			if i > 0 {
+				b, _ := json.Marshal(o.sweep[i-1])
+				r.Mode += " " + string(b)
+			}
+			r.finish(&rep.BM25)
+			rep.Modes = append(rep.Modes, r)
+			fmt.Fprintf(out, "%-8s nDCG@10 %.4f  Recall@100 %.4f  (%d queries, p50 %.0f ms)\n", r.Mode, r.NDCG, r.Recall, r.Queries, r.P50MS)
+		}
 	}
 	rep.Finished = time.Now().UTC()
 	rep.Print(out)
