@@ -128,6 +128,25 @@ func TestQueryExtractiveWithCitations(t *testing.T) {
 			t.Fatalf("%s: metadata %+v", mode, md)
 		}
 	}
+	// graph_fallback: /v1/query reports it as /v1/search does.
+	for _, tc := range []struct {
+		query    string
+		fallback bool
+	}{{"What does Globex Inc comply with?", false}, {"How long are customer records retained?", true}} {
+		r := c.Do("POST", "/v1/query", map[string]any{"query": tc.query, "retrieval_mode": "graph"})
+		mustStatus(t, r, http.StatusOK)
+		var a ragplane.Answer
+		r.Decode(t, &a)
+		r = c.Do("POST", "/v1/search", map[string]any{"query": tc.query, "retrieval_mode": "graph"})
+		mustStatus(t, r, http.StatusOK)
+		var sr struct {
+			GraphFallback bool `json:"graph_fallback"`
+		}
+		r.Decode(t, &sr)
+		if a.Metadata.GraphFallback != tc.fallback || sr.GraphFallback != tc.fallback {
+			t.Fatalf("%q: graph_fallback %v in /v1/query, %v in /v1/search, want %v", tc.query, a.Metadata.GraphFallback, sr.GraphFallback, tc.fallback)
+		}
+	}
 	// The deployment guide's flags.
 	r := c.Do("POST", "/v1/query", map[string]any{"query": "Who supplies payroll?", "use_vector": false, "use_graph": true, "max_results": 3})
 	mustStatus(t, r, http.StatusOK)
