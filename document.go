@@ -20,6 +20,10 @@ type Document struct {
 	// Status is "ready" when every chunk has its vector, "embedding" while a large ingestion's
 	// chunks are embedded in the background (keyword search finds them meanwhile).
 	Status string `json:"status"`
+	// Language is the PostgreSQL text-search configuration the document is indexed with: its
+	// detected language ("english", "french", ...; "simple" for one PostgreSQL has no stemmer for),
+	// or the tenant's language setting.
+	Language string `json:"language"`
 	// Content is the full text (only in single-document answers).
 	Content string `json:"content,omitempty"`
 	// CreatedAt and UpdatedAt are when it was ingested and last changed.

@@ -187,6 +187,10 @@ func (s *Store) Write(ctx context.Context, w Write) ([]Result, bool, error) {
 func (s *Store) insert(ctx context.Context, tx pgx.Tx, d NewDocument) (Result, error) {
 	doc := ragplane.Document{ID: d.documentID(), Title: d.Title, Source: d.Source, Metadata: d.Metadata,
 		ContentHash: hex.EncodeToString(d.Hash), Bytes: int64(len(d.Text)), ChunkCount: len(d.Chunks), Status: StatusReady}
+	doc.Language = d.TextConfig
+	if doc.Language == "" {
+		doc.Language = lang.Default
+	}
 	for _, c := range d.Chunks {
 		if c.Embedding == nil {
 			doc.Status = StatusEmbedding
@@ -267,11 +271,11 @@ func loadResults(ctx context.Context, q pgx.Tx, ids []string) ([]Result, error) 
 	return out, nil
 }
 
-const documentColumns = `id::text, title, source, encode(content_hash, 'hex'), metadata, bytes, chunk_count, status, created_at, updated_at`
+const documentColumns = `id::text, title, source, encode(content_hash, 'hex'), metadata, bytes, chunk_count, status, text_config::text, created_at, updated_at`
 
 func scanDocument(row pgx.Row, withContent bool) (ragplane.Document, error) {
 	var d ragplane.Document
-	dst := []any{&d.ID, &d.Title, &d.Source, &d.ContentHash, &d.Metadata, &d.Bytes, &d.ChunkCount, &d.Status, &d.CreatedAt, &d.UpdatedAt}
+	dst := []any{&d.ID, &d.Title, &d.Source, &d.ContentHash, &d.Metadata, &d.Bytes, &d.ChunkCount, &d.Status, &d.Language, &d.CreatedAt, &d.UpdatedAt}
 	if withContent {
 		dst = append(dst, &d.Content)
 	}
