@@ -7,11 +7,12 @@ import (
 	"github.com/ragplane/ragplane/e2etest"
 )
 
-// A tenant writing in two languages, with no setting changed: each document's language is
+// A tenant writing in three languages, with no language setting: each document's language is
 // detected, and each is found by keyword and by hybrid search in its own language.
 func TestDocumentsInTwoLanguages(t *testing.T) {
 	st := e2etest.Start(t, e2etest.Options{})
-	st.CreateTenant("bilingual", "pro", nil)
+	// The default embedder, English-only: hybrid search must not let it rank the other languages.
+	st.CreateTenant("bilingual", "pro", map[string]any{"embedding_model": "use-lite-512", "embedding_dimension": 512})
 	c := st.Tenant("bilingual")
 	docs := map[string]map[string]any{
 		"english": {"title": "Whale migration", "content": "Humpback whales migrate thousands of kilometres every year between their feeding grounds and the warm waters where they breed."},

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/dataplane/graph"
+	"github.com/ragplane/ragplane/dataplane/lang"
 	"github.com/ragplane/ragplane/dataplane/prose"
 	"github.com/ragplane/ragplane/dataplane/retrieve"
 	"github.com/ragplane/ragplane/internal/httpjson"
@@ -97,7 +98,7 @@ func (s *Server) retrieve(ctx context.Context, sc *scope, mode, q string, filter
 			return out, err
 		}
 		if lb, ok := emb.(languageBound); ok {
-			req.VectorConfigs = lb.Languages()
+			req.VectorConfigs, req.DetectLanguage = lb.Languages(), lang.DetectAmong
 		}
 		vecs, err := emb.Embed(ctx, []string{q})
 		if err != nil {

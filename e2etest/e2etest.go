@@ -227,12 +227,22 @@ func (s *Stack) Admin(method, path string, body any) Response {
 }
 
 // CreateTenant creates a tenant through the admin API and waits until it is active.
+//
+// Unless settings name an embedding_model, the tenant embeds with the hashing embedder
+// (ragplane-hash-v1, 384 dimensions), not the system default (use-lite-512): the default model's
+// forward pass runs about ten times slower under the race detector, and most tests are about
+// something else. Tests of the default model name it (and the use package has its golden tests).
 func (s *Stack) CreateTenant(id, plan string, settings map[string]any) {
 	s.t.Helper()
 	body := map[string]any{"id": id, "name": id, "email": id + "@example.com", "plan": plan}
-	if settings != nil {
-		body["settings"] = settings
+	if _, ok := settings["embedding_model"]; !ok {
+		withFast := map[string]any{"embedding_model": "ragplane-hash-v1", "embedding_dimension": 384}
+		for k, v := range settings {
+			withFast[k] = v
+		}
+		settings = withFast
 	}
+	body["settings"] = settings
 	if r := s.Admin("POST", "/v1/tenants", body); r.Status != http.StatusAccepted {
 		s.t.Fatalf("create tenant %s: %d %s", id, r.Status, r.Body)
 	}

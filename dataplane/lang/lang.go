@@ -10,6 +10,7 @@ package lang
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -84,6 +85,42 @@ func Detect(text string) string {
 		return c
 	}
 	return Default
+}
+
+// among caches detectors restricted to a set of configurations, keyed by the sorted set.
+var among sync.Map // string -> lingua.LanguageDetector
+
+// DetectAmong returns the configuration, of those given, whose language text is written in, and
+// false when detection is not confident. Restricting detection to the languages a tenant's
+// documents use makes it reliable on short texts such as questions, where a detector choosing
+// among every language is not. At most one configuration (or none) gives no answer.
+func DetectAmong(text string, candidates []string) (string, bool) {
+	langs := map[lingua.Language]bool{}
+	for l, c := range configs {
+		if slices.Contains(candidates, c) {
+			langs[l] = true
+		}
+	}
+	if len(langs) < 2 {
+		return "", false
+	}
+	keys := slices.Clone(candidates)
+	slices.Sort(keys)
+	key := strings.Join(keys, ",")
+	d, ok := among.Load(key)
+	if !ok {
+		list := make([]lingua.Language, 0, len(langs))
+		for l := range langs {
+			list = append(list, l)
+		}
+		d, _ = among.LoadOrStore(key, lingua.NewLanguageDetectorBuilder().FromLanguages(list...).
+			WithLowAccuracyMode().WithMinimumRelativeDistance(0.1).Build())
+	}
+	l, ok := d.(lingua.LanguageDetector).DetectLanguageOf(text)
+	if !ok {
+		return "", false
+	}
+	return configs[l], true
 }
 
 // Config is the configuration for a document given the tenant's language setting: Detect(text)

@@ -58,3 +58,25 @@ func TestSettingsListTheSameConfigs(t *testing.T) {
 		t.Errorf("lang.Configs() = %v\nragplane.TextSearchConfigs = %v", got, ragplane.TextSearchConfigs)
 	}
 }
+
+func TestDetectAmong(t *testing.T) {
+	three := []string{"english", "french", "german"}
+	for _, c := range []struct {
+		text  string
+		among []string
+		want  string
+		sure  bool
+	}{
+		{"where do humpback whales breed", three, "english", true},
+		{"où les baleines se reproduisent-elles", three, "french", true},
+		{"wann backt der Bäcker das Brot", three, "german", true},
+		{"Qui a écrit Les Misérables ?", []string{"english", "french"}, "french", true},
+		{"who wrote the novel", []string{"english", "french"}, "english", true},
+		{"where do whales breed", []string{"english"}, "", false}, // one language: nothing to choose
+	} {
+		got, sure := lang.DetectAmong(c.text, c.among)
+		if sure != c.sure || got != c.want {
+			t.Errorf("DetectAmong(%q, %v) = %q, %v; want %q, %v", c.text, c.among, got, sure, c.want, c.sure)
+		}
+	}
+}

@@ -193,7 +193,22 @@ func TestKeywordLanguages(t *testing.T) {
 			t.Errorf("the vector list ranked a French chunk it cannot read: %v", c.names(hits))
 		}
 	}
-	if hits, err = retrieve.Hybrid(ctx, c.db, retrieve.Request{Query: "whales", Embedding: near, TopK: 4, VectorConfigs: []string{"english"}}); err != nil {
+	// With the question's language recognised among the tenant's, a French question is not
+	// embedded into the fusion at all: the keyword ranking alone, the French chunk first.
+	detect := func(text string, among []string) (string, bool) {
+		if !slices.Equal(among, []string{"english", "french"}) {
+			t.Errorf("detection among %v", among)
+		}
+		return map[string]string{"baleine": "french", "whales": "english"}[text], true
+	}
+	if hits, err = retrieve.Hybrid(ctx, c.db, retrieve.Request{Query: "baleine", Embedding: near, TopK: 4,
+		VectorConfigs: []string{"english"}, DetectLanguage: detect}); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.names(hits); !slices.Equal(got, []string{"fr-baleines"}) {
+		t.Errorf("French hybrid with the question's language known: %v, want the keyword ranking", got)
+	}
+	if hits, err = retrieve.Hybrid(ctx, c.db, retrieve.Request{Query: "whales", Embedding: near, TopK: 4, VectorConfigs: []string{"english"}, DetectLanguage: detect}); err != nil {
 		t.Fatal(err)
 	}
 	if got := c.names(hits); len(got) == 0 || got[0] != "en-whales" {

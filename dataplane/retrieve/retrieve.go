@@ -60,6 +60,10 @@ type Request struct {
 	// embedder reads: Hybrid and Graph then fuse the vector ranking of chunks in those alone, and
 	// leave it out for a tenant with none.
 	VectorConfigs []string
+	// DetectLanguage, when set with VectorConfigs, names the configuration of the query's
+	// language among those the tenant's documents use (false when unsure); a query in one the
+	// embedder cannot read is not embedded into the fusion. dataplane/lang.DetectAmong.
+	DetectLanguage func(text string, among []string) (string, bool)
 
 	onlyConfigs []string // set by hybridLists from VectorConfigs
 }

@@ -126,14 +126,22 @@ func hybridLists(ctx context.Context, db DB, req Request) ([][]scored, error) {
 	}
 	if w.Vector > 0 && len(req.VectorConfigs) > 0 {
 		// The embedder reads only some languages: its ranking of chunks in others is noise.
-		read, all, e := readableConfigs(ctx, db, req.VectorConfigs)
+		read, used, e := readableConfigs(ctx, db, req.VectorConfigs)
 		if e != nil {
 			return nil, e
 		}
-		if len(read) == 0 {
+		switch {
+		case len(read) == 0:
 			w.Vector = 0
-		} else if !all {
+		case len(read) < len(used):
 			req.onlyConfigs = read
+			// A question in a language the embedder cannot read gets the keyword ranking alone
+			// (its vector would place it at random among the chunks the embedder can read).
+			if req.DetectLanguage != nil {
+				if cfg, sure := req.DetectLanguage(req.Query, used); sure && !slices.Contains(req.VectorConfigs, cfg) {
+					w.Vector = 0
+				}
+			}
 		}
 	}
 	if w.Vector > 0 {
@@ -150,23 +158,22 @@ func hybridLists(ctx context.Context, db DB, req Request) ([][]scored, error) {
 }
 
 // readableConfigs returns the text-search configurations of the tenant's documents that are in
-// langs, and whether that is all of them.
-func readableConfigs(ctx context.Context, db DB, langs []string) ([]string, bool, error) {
-	rows, err := db.Query(ctx, `select config::text from text_configs`)
+// langs, and all the tenant's documents use.
+func readableConfigs(ctx context.Context, db DB, langs []string) (read, used []string, err error) {
+	rows, err := db.Query(ctx, `select config::text from text_configs order by 1`)
 	if err != nil {
-		return nil, false, dbError("text configurations", err)
+		return nil, nil, dbError("text configurations", err)
 	}
-	used, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	used, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, false, dbError("text configurations", err)
+		return nil, nil, dbError("text configurations", err)
 	}
-	var read []string
 	for _, c := range used {
 		if slices.Contains(langs, c) {
 			read = append(read, c)
 		}
 	}
-	return read, len(read) == len(used), nil
+	return read, used, nil
 }
 
 // search runs one search in its own transaction.
