@@ -44,6 +44,7 @@ type config struct {
 	ingestLong, ingestShort int
 	useDiv                  int
 	jsonOut                 string
+	whatIf                  string
 }
 
 func main() {
@@ -81,6 +82,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&topKs, "topk", "10,100", "comma-separated top_k values")
 	fs.BoolVar(&c.search, "search", true, "run the search benchmark")
 	fs.BoolVar(&c.explain, "explain", true, "profile keyword search's steps and EXPLAIN ANALYZE its median, p95 and slowest question")
+	fs.StringVar(&c.whatIf, "whatif", "0.02", "comma-separated cutoffs (fractions of the chunks) of the rare-terms what-if of keyword search (whatif.go); empty: none")
 	fs.BoolVar(&c.ingest, "ingest", true, "run the ingestion benchmark")
 	fs.StringVar(&ingestEmb, "ingest-embedders", "hash,glove,use", "embedders of the ingestion benchmark")
 	fs.IntVar(&c.ingestLong, "ingest-long", 100, "2,000-token documents per ingestion run")
@@ -157,6 +159,7 @@ type report struct {
 	Search     []modeResult    `json:"search,omitempty"`
 	Profile    *keywordProfile `json:"keyword_profile,omitempty"`
 	QueryEmbed float64         `json:"query_embedding_p50_ms,omitempty"`
+	WhatIf     []whatIfResult  `json:"whatif_rare_terms,omitempty"`
 	Ingestion  []ingestResult  `json:"ingestion,omitempty"`
 }
 
@@ -306,6 +309,20 @@ func runSearch(ctx context.Context, cfg config, rep *report) error {
 		rep.Profile = &prof
 		printProfile(prof)
 	}
+	for _, s := range splitList(cfg.whatIf) {
+		cutoff, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("-whatif: %w", err)
+		}
+		for _, k := range cfg.topKs {
+			w, err := whatIfRareTerms(ctx, db.Pool, sqs, k, cutoff)
+			if err != nil {
+				return err
+			}
+			rep.WhatIf = append(rep.WhatIf, w)
+		}
+	}
+	printWhatIf(rep.WhatIf)
 	return nil
 }
 

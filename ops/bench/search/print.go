@@ -76,3 +76,16 @@ func printProfile(p keywordProfile) {
 		}
 	}
 }
+
+func printWhatIf(ws []whatIfResult) {
+	if len(ws) == 0 {
+		return
+	}
+	fmt.Println("\n## What-if: keyword search matching on rare terms only, scoring candidates with every term (whatif.go; one SQL statement, statistics precomputed)")
+	fmt.Println()
+	fmt.Println("| cutoff (df/N) | top_k | p50 ms | p95 ms | p99 ms | candidates median | candidates p95 | Keyword's top_k kept |")
+	fmt.Println("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, w := range ws {
+		fmt.Printf("| %.3f | %d | %.1f | %.1f | %.1f | %d | %d | %.0f%% |\n", w.Cutoff, w.TopK, w.P50ms, w.P95ms, w.P99ms, w.MatchMedian, w.MatchP95, 100*w.Overlap)
+	}
+}
