@@ -155,17 +155,33 @@ func embedCorpus(ctx context.Context, emb Embedder, docs []*loadedDoc) error {
 }
 
 // seedCorpus copies the documents and chunks into the tenant database with COPY, with the
-// indexes dropped during the load and built afterwards (much faster than maintaining them row by
-// row; the same indexes as the migration makes), then VACUUM ANALYZE.
+// chunks' search indexes dropped during the load and built afterwards exactly as the migrations
+// define them (much faster than maintaining them row by row), then VACUUM ANALYZE.
 func seedCorpus(ctx context.Context, pool *pgxpool.Pool, docs []*loadedDoc, st *corpusStats) error {
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release()
-	for _, stmt := range []string{"drop index chunks_embedding", "drop index chunks_tsv"} {
-		if _, err := conn.Exec(ctx, stmt); err != nil {
-			return fmt.Errorf("%s: %w", stmt, err)
+	rows, err := conn.Query(ctx, `select indexname, indexdef from pg_indexes
+		where tablename = 'chunks' and indexname in ('chunks_embedding', 'chunks_tsv') order by indexname`)
+	if err != nil {
+		return err
+	}
+	var names, defs []string
+	for rows.Next() {
+		var n, d string
+		if err := rows.Scan(&n, &d); err != nil {
+			return err
+		}
+		names, defs = append(names, n), append(defs, d)
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if _, err := conn.Exec(ctx, "drop index "+pgx.Identifier{n}.Sanitize()); err != nil {
+			return fmt.Errorf("drop index %s: %w", n, err)
 		}
 	}
 	start := time.Now()
@@ -179,7 +195,7 @@ func seedCorpus(ctx context.Context, pool *pgxpool.Pool, docs []*loadedDoc, st *
 		return fmt.Errorf("copy documents: %w", err)
 	}
 	di, ci := 0, 0
-	rows := pgx.CopyFromFunc(func() ([]any, error) {
+	chunkRows := pgx.CopyFromFunc(func() ([]any, error) {
 		for di < len(docs) && ci == len(docs[di].chunks) {
 			di, ci = di+1, 0
 		}
@@ -191,21 +207,17 @@ func seedCorpus(ctx context.Context, pool *pgxpool.Pool, docs []*loadedDoc, st *
 		return []any{c.id, d.id, c.ordinal, c.content, c.tokens, pgvector.NewVector(c.emb), d.src.Title}, nil
 	})
 	if _, err := conn.CopyFrom(ctx, pgx.Identifier{"chunks"},
-		[]string{"id", "document_id", "ordinal", "content", "tokens", "embedding", "title"}, rows); err != nil {
+		[]string{"id", "document_id", "ordinal", "content", "tokens", "embedding", "title"}, chunkRows); err != nil {
 		return fmt.Errorf("copy chunks: %w", err)
 	}
 	st.CopySeconds = time.Since(start).Seconds()
 	start = time.Now()
-	for _, stmt := range []string{
-		"set maintenance_work_mem = '2GB'",
-		"set max_parallel_maintenance_workers = 2",
-		"create index chunks_embedding on chunks using hnsw (embedding vector_cosine_ops)",
-		"create index chunks_tsv on chunks using gin (tsv)",
-		"reset maintenance_work_mem",
-		"reset max_parallel_maintenance_workers",
-		"vacuum analyze documents",
-		"vacuum analyze chunks",
-	} {
+	// The HNSW build is the slow part: give it memory to keep the graph in and both cores.
+	stmts := []string{"set maintenance_work_mem = '2GB'", "set max_parallel_maintenance_workers = 2"}
+	stmts = append(stmts, defs...)
+	stmts = append(stmts, "reset maintenance_work_mem", "reset max_parallel_maintenance_workers",
+		"vacuum analyze documents", "vacuum analyze chunks")
+	for _, stmt := range stmts {
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("%s: %w", stmt, err)
 		}
