@@ -124,17 +124,19 @@ func hybridLists(ctx context.Context, db DB, req Request) ([][]scored, error) {
 			}
 		}()
 	}
+	// The vector search's own copy of the request: the keyword search reads req concurrently.
+	vreq := req
 	if w.Vector > 0 && len(req.VectorConfigs) > 0 {
 		// The embedder reads only some languages: its ranking of chunks in others is noise.
 		read, used, e := readableConfigs(ctx, db, req.VectorConfigs)
-		if e != nil {
-			return nil, e
-		}
 		switch {
+		case e != nil:
+			fail(e)
+			w.Vector = 0
 		case len(read) == 0:
 			w.Vector = 0
 		case len(read) < len(used):
-			req.onlyConfigs = read
+			vreq.onlyConfigs = read
 			// A question in a language the embedder cannot read gets the keyword ranking alone
 			// (its vector would place it at random among the chunks the embedder can read).
 			if req.DetectLanguage != nil {
@@ -146,7 +148,7 @@ func hybridLists(ctx context.Context, db DB, req Request) ([][]scored, error) {
 	}
 	if w.Vector > 0 {
 		var e error
-		if vec, e = search(ctx, db, vectorSettings(req, n), func(tx pgx.Tx) ([]scored, error) { return vectorSearch(ctx, tx, req, n) }); e != nil {
+		if vec, e = search(ctx, db, vectorSettings(vreq, n), func(tx pgx.Tx) ([]scored, error) { return vectorSearch(ctx, tx, vreq, n) }); e != nil {
 			fail(e)
 		}
 	}
