@@ -194,9 +194,8 @@ func (s *Server) docs(sc *scope) *docstore.Store {
 }
 
 // write stores prepared documents in one transaction (docstore.Store.Write).
-func (s *Server) write(ctx context.Context, sc *scope, docs []*prepared, idemKey string, idemBody []byte) ([]documentResult, bool, error) {
-	sum := sha256.Sum256(idemBody)
-	w := docstore.Write{Limits: sc.cfg.Limits, IdempotencyKey: idemKey, RequestHash: sum[:]}
+func (s *Server) write(ctx context.Context, sc *scope, docs []*prepared, idemKey string, idemHash []byte) ([]documentResult, bool, error) {
+	w := docstore.Write{Limits: sc.cfg.Limits, IdempotencyKey: idemKey, RequestHash: idemHash}
 	for _, d := range docs {
 		w.Documents = append(w.Documents, docstore.NewDocument{Title: d.in.Title, Source: d.in.Source, Metadata: d.in.Metadata, TextConfig: d.textConfig,
 			Text: d.text, Hash: d.hash, Chunks: d.chunks, Facts: d.facts})
@@ -204,7 +203,8 @@ func (s *Server) write(ctx context.Context, sc *scope, docs []*prepared, idemKey
 	return s.docs(sc).Write(ctx, w)
 }
 
-// ingestOne handles the shared tail of every ingestion endpoint.
+// ingestDocuments handles the shared tail of every ingestion endpoint. It reports whether the
+// results are a replay of an earlier request with the request's Idempotency-Key.
 func (s *Server) ingestDocuments(c echo.Context, inputs []documentInput, prefix func(i int) string, body []byte) ([]documentResult, bool, error) {
 	ctx := c.Request().Context()
 	sc, err := s.open(ctx, nil)
@@ -213,6 +213,19 @@ func (s *Server) ingestDocuments(c echo.Context, inputs []documentInput, prefix 
 	}
 	defer sc.release()
 	start := time.Now()
+	// A retry of a request already done is answered from its record before anything else: it
+	// costs no chunking, no embedding and no provider call, and it is billed nothing.
+	key := c.Request().Header.Get("Idempotency-Key")
+	sum := sha256.Sum256(body)
+	if key != "" {
+		results, found, err := s.docs(sc).Replay(ctx, key, sum[:])
+		if err != nil {
+			return nil, false, err
+		}
+		if found {
+			return results, true, nil
+		}
+	}
 	for i := range inputs {
 		if err := s.validate(prefix(i), &inputs[i]); err != nil {
 			return nil, false, err
@@ -237,9 +250,16 @@ func (s *Server) ingestDocuments(c echo.Context, inputs []documentInput, prefix 
 	} else if _, err := s.providers.embedder(sc.cfg.Settings); err != nil {
 		return nil, false, err // an embedder that cannot be built would never embed them
 	}
-	results, replayed, err := s.write(ctx, sc, docs, c.Request().Header.Get("Idempotency-Key"), body)
+	results, replayed, err := s.write(ctx, sc, docs, key, sum[:])
 	if err != nil {
 		return nil, false, err
+	}
+	if replayed {
+		// Another request with the key (a retry sent before this one's first attempt answered)
+		// wrote first, between the look-up above and the write's lock: its results are the
+		// answer, and it was billed. This one's embeddings were computed and are thrown away,
+		// at the platform's cost, so that the tenant pays for the request once.
+		return results, true, nil
 	}
 	if deferred {
 		s.backfill.add(sc.tenant)
@@ -247,24 +267,18 @@ func (s *Server) ingestDocuments(c echo.Context, inputs []documentInput, prefix 
 		s.backfill.add(sc.tenant) // left by a worker that stopped before it was done
 	}
 	label := s.metrics.tenant(sc.tenant)
-	for _, r := range results {
-		if !r.Duplicate && !replayed {
-			s.metrics.documents.WithLabelValues(label).Inc()
-			s.metrics.chunks.WithLabelValues(label).Add(float64(r.ChunkCount))
-		}
-	}
 	var tokens int
 	for _, d := range docs {
 		tokens += d.tokens
 	}
 	rec := usageOf(c)
 	rec.embedding = tokens
-	if !replayed {
-		for _, r := range results {
-			if !r.Duplicate {
-				rec.documents++
-				rec.chunks += r.ChunkCount
-			}
+	for _, r := range results {
+		if !r.Duplicate {
+			s.metrics.documents.WithLabelValues(label).Inc()
+			s.metrics.chunks.WithLabelValues(label).Add(float64(r.ChunkCount))
+			rec.documents++
+			rec.chunks += r.ChunkCount
 		}
 	}
 	s.metrics.tokens.WithLabelValues(label, "embedding").Add(float64(tokens))
@@ -309,6 +323,10 @@ func (s *Server) createDocument(c echo.Context) error {
 	results, replayed, err := s.ingestDocuments(c, []documentInput{in}, func(int) string { return "" }, body)
 	if err != nil {
 		return err
+	}
+	if len(results) == 0 {
+		// A replay whose document was deleted since.
+		return ragplane.Errorf(ragplane.ENOTFOUND, "The document created with this Idempotency-Key has been deleted.")
 	}
 	status := http.StatusCreated
 	if replayed || results[0].Duplicate {

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -21,9 +22,13 @@ import (
 const maxAgentSteps = 6
 
 // query answers POST /v1/query: retrieval by the tenant's settings, then an answer that cites its
-// sources, as JSON or (stream: true) as server-sent events.
+// sources, as JSON or (stream: true) as server-sent events. With an Idempotency-Key the answer is
+// recorded (docstore.AnswerTTL) and a retry of the same request gets it again (see replayAnswer).
 func (s *Server) query(c echo.Context) error {
 	start := time.Now()
+	if err := checkIdempotencyKey(c); err != nil {
+		return err
+	}
 	body, err := httpjson.ReadBody(c)
 	if err != nil {
 		return err
@@ -62,6 +67,18 @@ func (s *Server) query(c echo.Context) error {
 		return err
 	}
 	defer sc.release()
+	// A retry of a request already answered gets its answer before anything else: no retrieval,
+	// no model call, nothing billed, and not refused by a quota used up since.
+	idem := idempotency{key: c.Request().Header.Get("Idempotency-Key"), hash: sha256.Sum256(body)}
+	if idem.key != "" {
+		stored, found, err := s.docs(sc).StoredAnswer(ctx, idem.key, idem.hash[:])
+		if err != nil {
+			return err
+		}
+		if found {
+			return replayAnswer(c, req.Stream, stored)
+		}
+	}
 	if err := s.checkMonthlyTokens(ctx, sc); err != nil {
 		return err
 	}
@@ -94,7 +111,7 @@ func (s *Server) query(c echo.Context) error {
 			// recorded; token counts of streams come from the metrics.
 			rec := usageOf(c)
 			rec.mode, rec.embedding = set.RetrievalMode, embedTokens
-			return s.stream(c, sc, areq, meta, start)
+			return s.stream(c, sc, areq, meta, start, idem)
 		}
 		if res, err = s.answer(ctx, set, areq); err != nil {
 			return err
@@ -103,13 +120,80 @@ func (s *Server) query(c echo.Context) error {
 	meta.Model = res.Model
 	meta.TokensUsed = res.PromptTokens + res.CompletionTokens
 	meta.LatencyMS = time.Since(start).Milliseconds()
-	s.countTokens(sc.tenant, res, embedTokens)
-	rec := usageOf(c)
-	rec.mode, rec.model, rec.prompt, rec.completion, rec.embedding = set.RetrievalMode, res.Model, res.PromptTokens, res.CompletionTokens, embedTokens
 	if sources == nil {
 		sources = []ragplane.SearchHit{}
 	}
-	return c.JSON(http.StatusOK, ragplane.Answer{Answer: res.Answer, Sources: sources, Metadata: meta})
+	out, err := json.Marshal(ragplane.Answer{Answer: res.Answer, Sources: sources, Metadata: meta})
+	if err != nil {
+		return err
+	}
+	if idem.key != "" {
+		stored, won, err := s.docs(sc).StoreAnswer(ctx, idem.key, idem.hash[:], out)
+		switch {
+		case ragplane.ErrorCode(err) == ragplane.ECONFLICT:
+			return err // a racing request with another body took the key; this one is not billed
+		case err != nil:
+			// The answer is good and paid for; a retry will pay again, which is better than
+			// failing a request whose model call succeeded.
+			s.log.Warn("query answer not recorded for its Idempotency-Key", "tenant_id", sc.tenant, "error", ragplane.ErrorMessage(err))
+		case !won:
+			// Two first requests with one key raced and the other recorded its answer first:
+			// this one answers that and bills nothing, so the tenant pays once (the platform
+			// pays for the second model call).
+			return replayAnswer(c, false, stored)
+		}
+	}
+	s.countTokens(sc.tenant, res, embedTokens)
+	rec := usageOf(c)
+	rec.mode, rec.model, rec.prompt, rec.completion, rec.embedding = set.RetrievalMode, res.Model, res.PromptTokens, res.CompletionTokens, embedTokens
+	return c.JSONBlob(http.StatusOK, out)
+}
+
+// idempotency is a request's Idempotency-Key (empty: none) and the hash of its body.
+type idempotency struct {
+	key  string
+	hash [sha256.Size]byte
+}
+
+// replayAnswer answers with a recorded query response, marked Idempotent-Replayed. A streamed
+// query's retry is a stream too, of the same events a client acts on: the whole answer in one
+// "delta", then the recorded "done" event. Its usage record holds no tokens.
+func replayAnswer(c echo.Context, stream bool, body []byte) error {
+	c.Response().Header().Set("Idempotent-Replayed", "true")
+	if !stream {
+		return c.JSONBlob(http.StatusOK, body)
+	}
+	var a struct {
+		Answer string `json:"answer"`
+	}
+	if err := json.Unmarshal(body, &a); err != nil {
+		return err
+	}
+	w := startEvents(c)
+	if err := sendEvent(w, "delta", []byte(mustJSON(map[string]string{"text": a.Answer}))); err != nil {
+		return nil // the client went away
+	}
+	_ = sendEvent(w, "done", body)
+	return nil
+}
+
+// startEvents sends the headers of a server-sent event stream.
+func startEvents(c echo.Context) *echo.Response {
+	w := c.Response()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	return w
+}
+
+// sendEvent sends one event whose data is data (JSON on one line) and flushes it.
+func sendEvent(w *echo.Response, event string, data []byte) error {
+	if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); err != nil {
+		return err
+	}
+	w.Flush()
+	return nil
 }
 
 func (s *Server) countTokens(tenant ragplane.TenantID, res answer.Result, embedding int) {
@@ -133,20 +217,11 @@ func (s *Server) answer(ctx context.Context, set ragplane.Settings, req answer.R
 
 // stream sends the answer as server-sent events: "delta" events with text as it is written, then
 // one "done" event with the whole answer, its sources and metadata. A client that goes away
-// cancels the model call.
-func (s *Server) stream(c echo.Context, sc *scope, req answer.Request, meta ragplane.AnswerMetadata, start time.Time) error {
-	w := c.Response()
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	send := func(event string, v any) error {
-		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, mustJSON(v)); err != nil {
-			return err
-		}
-		w.Flush()
-		return nil
-	}
+// cancels the model call. With an Idempotency-Key, a stream that reached its "done" event is
+// recorded for replay; one cut short is not, and its retry is answered anew.
+func (s *Server) stream(c echo.Context, sc *scope, req answer.Request, meta ragplane.AnswerMetadata, start time.Time, idem idempotency) error {
+	w := startEvents(c)
+	send := func(event string, v any) error { return sendEvent(w, event, []byte(mustJSON(v))) }
 	ctx := c.Request().Context()
 	var res answer.Result
 	var err error
@@ -173,7 +248,16 @@ func (s *Server) stream(c echo.Context, sc *scope, req answer.Request, meta ragp
 	if sources == nil {
 		sources = []ragplane.SearchHit{}
 	}
-	return send("done", ragplane.Answer{Answer: res.Answer, Sources: sources, Metadata: meta})
+	done := []byte(mustJSON(ragplane.Answer{Answer: res.Answer, Sources: sources, Metadata: meta}))
+	if err := sendEvent(w, "done", done); err != nil || idem.key == "" {
+		return err
+	}
+	// The stream is already sent: a racing request that recorded the key first changes nothing
+	// here, and a failure to record only means a retry is answered anew.
+	if _, _, err := s.docs(sc).StoreAnswer(ctx, idem.key, idem.hash[:], done); err != nil {
+		s.log.Warn("streamed answer not recorded for its Idempotency-Key", "tenant_id", sc.tenant, "error", ragplane.ErrorMessage(err))
+	}
+	return nil
 }
 
 // tools are the agent's tools, every one bound to the caller's tenant: none takes a tenant.

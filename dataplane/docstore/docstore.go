@@ -1,6 +1,7 @@
 // Package docstore keeps a tenant's documents in the tenant's own database: the documents, their
-// chunks, content deduplication, the document and storage quotas, and the idempotency records of
-// ingestion requests. The schema is catalog/tenantdb's.
+// chunks, content deduplication, the document and storage quotas, the idempotency records of
+// ingestion requests and the answers of queries sent with an idempotency key (answers.go). The
+// schema is catalog/tenantdb's.
 //
 // The database is the tenant boundary, so no query filters by tenant; every method still requires
 // a tenant in the context and fails closed without one (EUNAUTHORIZED), like the graph stores, so
@@ -115,19 +116,11 @@ func (s *Store) Write(ctx context.Context, w Write) ([]Result, bool, error) {
 		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock($1)`, ingestLock); err != nil {
 			return err
 		}
+		// Looked up again under the lock: of two first requests with one key, the second to get
+		// here answers the first one's results (the caller bills it nothing).
 		if w.IdempotencyKey != "" {
-			var hash []byte
-			var ids string
-			err := tx.QueryRow(ctx, `select request_hash, coalesce(result, '') from idempotency_keys where key = $1`, w.IdempotencyKey).Scan(&hash, &ids)
-			if err == nil {
-				if string(hash) != string(w.RequestHash) {
-					return &ragplane.Error{Code: ragplane.ECONFLICT, Field: "Idempotency-Key", Message: "This Idempotency-Key was used for a different request."}
-				}
-				replayed = true
-				var err error
-				results, err = loadResults(ctx, tx, strings.Split(ids, ","))
-				return err
-			} else if err != pgx.ErrNoRows {
+			var err error
+			if results, replayed, err = lookupIngestion(ctx, tx, w.IdempotencyKey, w.RequestHash); err != nil || replayed {
 				return err
 			}
 		}
@@ -181,6 +174,49 @@ func (s *Store) Write(ctx context.Context, w Write) ([]Result, bool, error) {
 		return nil, false, dbError(err)
 	}
 	return results, replayed, nil
+}
+
+// Replay returns the results of the ingestion request recorded under an idempotency key, and
+// whether there is one: a cheap read, so that a retried request costs no chunking and no
+// embedding. Write checks the key again in its transaction. Errors: ECONFLICT (the key was used
+// for a request with another hash), EUNAVAILABLE, EUNAUTHORIZED.
+func (s *Store) Replay(ctx context.Context, key string, requestHash []byte) ([]Result, bool, error) {
+	if _, err := ragplane.TenantFromContext(ctx); err != nil {
+		return nil, false, err
+	}
+	results, found, err := lookupIngestion(ctx, s.db, key, requestHash)
+	if err != nil {
+		return nil, false, dbError(err)
+	}
+	return results, found, nil
+}
+
+// querier is what a read needs: the pool or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+var errKeyReused = &ragplane.Error{Code: ragplane.ECONFLICT, Field: "Idempotency-Key", Message: "This Idempotency-Key was used for a different request."}
+
+// lookupIngestion reads the ingestion request recorded under key: its documents (those not
+// deleted since) and true, or false when the key is new.
+func lookupIngestion(ctx context.Context, q querier, key string, requestHash []byte) ([]Result, bool, error) {
+	var hash []byte
+	var ids string
+	err := q.QueryRow(ctx, `select request_hash, coalesce(result, '') from idempotency_keys where key = $1`, key).Scan(&hash, &ids)
+	if err == pgx.ErrNoRows {
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, err
+	}
+	if string(hash) != string(requestHash) {
+		return nil, false, errKeyReused
+	}
+	results, err := loadResults(ctx, q, strings.Split(ids, ","))
+	if err != nil {
+		return nil, false, err
+	}
+	return results, true, nil
 }
 
 // insert writes one document, its chunks and its facts in tx.
@@ -254,7 +290,7 @@ func (d NewDocument) documentID() string {
 	return uuid.NewString()
 }
 
-func loadResults(ctx context.Context, q pgx.Tx, ids []string) ([]Result, error) {
+func loadResults(ctx context.Context, q querier, ids []string) ([]Result, error) {
 	out := make([]Result, 0, len(ids))
 	for _, id := range ids {
 		if id == "" {

@@ -148,9 +148,79 @@ func TestFailsClosedWithoutTenant(t *testing.T) {
 	_, gerr := s.Get(ctx, uuid.NewString())
 	_, eerr := s.Excerpt(ctx, uuid.NewString(), 1)
 	_, rerr := s.Recent(ctx, 1)
-	for i, err := range []error{werr, lerr, gerr, eerr, rerr, s.Delete(ctx, uuid.NewString())} {
+	_, _, perr := s.Replay(ctx, "k", []byte("h"))
+	_, _, aerr := s.StoredAnswer(ctx, "k", []byte("h"))
+	_, _, serr := s.StoreAnswer(ctx, "k", []byte("h"), []byte("{}"))
+	for i, err := range []error{werr, lerr, gerr, eerr, rerr, s.Delete(ctx, uuid.NewString()), perr, aerr, serr} {
 		if ragplane.ErrorCode(err) != ragplane.EUNAUTHORIZED {
 			t.Errorf("call %d: %v, want EUNAUTHORIZED", i, err)
 		}
+	}
+}
+
+// Replay reads an ingestion's record without writing: the key's documents, nothing for a new key,
+// ECONFLICT for another request's hash.
+func TestReplay(t *testing.T) {
+	s, _ := MustStore(t)
+	ctx := tenantContext()
+	if _, found, err := s.Replay(ctx, "k", []byte("h")); err != nil || found {
+		t.Fatalf("Replay of a new key = %v, %v; want not found", found, err)
+	}
+	w := docstore.Write{Documents: []docstore.NewDocument{MustNewDocument(t, "a")}, Limits: limits, IdempotencyKey: "k", RequestHash: []byte("h")}
+	results, _, err := s.Write(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, found, err := s.Replay(ctx, "k", []byte("h"))
+	if err != nil || !found || len(got) != 1 || got[0].ID != results[0].ID {
+		t.Fatalf("Replay = %+v, %v, %v; want %s", got, found, err, results[0].ID)
+	}
+	if _, _, err := s.Replay(ctx, "k", []byte("other")); ragplane.ErrorCode(err) != ragplane.ECONFLICT {
+		t.Fatalf("Replay with another hash: %v, want ECONFLICT", err)
+	}
+}
+
+// Query answers are kept byte for byte under their key for docstore.AnswerTTL; the first of two
+// writers of a key wins; expired answers are ignored, replaced and pruned.
+func TestStoredAnswers(t *testing.T) {
+	s, pool := MustStore(t)
+	ctx := tenantContext()
+	body := []byte(`{"b":1,  "a":"x"}`) // not jsonb's normal form
+	if _, found, err := s.StoredAnswer(ctx, "q", []byte("h")); err != nil || found {
+		t.Fatalf("StoredAnswer of a new key = %v, %v", found, err)
+	}
+	if out, stored, err := s.StoreAnswer(ctx, "q", []byte("h"), body); err != nil || !stored || string(out) != string(body) {
+		t.Fatalf("StoreAnswer = %s, %v, %v", out, stored, err)
+	}
+	if out, found, err := s.StoredAnswer(ctx, "q", []byte("h")); err != nil || !found || string(out) != string(body) {
+		t.Fatalf("StoredAnswer = %s, %v, %v; want %s", out, found, err, body)
+	}
+	// A second writer of the key (a racing request) gets the first one's answer.
+	if out, stored, err := s.StoreAnswer(ctx, "q", []byte("h"), []byte(`{"late":true}`)); err != nil || stored || string(out) != string(body) {
+		t.Fatalf("second StoreAnswer = %s, %v, %v; want the first answer, not stored", out, stored, err)
+	}
+	if _, _, err := s.StoredAnswer(ctx, "q", []byte("other")); ragplane.ErrorCode(err) != ragplane.ECONFLICT {
+		t.Fatalf("StoredAnswer with another hash: %v, want ECONFLICT", err)
+	}
+	if _, _, err := s.StoreAnswer(ctx, "q", []byte("other"), body); ragplane.ErrorCode(err) != ragplane.ECONFLICT {
+		t.Fatalf("StoreAnswer with another hash: %v, want ECONFLICT", err)
+	}
+
+	// Past the TTL the key is free again, and a later write prunes other expired answers.
+	if _, _, err := s.StoreAnswer(ctx, "old", []byte("h"), body); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `update query_results set created_at = now() - interval '25 hours'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := s.StoredAnswer(ctx, "q", []byte("h")); err != nil || found {
+		t.Fatalf("StoredAnswer of an expired key = %v, %v; want not found", found, err)
+	}
+	if _, stored, err := s.StoreAnswer(ctx, "q", []byte("other"), []byte(`{}`)); err != nil || !stored {
+		t.Fatalf("StoreAnswer on an expired key = %v, %v; want stored", stored, err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `select count(*) from query_results`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d answers kept (%v), want 1: the expired ones are pruned", n, err)
 	}
 }
