@@ -173,9 +173,10 @@ func TestPanelsReturnData(t *testing.T) {
 	}})
 	const tenant = "dash_acme"
 	st.CreateTenant(tenant, "pro", map[string]any{"answer_provider": "openai"})
-	px := st.StartProxy(t)
+	pr := st.StartProxyWithAdmin(t)
+	px := pr.URL
 	prom := startPrometheus(t, promBin, map[string]string{
-		"ragplane-controlplane": st.AdminURL, "ragplane-proxy": px, "ragplane-dataplane": st.WorkerURL})
+		"ragplane-controlplane": st.AdminURL, "ragplane-proxy": pr.AdminURL, "ragplane-dataplane": st.WorkerURL})
 	tok := st.Token(tenant)
 	load(t, st, px, tok, tenant, model)
 

@@ -17,14 +17,25 @@ import (
 // register keeps this worker in the control plane's endpoint set: it registers, renews its lease
 // every HeartbeatInterval until ctx ends, and then removes itself. A missed heartbeat is retried on
 // the next tick; if the worker dies, its lease runs out and the proxies stop routing to it.
+//
+// It says at start whether and where it registers: a worker that does not is reached by no proxy
+// (proxies learn workers from the control plane), which must not pass unnoticed.
 func (s *Server) register(ctx context.Context) {
 	if s.cfg.ControlPlaneURL == "" {
+		s.log.Warn("worker does not register with a control plane: RAGPLANE_CONTROLPLANE_URL is not set, "+
+			"so no proxy routes to it (proxies learn workers from the control plane)", "addr", s.Addr())
 		return
 	}
 	id, addr := s.workerID(), s.cfg.AdvertiseAddr
 	if addr == "" {
 		addr = s.Addr()
 	}
+	where := s.cfg.ControlPlaneURL
+	if u, err := url.Parse(where); err == nil {
+		where = u.Redacted() // no password in the log
+	}
+	s.log.Info("worker registers with the control plane", "controlplane_url", where,
+		"worker_id", id, "addr", addr, "heartbeat", s.cfg.HeartbeatInterval.String())
 	base := strings.TrimRight(s.cfg.ControlPlaneURL, "/") + "/v1/workers/" + url.PathEscape(id)
 	token := tenantctx.WorkerToken(s.cfg.InternalKey)
 	call := func(ctx context.Context, method string) error {

@@ -1,10 +1,8 @@
 package e2etest
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
-	"os"
 	"testing"
 	"time"
 
@@ -22,36 +20,10 @@ func (s *Stack) StartProxy(tb testing.TB, mutate ...func(*proxy.Config)) string 
 // StartProxyLogged is StartProxy with the proxy's logs going to log, for tests of the logs.
 func (s *Stack) StartProxyLogged(tb testing.TB, log *slog.Logger, mutate ...func(*proxy.Config)) string {
 	tb.Helper()
-	cfg := proxy.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.XDSAddr = s.XDSAddr
-	cfg.InternalKey = InternalKey
-	cfg.RedisURL = os.Getenv("REDIS_URL")
-	if cfg.RedisURL == "" {
-		if os.Getenv("RAGPLANE_REQUIRE_STACK") != "" {
-			tb.Fatal("REDIS_URL is not set: run `make up` (make test does it)")
-		}
-		tb.Skip("REDIS_URL not set")
-	}
-	cfg.NodeID = "test-proxy-" + time.Now().Format("150405.000000000")
-	cfg.RedisPrefix = s.Prefix // one namespace per test stack, shared by its proxies
-	cfg.Leeway = time.Second
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p, err := proxy.New(ctx, cfg, log)
-	if err != nil {
-		cancel()
-		tb.Fatalf("start proxy: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { p.Run(ctx); close(done) }()
-	tb.Cleanup(func() { cancel(); <-done })
-	url := "http://" + p.Addr()
-	WaitReady(tb, url)
+	p := s.RunProxy(tb, log, mutate...)
+	WaitReady(tb, p.URL)
 	s.WaitPolicies(tb)
-	return url
+	return p.URL
 }
 
 // WaitReady polls url/readyz until it answers 200.

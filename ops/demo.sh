@@ -70,6 +70,7 @@ export RAGPLANE_WORKER_URL=http://$RAGPLANE_DATAPLANE_ADDR
 export RAGPLANE_CONTROLPLANE_URL=$RAGPLANE_ADMIN_URL
 export RAGPLANE_PROXY_ADDR=127.0.0.1:${RAGPLANE_DEMO_PROXY_PORT:-18080}
 export RAGPLANE_API_URL=http://$RAGPLANE_PROXY_ADDR
+export RAGPLANE_PROXY_ADMIN_ADDR=127.0.0.1:${RAGPLANE_DEMO_PROXY_ADMIN_PORT:-18082}
 export RAGPLANE_REDIS_PREFIX="demo-$$:"
 
 step "control plane on $RAGPLANE_ADMIN_ADDR"
@@ -185,7 +186,7 @@ if [ "${RAGPLANE_DEMO_KEEP:-}" = 1 ]; then
   export RAGPLANE_ADMIN_URL=$RAGPLANE_ADMIN_URL RAGPLANE_ADMIN_TOKEN=$RAGPLANE_ADMIN_TOKEN RAGPLANE_API_URL=$RAGPLANE_API_URL
   export RAGPLANE_TOKEN=${tokens[acme_corp]}   # acme_corp's token, valid 15 minutes
   bin/ragplane tenants list; bin/ragplane query --mode hybrid "How long are customer records retained?"
-  metrics: $RAGPLANE_ADMIN_URL/metrics  $RAGPLANE_API_URL/metrics  $RAGPLANE_WORKER_URL/metrics   (make prometheus scrapes the default ports)
+  metrics: $RAGPLANE_ADMIN_URL/metrics  http://$RAGPLANE_PROXY_ADMIN_ADDR/metrics  $RAGPLANE_WORKER_URL/metrics   (make prometheus scrapes the default ports)
 EOT
   wait
 fi

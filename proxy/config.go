@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ragplane/ragplane/internal/envconfig"
@@ -14,8 +15,13 @@ import (
 
 // Config is the proxy's configuration.
 type Config struct {
-	// Addr is the tenant-facing REST API.
+	// Addr is the tenant-facing REST API. Besides the API it answers only /healthz (liveness) and
+	// /readyz (ready or not, with a coarse reason), which load balancers in front of it probe.
 	Addr string
+	// AdminAddr serves what tenants must not see: /metrics (every tenant's id and traffic) and
+	// /readyz and /healthz with their detail (stale or rejected resources, workers). It defaults to
+	// loopback; expose it to the monitoring network only, never to tenants.
+	AdminAddr string
 	// XDSAddr is the control plane's xDS (ADS) server; NodeID names this proxy to it.
 	XDSAddr string
 	NodeID  string
@@ -51,7 +57,7 @@ type Config struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		Addr: "127.0.0.1:8080", XDSAddr: "127.0.0.1:18000", NodeID: "proxy-" + host + "-" + strconv.Itoa(os.Getpid()),
+		Addr: "127.0.0.1:8080", AdminAddr: "127.0.0.1:8082", XDSAddr: "127.0.0.1:18000", NodeID: "proxy-" + host + "-" + strconv.Itoa(os.Getpid()),
 		RedisPrefix: "ragplane:", Replicas: 1, RateLimitFailOpen: true, Leeway: 30 * time.Second, UpstreamTimeout: 2 * time.Minute,
 		EjectAfter: 3, EjectFor: 10 * time.Second, LeaseTTL: 30 * time.Second, TokenCacheSize: DefaultTokenCacheSize,
 		AccessLog: true,
@@ -63,6 +69,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	cfg := DefaultConfig()
 	env := envconfig.New(getenv, "30s")
 	env.String("RAGPLANE_PROXY_ADDR", &cfg.Addr)
+	env.String("RAGPLANE_PROXY_ADMIN_ADDR", &cfg.AdminAddr)
 	env.String("RAGPLANE_XDS_ADDR", &cfg.XDSAddr)
 	env.String("RAGPLANE_NODE_ID", &cfg.NodeID)
 	env.String("REDIS_URL", &cfg.RedisURL)
@@ -89,10 +96,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	for name, addr := range map[string]string{"RAGPLANE_PROXY_ADDR": c.Addr, "RAGPLANE_XDS_ADDR": c.XDSAddr} {
+	for name, addr := range map[string]string{"RAGPLANE_PROXY_ADDR": c.Addr, "RAGPLANE_PROXY_ADMIN_ADDR": c.AdminAddr, "RAGPLANE_XDS_ADDR": c.XDSAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			bad("%s: want host:port, got %q", name, addr)
 		}
+	}
+	if c.AdminAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
+		bad("RAGPLANE_PROXY_ADMIN_ADDR must differ from RAGPLANE_PROXY_ADDR: metrics and health detail are not for tenants")
 	}
 	if c.RedisURL == "" {
 		bad("REDIS_URL: required (rate limits and concurrency caps are shared in Redis; `make up` writes one)")

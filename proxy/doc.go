@@ -11,15 +11,19 @@
 //     while Redis is away rates fall back to this replica's share and concurrency fails closed;
 //  4. forwards it to the least-loaded healthy worker with a signed tenant context
 //     (internal/tenantctx) that the workers trust instead of the token, retrying on another
-//     worker when the first cannot be reached (or, for idempotent requests, fails without
-//     answering), and ejecting workers that keep failing;
+//     worker when the first cannot be reached (nothing was sent) or, for a request safe to
+//     repeat (idempotent method or Idempotency-Key, its body buffered up to max_request_bytes),
+//     fails without answering, and ejecting workers that keep failing;
 //  5. writes one access log line ("request": tenant_id, request_id, trace_id, method, path
 //     without query, status, duration_ms, bytes; RAGPLANE_ACCESS_LOG=false turns it off).
 //
 // The configuration arrives on one incremental (delta) ADS stream (proxy/xdsclient, resource
 // types and codecs in internal/xdsapi): each response is applied in place, so an update costs
 // what it changes, and the last good state is served while the control plane is away. Errors
-// are problem+json (internal/problem). /healthz, /readyz (200 once every type has synced, with
-// stale parts reported) and /metrics (Prometheus) are served on the same address and not
-// access-logged. Spans are created only when tracing exports them (internal/tracing).
+// are problem+json (internal/problem). The tenant listener (Addr) forwards /v1/ only and answers
+// /healthz and /readyz itself, with a status and a reason only; /metrics (Prometheus, every
+// tenant's id and traffic) and /readyz with its detail (stale or rejected resources, workers) are
+// on the admin listener (AdminAddr) alone. /readyz is 200 once every type has synced and a worker
+// is registered. Probes and scrapes are not access-logged. Spans are created only when tracing
+// exports them (internal/tracing).
 package proxy

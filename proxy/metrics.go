@@ -18,6 +18,7 @@ type metrics struct {
 	upstream      *prometheus.HistogramVec
 	proxyOverhead *prometheus.HistogramVec
 	configAge     prometheus.GaugeFunc
+	retries       *prometheus.CounterVec
 
 	mu     sync.Mutex
 	top    int
@@ -42,9 +43,12 @@ func newMetrics(reg prometheus.Registerer, top int, lastUpdate func() float64) *
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1}}, []string{"tenant"}),
 		configAge: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ragplane_proxy_xds_config_age_seconds",
 			Help: "Seconds since the last xDS update was applied."}, lastUpdate),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ragplane_proxy_upstream_retries_total",
+			Help: "Requests sent again to another worker after the first gave no response, by reason: connect (it could not be reached; nothing was sent) or idempotent (it failed after the request may have reached it)."},
+			[]string{"reason"}),
 		top: top, labels: map[ragplane.TenantID]bool{},
 	}
-	reg.MustRegister(m.requests, m.rateLimited, m.concRejected, m.inFlight, m.upstream, m.proxyOverhead, m.configAge)
+	reg.MustRegister(m.requests, m.rateLimited, m.concRejected, m.inFlight, m.upstream, m.proxyOverhead, m.configAge, m.retries)
 	return m
 }
 

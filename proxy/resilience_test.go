@@ -156,7 +156,7 @@ func TestCrashedProxyLeasesExpire(t *testing.T) {
 	tok := st.Token("acme_corp")
 	// The doomed proxy runs as its own process, killed with SIGKILL while it holds the one slot.
 	addr := e2etest.FreeAddr(t)
-	doomed := e2etest.StartProcess(t, "proxy", addr, "RAGPLANE_PROXY_ADDR="+addr, "RAGPLANE_XDS_ADDR="+st.XDSAddr,
+	doomed := e2etest.StartProcess(t, "proxy", addr, "RAGPLANE_PROXY_ADDR="+addr, "RAGPLANE_PROXY_ADMIN_ADDR=127.0.0.1:0", "RAGPLANE_XDS_ADDR="+st.XDSAddr,
 		"RAGPLANE_INTERNAL_KEY="+e2etest.InternalKey, "RAGPLANE_REDIS_PREFIX="+st.Prefix, "RAGPLANE_LEASE_TTL=1s")
 	survivor := st.StartProxy(t, func(c *proxy.Config) { c.LeaseTTL = time.Second })
 	mustStatus(t, call(t, survivor, tok, "POST", "/v1/documents", map[string]any{"content": "Backups are encrypted with AES-256."}), http.StatusCreated)
@@ -223,7 +223,8 @@ func TestKeepsServingThroughOutages(t *testing.T) {
 		"RAGPLANE_CONTROLPLANE_URL="+st.AdminURL, "RAGPLANE_HEARTBEAT_INTERVAL=300ms")...)
 	redisAddr := strings.Split(e2etestRedis(t), "/")[2]
 	redis := e2etest.NewCuttable(t, redisAddr) // Redis behind a connection the test can cut
-	px := st.StartProxy(t, func(c *proxy.Config) { c.RedisURL = "redis://" + redis.Addr() + "/0"; c.ConcurrencyFailOpen = true })
+	pr := st.StartProxyWithAdmin(t, func(c *proxy.Config) { c.RedisURL = "redis://" + redis.Addr() + "/0"; c.ConcurrencyFailOpen = true })
+	px := pr.URL
 	tok := st.Token("acme_corp")
 	waitWorkers(t, st, 2)
 
@@ -260,7 +261,7 @@ func TestKeepsServingThroughOutages(t *testing.T) {
 	if failures.Load() != 0 {
 		t.Fatalf("%d of %d requests failed during a worker kill and a Redis outage", failures.Load(), total.Load())
 	}
-	m := e2etest.Send(t, "GET", px+"/metrics", nil)
+	m := e2etest.Send(t, "GET", pr.AdminURL+"/metrics", nil)
 	if !strings.Contains(string(m.Body), "ragplane_proxy_ratelimit_fallback_total{") {
 		t.Fatalf("the Redis outage did not show as a rate-limit fallback")
 	}

@@ -45,7 +45,10 @@ type Server struct {
 	metricsH http.Handler
 	listener net.Listener
 	http     *http.Server
-	closers  []func()
+	// The admin listener: metrics and health detail, never tenant traffic.
+	adminLn   net.Listener
+	adminHTTP *http.Server
+	closers   []func()
 }
 
 // Run starts a proxy and blocks until ctx ends.
@@ -160,8 +163,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		// (httputil does that by itself).
 		FlushInterval: 0,
 		BufferPool:    &bufferPool{},
-		Transport:     &retryTransport{balancer: s.balancer, workers: s.state.endpoints, base: upstream},
-		ErrorHandler:  s.upstreamError,
+		Transport: &retryTransport{balancer: s.balancer, workers: s.state.endpoints, base: upstream,
+			retried: func(reason string) { s.metrics.retries.WithLabelValues(reason).Inc() }},
+		ErrorHandler: s.upstreamError,
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -169,14 +173,48 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, fmt.Errorf("proxy: listen on %s: %w", cfg.Addr, err)
 	}
 	s.listener = ln
+	s.closers = append(s.closers, func() { ln.Close() })
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10}
+	adminLn, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: listen on %s (RAGPLANE_PROXY_ADMIN_ADDR): %w", cfg.AdminAddr, err)
+	}
+	s.adminLn = adminLn
+	s.closers = append(s.closers, func() { adminLn.Close() })
+	s.adminHTTP = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10}
 	ok = true
 	return s, nil
 }
 
-// Addr is the proxy's address.
+// Addr is the proxy's tenant-facing address.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// AdminAddr is the address of the admin listener: /metrics, /readyz and /healthz with detail.
+func (s *Server) AdminAddr() string { return s.adminLn.Addr().String() }
+
+// adminHandler serves what only operators may see. Nothing here is access-logged: probes and
+// scrapes would drown the traffic.
+func (s *Server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metricsH)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		rd, ok := s.readiness()
+		writeJSON(w, readyStatus(ok), rd.json())
+	})
+	return mux
+}
+
+func readyStatus(ok bool) int {
+	if ok {
+		return http.StatusOK
+	}
+	return http.StatusServiceUnavailable
+}
 
 // Run serves until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
@@ -193,15 +231,25 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error {
+		if err := s.adminHTTP.Serve(s.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("proxy: serve admin: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
 		<-gctx.Done() // ctx ended, or a member failed
 		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
 		if err := s.http.Shutdown(sctx); err != nil {
 			s.log.Warn("proxy shutdown", "error", err)
 		}
+		// Metrics stay scrapeable while tenant requests drain.
+		if err := s.adminHTTP.Shutdown(sctx); err != nil {
+			s.log.Warn("proxy admin shutdown", "error", err)
+		}
 		return nil
 	})
-	s.log.Info("proxy started", "addr", s.Addr(), "xds", s.cfg.XDSAddr)
+	s.log.Info("proxy started", "addr", s.Addr(), "admin_addr", s.AdminAddr(), "xds", s.cfg.XDSAddr)
 	err := g.Wait()
 	if err != nil {
 		s.log.Error("proxy failed", "error", err)
@@ -241,22 +289,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rid := ragplane.NewRequestID()
 	w.Header().Set("X-Request-ID", rid)
-	// Probes and scrapes are answered here and not access-logged: they would drown the traffic.
+	// Probes are answered here and not access-logged: they would drown the traffic. The tenant
+	// listener says only whether the proxy is live and ready, for the load balancers in front of
+	// it; metrics and the detail (tenant ids among rejected resources, workers) are on the admin
+	// listener only.
 	switch r.URL.Path {
 	case "/healthz":
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
 		return
 	case "/readyz":
-		// 503 only without a complete configuration; stale parts are reported with 200 (see readiness).
 		rd, ok := s.readiness()
-		if !ok {
-			writeJSON(w, http.StatusServiceUnavailable, rd.json())
-			return
-		}
-		writeJSON(w, http.StatusOK, rd.json())
-		return
-	case "/metrics":
-		s.metricsH.ServeHTTP(w, r)
+		writeJSON(w, readyStatus(ok), rd.public())
 		return
 	}
 	rec := &statusRecorder{ResponseWriter: w}
@@ -272,6 +315,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serve(w *statusRecorder, r *http.Request, start time.Time, rid string) ragplane.TenantID {
 	for _, h := range internalHeaders {
 		r.Header.Del(h)
+	}
+	// The tenant API is under /v1/; the workers' own endpoints (/metrics among them) are never
+	// reachable through the proxy.
+	if !strings.HasPrefix(r.URL.Path, "/v1/") {
+		s.fail(w, r, "", ragplane.Errorf(ragplane.ENOTFOUND, "No such route."))
+		return ""
 	}
 	if !s.xds.Ready() {
 		s.fail(w, r, "", ragplane.Errorf(ragplane.EUNAVAILABLE, "The proxy has no configuration yet."))
@@ -335,6 +384,17 @@ func (s *Server) serve(w *statusRecorder, r *http.Request, start time.Time, rid 
 	s.metrics.inFlight.WithLabelValues(label).Inc()
 	defer s.metrics.inFlight.WithLabelValues(label).Dec()
 
+	// A retry on another worker needs the body again (see makeReplayable and retryTransport).
+	if err := makeReplayable(r, limit); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			s.fail(w, r, label, &ragplane.Error{Code: ragplane.ETOOLARGE, Field: "max_request_bytes",
+				Message: fmt.Sprintf("The request body is over the tenant's limit of %d bytes.", mbe.Limit)})
+		} else {
+			s.fail(w, r, label, ragplane.Errorf(ragplane.EMALFORMED, "The request body could not be read."))
+		}
+		return id.TenantID
+	}
 	r.Header.Set(tenantctx.Header, s.codec.Sign(tenantctx.Context{Identity: id, RequestID: rid, IssuedAt: time.Now()}, r.Method, r.URL.Path))
 	r.Header.Set("X-Request-ID", rid)
 	s.metrics.proxyOverhead.WithLabelValues(label).Observe(time.Since(start).Seconds())

@@ -19,7 +19,7 @@ func TestRunEndsWhenAComponentFails(t *testing.T) {
 		t.Skip("REDIS_URL not set")
 	}
 	cfg := DefaultConfig()
-	cfg.Addr, cfg.XDSAddr, cfg.RedisURL = "127.0.0.1:0", "127.0.0.1:1", redisURL
+	cfg.Addr, cfg.AdminAddr, cfg.XDSAddr, cfg.RedisURL = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:1", redisURL
 	cfg.InternalKey = "a-test-internal-key-of-enough-length-0123456789"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -1,11 +1,14 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ragplane/ragplane"
@@ -85,6 +88,19 @@ func (b *balancer) pick(addrs []string, skip string) (string, func(failed bool),
 	}, nil
 }
 
+// ejected counts the workers of addrs that are out of rotation now.
+func (b *balancer) ejected(addrs []string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now, n := time.Now(), 0
+	for _, a := range addrs {
+		if st := b.stats[a]; st != nil && st.ejectedUntil.After(now) {
+			n++
+		}
+	}
+	return n
+}
+
 // forget drops the stats of workers no longer in the endpoint set.
 func (b *balancer) forget(addrs []string) {
 	keep := map[string]bool{}
@@ -100,30 +116,96 @@ func (b *balancer) forget(addrs []string) {
 	}
 }
 
-// connectFailure reports whether err means the request never reached the worker, so another
-// worker may safely be tried.
+// connectFailure reports whether err means the request never reached the worker: the connection
+// to it could not be made (refused, no route, dial timeout), so not a byte of it was sent.
 func connectFailure(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// isIdempotent reports whether a request may be sent again to another worker after the first one
-// failed without answering.
+// isIdempotent reports whether a request may be sent again to another worker after it may have
+// reached the first one: an idempotent method (RFC 9110, section 9.2.2), or a request carrying an
+// Idempotency-Key, which the workers deduplicate.
 func isIdempotent(r *http.Request) bool {
 	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodDelete:
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
 		return true
 	}
-	// Ingestion with an Idempotency-Key is safe to resend: the worker deduplicates it.
-	return r.Header.Get("Idempotency-Key") != "" && r.GetBody != nil
+	return r.Header.Get("Idempotency-Key") != ""
 }
 
-// retryTransport sends a request to the worker chosen for it, and once more to another worker if
-// the first could not be reached, or if it failed without answering and the request is idempotent.
+// errBodySent is GetBody's answer for a streamed body that another attempt has started to read.
+var errBodySent = errors.New("proxy: the request body was already sent to a worker")
+
+// makeReplayable gives r a GetBody, so that a retry on another worker sends the body intact (the
+// reverse proxy's copy of the body cannot be read again once an attempt has failed):
+//   - a request that is safe to repeat (isIdempotent) is read whole first, up to limit (the
+//     tenant's max_request_bytes, already enforced by r.Body), and every attempt reads its own
+//     copy of the buffer;
+//   - any other request keeps streaming to the first worker; it can go to another one only if
+//     the first could not be connected to, and then not a byte of it has been read, so the retry
+//     gets the same unread stream (GetBody fails once any of it was read).
+//
+// It fails with the body's read error, *http.MaxBytesError for a body over the limit.
+func makeReplayable(r *http.Request, limit int64) error {
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil // nothing to replay: the reverse proxy sends no body
+	}
+	if !isIdempotent(r) {
+		b := &unsentBody{rc: r.Body}
+		r.Body = b
+		r.GetBody = func() (io.ReadCloser, error) {
+			if b.read.Load() {
+				return nil, errBodySent
+			}
+			return b, nil
+		}
+		return nil
+	}
+	var buf []byte
+	var err error
+	if r.ContentLength > 0 && r.ContentLength <= limit {
+		buf = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, buf)
+	} else {
+		buf, err = io.ReadAll(r.Body) // chunked: counted against the limit as it arrives
+	}
+	if err != nil {
+		return err
+	}
+	r.ContentLength, r.TransferEncoding = int64(len(buf)), nil
+	r.Body = io.NopCloser(bytes.NewReader(buf))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+	return nil
+}
+
+// unsentBody is a streamed request body that notes whether any of it was read. Close does
+// nothing: the server closes the client's body when the handler returns.
+type unsentBody struct {
+	rc   io.ReadCloser
+	read atomic.Bool
+}
+
+func (b *unsentBody) Read(p []byte) (int, error) {
+	b.read.Store(true)
+	return b.rc.Read(p)
+}
+
+func (b *unsentBody) Close() error { return nil }
+
+// retryTransport sends a request to the worker chosen for it, and once more to another worker
+// when no response came back and sending it again is safe: always if the first worker could not
+// be connected to (nothing was sent), and after a failure once the request may have reached the
+// worker (reset, closed before answering, timed out) only if it is idempotent (isIdempotent).
+// A POST without an Idempotency-Key that reached a dying worker is not repeated: the worker may
+// have acted on it, and the client gets 502. The body of a retry comes from GetBody
+// (makeReplayable); a request without one is not retried.
 type retryTransport struct {
 	base     http.RoundTripper
 	balancer *balancer
 	workers  func() []string
+	// retried, if set, is told of each retry: "connect" or "idempotent".
+	retried func(reason string)
 }
 
 type workerKey struct{}
@@ -131,6 +213,7 @@ type workerKey struct{}
 func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	addrs := t.workers()
 	skip := ""
+	var body io.ReadCloser
 	for attempt := 0; ; attempt++ {
 		addr, done, err := t.balancer.pick(addrs, skip)
 		if err != nil {
@@ -142,11 +225,8 @@ func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		u := *r.URL
 		u.Scheme, u.Host = "http", addr
 		req.URL, req.Host = &u, addr
-		if attempt > 0 && r.GetBody != nil {
-			if req.Body, err = r.GetBody(); err != nil {
-				done(false)
-				return nil, err
-			}
+		if attempt > 0 {
+			req.Body = body
 		}
 		resp, err := t.base.RoundTrip(req)
 		failed := err != nil || (resp != nil && (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == ""))
@@ -154,10 +234,24 @@ func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		if err == nil {
 			return resp, nil
 		}
-		// Another worker gets the request if it never reached this one, or, for a request that is
-		// safe to repeat, if this one died before answering (no response at all came back).
 		if attempt > 0 || len(addrs) < 2 || r.Context().Err() != nil || !(connectFailure(err) || isIdempotent(r)) {
 			return nil, err
+		}
+		if r.Body != nil {
+			if r.GetBody == nil {
+				return nil, err
+			}
+			var gerr error
+			if body, gerr = r.GetBody(); gerr != nil {
+				return nil, err // the body is gone: the first attempt's error is the one to report
+			}
+		}
+		if t.retried != nil {
+			reason := "idempotent"
+			if connectFailure(err) {
+				reason = "connect"
+			}
+			t.retried(reason)
 		}
 		skip = addr
 	}

@@ -45,16 +45,18 @@ func TestRejectedPolicyIsLoud(t *testing.T) {
 
 	cfg := proxy.DefaultConfig()
 	cfg.Addr, cfg.XDSAddr, cfg.InternalKey, cfg.RedisURL = "127.0.0.1:0", lis.Addr().String(), e2etest.InternalKey, e2etestRedis(t)
+	cfg.AdminAddr = "127.0.0.1:0"
 	cfg.NodeID = "nack-proxy"
 	p, err := proxy.New(ctx, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	go p.Run(ctx)
-	base := "http://" + p.Addr()
+	// The detail (rejected tenant ids) and the metrics are on the admin listener only.
+	base, admin := "http://"+p.Addr(), "http://"+p.AdminAddr()
 
 	readyz := func() (int, map[string]any) {
-		resp, err := http.Get(base + "/readyz")
+		resp, err := http.Get(admin + "/readyz")
 		if err != nil {
 			return 0, nil
 		}
@@ -64,7 +66,7 @@ func TestRejectedPolicyIsLoud(t *testing.T) {
 		return resp.StatusCode, body
 	}
 	metric := func(series string) string {
-		resp, err := http.Get(base + "/metrics")
+		resp, err := http.Get(admin + "/metrics")
 		if err != nil {
 			return ""
 		}
@@ -109,6 +111,9 @@ func TestRejectedPolicyIsLoud(t *testing.T) {
 	b, _ := json.Marshal(body)
 	if !strings.Contains(string(b), `"acme":"tenant policy acme: limits out of range"`) || !strings.Contains(string(b), "NACK") {
 		t.Errorf("readyz body does not say what is stale and why: %s", b)
+	}
+	if r := e2etest.Send(t, "GET", base+"/readyz", nil); r.Status != http.StatusOK || strings.Contains(string(r.Body), "acme") {
+		t.Errorf("the tenant listener's /readyz answers %d %s, want 200 naming no tenant", r.Status, r.Body)
 	}
 	if got := metric(stale); got != "1" {
 		t.Errorf("%s = %q after the bad update, want 1", stale, got)

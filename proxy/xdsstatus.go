@@ -13,15 +13,25 @@ import (
 // rejectedShown bounds the rejected resource names /readyz lists per type.
 const rejectedShown = 10
 
-// readiness is the body of /readyz. The proxy answers 503 only while it has no complete
-// configuration (the first sync of every type is not over, or it holds no token verification
-// keys): then it can serve nothing. Once it has one it answers 200 even when part of it is stale
+// readiness is the body of /readyz. The proxy answers 503 only while it can serve nothing: it has
+// no complete configuration (the first sync of every type is not over, or it holds no token
+// verification keys), or no data-plane worker is registered (every request would be 503). Workers
+// the proxy ejected for failing are still tried when all are (see balancer), so that makes it
+// degraded, not unready. Once it can serve it answers 200 even when part of its configuration is stale
 // (status "degraded", with what and why): a proxy on its last good configuration still serves
 // every tenant correctly but the ones named, and a single bad tenant policy, which every proxy
 // rejects alike, must not take the whole fleet out of its load balancers.
 type readiness struct {
-	// Status is "ready", "degraded" (serving, but some configuration is stale) or "not_ready".
+	// Status is "ready", "degraded" (serving, but some configuration is stale or every worker
+	// is ejected) or "not_ready".
 	Status string `json:"status"`
+	// Reason says why the proxy is not ready or degraded, in words that name no tenant, worker
+	// or address: the tenant listener shows it too.
+	Reason string `json:"reason,omitempty"`
+	// Workers is how many workers the control plane lists; Ejected how many of them this proxy
+	// has taken out of rotation for failing.
+	Workers int `json:"workers"`
+	Ejected int `json:"workers_ejected"`
 	// Connected reports whether the xDS stream to the control plane is open.
 	Connected bool `json:"xds_connected"`
 	// StreamError is why the last xDS stream failed, if the proxy is not connected now.
@@ -69,18 +79,37 @@ func (s *Server) readiness() (readiness, bool) {
 			r.Stale = append(r.Stale, staleType{Type: shortType(t), Reason: "control plane unreachable: " + st.StreamError})
 		}
 	}
-	ok := s.xds.Ready() && len(s.state.keys().keys) > 0
+	workers := s.state.endpoints()
+	r.Workers, r.Ejected = len(workers), s.balancer.ejected(workers)
+	ok := false
 	switch {
-	case !ok:
-		r.Status = "not_ready"
+	case !s.xds.Ready():
+		r.Status, r.Reason = "not_ready", "the configuration from the control plane is not complete yet"
+	case len(s.state.keys().keys) == 0:
+		r.Status, r.Reason = "not_ready", "no token verification keys"
+	case len(workers) == 0:
+		r.Status, r.Reason = "not_ready", "no data-plane worker is registered with the control plane"
 	case len(r.Stale) > 0:
-		r.Status = "degraded"
+		ok, r.Status, r.Reason = true, "degraded", "part of the configuration is stale"
+	case r.Ejected == len(workers):
+		ok, r.Status, r.Reason = true, "degraded", "every data-plane worker is failing"
+	default:
+		ok = true
 	}
 	return r, ok
 }
 
 func (r readiness) json() string {
 	b, _ := json.Marshal(r) // cannot fail: strings, bools and maps of strings
+	return string(b)
+}
+
+// public is the body of the tenant listener's /readyz: the status and its reason only.
+func (r readiness) public() string {
+	b, _ := json.Marshal(struct {
+		Status string `json:"status"`
+		Reason string `json:"reason,omitempty"`
+	}{r.Status, r.Reason})
 	return string(b)
 }
 
