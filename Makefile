@@ -24,7 +24,10 @@ down: ## stop what `make up` started
 status: ## show the local stack
 	@$(STACK) status
 
-test: up ## run every test (unit and integration) against the local stack; a skip fails
+# The tests make hundreds of databases: they run the stack in its fast, undurable mode (ops/stack.sh),
+# and the services they start in-process allow it (RAGPLANE_ALLOW_UNDURABLE, set in e2etest).
+test: ## run every test (unit and integration) against the local stack in its fast mode; a skip fails
+	@RAGPLANE_STACK_FAST=1 $(STACK) up
 	@source $(ENV) && RAGPLANE_REQUIRE_STACK=1 ops/gotest.sh -race -count=1 -timeout 15m ./...
 	@# The 100,000-tenant xDS tests are built without -race only (under it they take minutes).
 	@source $(ENV) && RAGPLANE_REQUIRE_STACK=1 ops/gotest.sh -count=1 -timeout 10m -run 'TestColdProxy100k|TestXDSFeedFromCatalog' ./controlplane/...

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/internal/durability"
 	"github.com/ragplane/ragplane/internal/envconfig"
 )
 
@@ -37,6 +38,10 @@ type Config struct {
 	Prices map[string]Price
 	// MaxBodyBytes caps admin request bodies (default 1 MiB).
 	MaxBodyBytes int64
+	// AllowUndurable lets the control plane start on a catalog server with fsync,
+	// synchronous_commit or full_page_writes off (RAGPLANE_ALLOW_UNDURABLE), with a warning; for
+	// development and tests only, as such a server may lose acknowledged writes in a crash.
+	AllowUndurable bool
 }
 
 // ProvisionConfig configures where tenant databases are made.
@@ -126,6 +131,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.String("RAGPLANE_TOKEN_AUDIENCE", &cfg.Tokens.Audience)
 	env.Duration("RAGPLANE_TOKEN_TTL", &cfg.Tokens.TTL)
 	env.Duration("RAGPLANE_KEY_ROTATION", &cfg.Tokens.RotateEvery)
+	env.Bool(durability.AllowEnv, &cfg.AllowUndurable)
 	return cfg, env.Err()
 }
 

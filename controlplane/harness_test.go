@@ -46,6 +46,7 @@ func mustStart(tb testing.TB, mutate ...func(*controlplane.Config)) *testServer 
 	cfg.Provision.BaseBackoff = 20 * time.Millisecond
 	cfg.AdminToken = adminToken
 	cfg.SecretKey = catalogtest.SecretKey
+	cfg.AllowUndurable = true // the test stack runs PostgreSQL in its fast mode
 	for _, m := range mutate {
 		m(&cfg)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/ragplane/ragplane/controlplane/provision/local"
 	"github.com/ragplane/ragplane/controlplane/provision/neon"
 	"github.com/ragplane/ragplane/controlplane/xds"
+	"github.com/ragplane/ragplane/internal/durability"
 )
 
 // The provisioners this control plane can choose from.
@@ -85,6 +86,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	s.store = store
 	s.closers = append(s.closers, store.Close)
+	// Checked through the catalog's own pool, so settings its URL adds count too. Tenant
+	// databases are made on the provisioners' servers; the local one is usually this server.
+	if err := durability.Require(ctx, store.Pool(), "catalog database", cfg.AllowUndurable, s.log); err != nil {
+		return nil, err
+	}
 
 	// 2. Provisioners and the reconciler that drives them.
 	if err := s.newProvisioners(ctx, logger); err != nil {

@@ -48,6 +48,7 @@ func mustNew(t *testing.T) (*Server, context.Context) {
 	cfg.Provision.LocalPrefix = catalogtest.RandomName("rpt") + "_"
 	cfg.AdminToken = "test-admin-token-0123456789"
 	cfg.SecretKey = catalogtest.SecretKey
+	cfg.AllowUndurable = true // the test stack runs PostgreSQL in its fast mode
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	s, err := New(ctx, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))

@@ -29,6 +29,7 @@ func TestXDSFeedFromCatalog(t *testing.T) {
 	cfg.Provision.LocalAdminURL = catalogtest.ServerURL(t)
 	cfg.Provision.LocalPrefix = catalogtest.RandomName("rpt") + "_"
 	cfg.AdminToken, cfg.SecretKey = adminToken, catalogtest.SecretKey
+	cfg.AllowUndurable = true // the test stack runs PostgreSQL in its fast mode
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	srv, err := controlplane.New(ctx, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))

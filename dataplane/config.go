@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/internal/durability"
 	"github.com/ragplane/ragplane/internal/envconfig"
 	"github.com/ragplane/ragplane/internal/tenantctx"
 )
@@ -60,6 +61,10 @@ type Config struct {
 	// one is stored at once (keyword-searchable) and embedded in the background, its documents'
 	// status "embedding" until done. Default 64 (a few seconds with the default embedder).
 	SyncEmbedChunks int
+	// AllowUndurable lets the worker start on a catalog server with fsync, synchronous_commit or
+	// full_page_writes off (RAGPLANE_ALLOW_UNDURABLE), with a warning; for development and tests
+	// only, as such a server may lose acknowledged documents and usage records in a crash.
+	AllowUndurable bool
 }
 
 // Graph stores a worker can use (GraphConfig.Store).
@@ -179,6 +184,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.String("NEO4J_USERNAME", &cfg.Graph.Neo4j.Username)
 	env.String("NEO4J_PASSWORD", &cfg.Graph.Neo4j.Password)
 	env.String("NEO4J_DATABASE", &cfg.Graph.Neo4j.Database)
+	env.Bool(durability.AllowEnv, &cfg.AllowUndurable)
 	return cfg, env.Err()
 }
 

@@ -44,6 +44,7 @@ func TestLogKeysOncePerLine(t *testing.T) {
 	cfg.InternalKey = strings.Repeat("k", 32)
 	cfg.SecretKey = catalogtest.SecretKey
 	cfg.UsageDir = t.TempDir()
+	cfg.AllowUndurable = true // the test stack runs PostgreSQL in its fast mode
 	var lines [][]string
 	s, err := New(context.Background(), cfg, slog.New(keyRecorder{mu: &sync.Mutex{}, lines: &lines}))
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/ragplane/ragplane/dataplane/graph"
 	"github.com/ragplane/ragplane/dataplane/graph/neo4j"
 	"github.com/ragplane/ragplane/dataplane/graph/postgres"
+	"github.com/ragplane/ragplane/internal/durability"
 	"github.com/ragplane/ragplane/internal/tenantctx"
 )
 
@@ -87,6 +88,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	s.store = store
 	s.closers = append(s.closers, store.Close)
+	// The usage shipper deletes spooled records once their catalog commit is confirmed, so that
+	// commit must survive a crash. Tenant databases are not checked one by one: they live on the
+	// catalog's server or servers run the same way (the control plane provisions them).
+	if err := durability.Require(ctx, store.Pool(), "catalog database", cfg.AllowUndurable, s.log); err != nil {
+		return nil, err
+	}
 	s.tenants = newTenants(tenantCacheConfig{Load: store.TenantRuntime, TTL: cfg.TenantCacheTTL})
 	s.tokens = newMonthlyTokens(monthlyTokensConfig{Load: store.TokensSince})
 

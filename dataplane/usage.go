@@ -132,7 +132,10 @@ func (s *spool) run(ctx context.Context) {
 }
 
 // ship closes the active segment and sends every closed segment to the catalog, oldest first;
-// a segment is deleted only once its records are committed.
+// a segment is deleted only once Ship has confirmed the commit that holds its records (an error,
+// including a commit whose outcome is unknown, keeps it for the next round). A confirmed commit
+// survives a crash of the catalog's server because the worker refuses to start on one that
+// acknowledges commits before flushing them (internal/durability).
 func (s *spool) ship(ctx context.Context) {
 	s.mu.Lock()
 	if st, err := s.f.Stat(); err == nil && st.Size() > 0 {

@@ -77,6 +77,8 @@ func Start(tb testing.TB, opts Options) *Stack {
 	cfg.Provision.BaseBackoff = 20 * time.Millisecond
 	cfg.InternalKey = InternalKey
 	cfg.WorkerLeaseTTL = 2 * time.Second
+	// The test stack runs PostgreSQL in its fast, undurable mode (make test: RAGPLANE_STACK_FAST=1).
+	cfg.AllowUndurable = true
 	if opts.ControlPlane != nil {
 		opts.ControlPlane(&cfg)
 	}
@@ -98,6 +100,7 @@ func Start(tb testing.TB, opts Options) *Stack {
 	wcfg.ControlPlaneURL = "http://" + cp.Addr()
 	wcfg.HeartbeatInterval = 500 * time.Millisecond
 	wcfg.UsageDir = tb.TempDir()
+	wcfg.AllowUndurable = true // as cfg's
 	if opts.Worker != nil {
 		opts.Worker(&wcfg)
 	}

@@ -63,7 +63,9 @@ type Process struct {
 func StartProcess(tb testing.TB, service, addr string, env ...string) *Process {
 	tb.Helper()
 	cmd := exec.Command(Binary(tb), service)
-	cmd.Env = append(os.Environ(), env...)
+	// The test stack runs PostgreSQL in its fast, undurable mode (make test: RAGPLANE_STACK_FAST=1);
+	// env may override the flag.
+	cmd.Env = append(append(os.Environ(), "RAGPLANE_ALLOW_UNDURABLE=1"), env...)
 	if os.Getenv("RAGPLANE_TEST_LOG") != "" {
 		cmd.Stderr = os.Stderr
 	}

@@ -12,7 +12,18 @@
 # `prometheus` package): the dashboard and alert-rule tests run their own Prometheus server; and it
 # fetches the local embedding models with ops/models.sh (once, into the same cache).
 #   ops/stack.sh down    stop only what `up` started
-#   ops/stack.sh status  say what runs
+#   ops/stack.sh status  say what runs, and in which mode
+#
+# Durable by default: PostgreSQL runs with fsync, synchronous_commit and full_page_writes on (its
+# defaults), so a crash loses no acknowledged commit, and the services refuse to start on a server
+# without them (unless RAGPLANE_ALLOW_UNDURABLE=1). Redis appends every write to its AOF, fsynced
+# every second (a Redis crash loses at most about a second of rate-limit state).
+#   RAGPLANE_STACK_FAST=1 ops/stack.sh up   the fast mode for tests (`make test` uses it): the three
+#                                           PostgreSQL settings off; a crash may lose acknowledged
+#                                           writes or corrupt the server. Never for data you keep.
+# The mode lives in .ragplane/data/pg/ragplane-mode.conf. `up` in the other mode than a running
+# stack's switches it in place with a reload (the three settings need no restart) and says so;
+# when switching to durable it also checkpoints and syncs what the fast mode left unflushed.
 #
 # If DATABASE_URL (and/or REDIS_URL) is set, that server is used instead of a local one.
 set -euo pipefail
@@ -26,6 +37,11 @@ pg_port="${RAGPLANE_PG_PORT:-55432}"
 redis_port="${RAGPLANE_REDIS_PORT:-56379}"
 packages="postgresql-17,postgresql-17-pgvector,redis-server"
 pgbin=/usr/lib/postgresql/17/bin
+case "${RAGPLANE_STACK_FAST:-}" in
+  1 | true | yes) mode=fast ;;
+  "" | 0 | false | no) mode=durable ;;
+  *) printf 'stack: RAGPLANE_STACK_FAST: want 1 or unset, got %s\n' "$RAGPLANE_STACK_FAST" >&2; exit 1 ;;
+esac
 # One mount point per clone, so two clones can share the cached root.
 id=$(printf '%s' "$state" | sha256sum | cut -c1-12)
 inroot="/srv/ragplane/$id"
@@ -125,33 +141,98 @@ unix_socket_directories = '/tmp'
 max_connections = ${RAGPLANE_PG_MAX_CONNECTIONS:-300}
 shared_buffers = 256MB
 maintenance_work_mem = 256MB
-# Durability against power loss is not needed for a throwaway test server.
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 EOF
   fi
-  if pg_running; then say "PostgreSQL already running on 127.0.0.1:$pg_port"; return; fi
+  # The durability settings come last, from a file of their own that `up` rewrites for its mode;
+  # clusters made before it existed get the include added (it overrides their earlier lines).
+  grep -q "^include_if_exists = 'ragplane-mode.conf'" "$state/data/pg/postgresql.conf" ||
+    printf '%s\n' "# fsync, synchronous_commit, full_page_writes: durable or fast, written by ops/stack.sh up" \
+      "include_if_exists = 'ragplane-mode.conf'" >>"$state/data/pg/postgresql.conf"
+  write_mode_conf "$owner"
+  if pg_running; then
+    say "PostgreSQL already running on 127.0.0.1:$pg_port"
+    apply_mode
+    return
+  fi
   port_taken "$pg_port" && die "port $pg_port is taken by another process; set RAGPLANE_PG_PORT to a free port"
   touch "$state/data/pg.log" && chown "$owner" "$state/data/pg.log"
   chroot --userspec="$owner" "$root" "$pgbin/pg_ctl" -D "$inroot/pg" -l "$inroot/pg.log" -o "-p $pg_port" -w -t 60 start >/dev/null ||
     die "PostgreSQL did not start; see $state/data/pg.log"
-  say "PostgreSQL 17 on 127.0.0.1:$pg_port"
+  say "PostgreSQL 17 on 127.0.0.1:$pg_port, $(pg_mode_words "$(pg_settings)")"
+}
+
+# write_mode_conf writes the settings of $mode for PostgreSQL to read at start or reload.
+write_mode_conf() {
+  local f="$state/data/pg/ragplane-mode.conf" v=on
+  [ "$mode" = fast ] && v=off
+  cat >"$f.tmp" <<EOF
+# Written by ops/stack.sh up: the $mode mode. Do not edit; RAGPLANE_STACK_FAST=1 picks the fast one.
+fsync = $v
+synchronous_commit = $v
+full_page_writes = $v
+EOF
+  chown "$1" "$f.tmp"
+  mv "$f.tmp" "$f"
+}
+
+pg_sql() { chroot "$root" su -s /bin/sh postgres -c "psql -h /tmp -p $pg_port -d postgres -XtAc \"$1\""; }
+
+# pg_settings prints the running server's fsync, synchronous_commit and full_page_writes, e.g. "on on on".
+pg_settings() { pg_sql "select concat_ws(' ', current_setting('fsync'), current_setting('synchronous_commit'), current_setting('full_page_writes'))"; }
+
+pg_mode_words() {
+  case "$1" in
+    "on on on") echo "durable mode (fsync, synchronous_commit, full_page_writes on)" ;;
+    "off off off") echo "fast mode (fsync, synchronous_commit, full_page_writes off: a crash may lose acknowledged writes; services start on it only with RAGPLANE_ALLOW_UNDURABLE=1)" ;;
+    *) echo "undurable (fsync, synchronous_commit, full_page_writes = $1; services start on it only with RAGPLANE_ALLOW_UNDURABLE=1)" ;;
+  esac
+}
+
+# apply_mode switches a running server to $mode with a reload when it runs in the other one.
+apply_mode() {
+  local want="on on on" have
+  [ "$mode" = fast ] && want="off off off"
+  have=$(pg_settings) || die "cannot read PostgreSQL's settings on 127.0.0.1:$pg_port"
+  [ "$have" = "$want" ] && { say "PostgreSQL is in $(pg_mode_words "$have")"; return; }
+  chroot --userspec="$(uid_of postgres)" "$root" "$pgbin/pg_ctl" -D "$inroot/pg" reload >/dev/null ||
+    die "PostgreSQL reload failed; see $state/data/pg.log"
+  for _ in $(seq 1 50); do have=$(pg_settings); [ "$have" = "$want" ] && break; sleep 0.1; done
+  [ "$have" = "$want" ] || die "PostgreSQL still runs with fsync/synchronous_commit/full_page_writes = $have after a reload; is one set with ALTER SYSTEM (postgresql.auto.conf)?"
+  if [ "$mode" = durable ]; then
+    # What the fast mode wrote may still sit in the kernel's cache: a checkpoint with fsync on
+    # flushes the server's buffers, sync the rest (PostgreSQL's advice when turning fsync on).
+    pg_sql "checkpoint" >/dev/null && sync
+  fi
+  say "PostgreSQL switched to $(pg_mode_words "$have"), reloaded without a restart"
 }
 
 start_redis() {
   local owner; owner=$(uid_of redis)
   mkdir -p "$state/data/redis"
   chown -R "$owner" "$state/data/redis"
-  if redis_pid >/dev/null; then say "Redis already running on 127.0.0.1:$redis_port"; return; fi
+  if redis_pid >/dev/null; then
+    say "Redis already running on 127.0.0.1:$redis_port"
+    if [ "$(redis_config appendonly)" != yes ] || [ "$(redis_config appendfsync)" != everysec ]; then
+      # A server from before the AOF: turn it on in place (Redis writes the AOF's base now).
+      redis_cli config set appendfsync everysec >/dev/null && redis_cli config set appendonly yes >/dev/null ||
+        die "could not turn on Redis's AOF; see $state/data/redis/redis.log"
+      say "Redis switched to AOF persistence (appendfsync everysec)"
+    fi
+    return
+  fi
   port_taken "$redis_port" && die "port $redis_port is taken by another process; set RAGPLANE_REDIS_PORT to a free port"
   chroot --userspec="$owner" "$root" /usr/bin/redis-server --bind 127.0.0.1 --port "$redis_port" \
     --dir "$inroot/redis" --pidfile "$inroot/redis/redis.pid" --logfile "$inroot/redis/redis.log" \
-    --daemonize yes --save '' --appendonly no >/dev/null || die "Redis did not start; see $state/data/redis/redis.log"
+    --daemonize yes --save '' --appendonly yes --appendfsync everysec >/dev/null || die "Redis did not start; see $state/data/redis/redis.log"
   for _ in $(seq 1 50); do port_taken "$redis_port" && break; sleep 0.1; done
   port_taken "$redis_port" || die "Redis did not start listening; see $state/data/redis/redis.log"
-  say "Redis on 127.0.0.1:$redis_port"
+  say "Redis on 127.0.0.1:$redis_port, AOF fsynced every second"
 }
+
+redis_cli() { chroot "$root" /usr/bin/redis-cli -h 127.0.0.1 -p "$redis_port" "$@"; }
+
+# redis_config prints one of the running Redis's settings.
+redis_config() { redis_cli config get "$1" | sed -n 2p; }
 
 up() {
   mkdir -p "$state"
@@ -208,8 +289,20 @@ down() {
 }
 
 status() {
-  if [ -d "$root" ] && [ -d "$state/data/pg" ] && pg_running; then say "PostgreSQL running on 127.0.0.1:$pg_port"; else say "PostgreSQL not running"; fi
-  if [ -d "$root" ] && redis_pid >/dev/null; then say "Redis running on 127.0.0.1:$redis_port"; else say "Redis not running"; fi
+  if [ -d "$root" ] && [ -d "$state/data/pg" ] && pg_running; then
+    say "PostgreSQL running on 127.0.0.1:$pg_port, $(pg_mode_words "$(pg_settings)")"
+  else
+    say "PostgreSQL not running"
+  fi
+  if [ -d "$root" ] && redis_pid >/dev/null; then
+    if [ "$(redis_config appendonly)" = yes ]; then
+      say "Redis running on 127.0.0.1:$redis_port, AOF appendfsync $(redis_config appendfsync)"
+    else
+      say "Redis running on 127.0.0.1:$redis_port, without persistence (AOF off; ops/stack.sh up turns it on)"
+    fi
+  else
+    say "Redis not running"
+  fi
 }
 
 case "${1:-}" in

@@ -36,6 +36,7 @@ func MustStartControlPlane(tb testing.TB) string {
 	cfg.Provision.LocalAdminURL = catalogtest.ServerURL(tb)
 	cfg.Provision.LocalPrefix = prefix
 	cfg.Provision.BaseBackoff = 20 * time.Millisecond
+	cfg.AllowUndurable = true // the test stack runs PostgreSQL in its fast mode
 
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := controlplane.New(ctx, cfg, slog.New(slog.DiscardHandler))
