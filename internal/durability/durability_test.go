@@ -68,7 +68,7 @@ func TestUnsafe(t *testing.T) {
 type rowFunc func(dst ...any) error
 
 func (f rowFunc) QueryRow(context.Context, string, ...any) pgx.Row { return f }
-func (f rowFunc) Scan(dst ...any) error                             { return f(dst...) }
+func (f rowFunc) Scan(dst ...any) error                            { return f(dst...) }
 
 func TestCheckReadError(t *testing.T) {
 	boom := errors.New("connection refused")
