@@ -1,7 +1,10 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -57,14 +60,28 @@ func (s *Store) RecordUsage(ctx context.Context, events []ragplane.UsageEvent) (
 				}
 			}
 		}
-		for k, v := range sums {
-			if _, err := tx.Exec(ctx, `insert into tenant_usage (tenant_id, metric_name, granularity, period_start, metric_value)
-				values ($1, $2, $3, $4, $5)
-				on conflict (tenant_id, metric_name, granularity, period_start)
-				do update set metric_value = tenant_usage.metric_value + excluded.metric_value, updated_at = now()`,
-				k.tenant, k.metric, k.gran, k.period, v); err != nil {
-				return pgError(err, "Usage rollup")
-			}
+		if len(sums) == 0 {
+			return nil
+		}
+		// One upsert, its rows in key order: every shipper locks the rollup rows it shares with
+		// another in the same order, so two workers shipping at once wait for each other instead
+		// of deadlocking (map order is random).
+		keys := slices.SortedFunc(maps.Keys(sums), func(a, b key) int {
+			return cmp.Or(cmp.Compare(a.tenant, b.tenant), cmp.Compare(a.metric, b.metric),
+				cmp.Compare(a.gran, b.gran), a.period.Compare(b.period))
+		})
+		tenants, metrics, grans := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
+		periods, values := make([]time.Time, len(keys)), make([]float64, len(keys))
+		for i, k := range keys {
+			tenants[i], metrics[i], grans[i], periods[i], values[i] = k.tenant, k.metric, k.gran, k.period, sums[k]
+		}
+		if _, err := tx.Exec(ctx, `insert into tenant_usage (tenant_id, metric_name, granularity, period_start, metric_value)
+			select u.t, u.m, u.g, u.p, u.v from unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::float8[]) with ordinality u(t, m, g, p, v, i)
+				order by u.i
+			on conflict (tenant_id, metric_name, granularity, period_start)
+			do update set metric_value = tenant_usage.metric_value + excluded.metric_value, updated_at = now()`,
+			tenants, metrics, grans, periods, values); err != nil {
+			return pgError(err, "Usage rollup")
 		}
 		return nil
 	})
