@@ -17,9 +17,11 @@ import (
 //     union of the lexemes is the query's terms. Any term may match (OR): a question never needs
 //     every word.
 //   - A term's weight is its BM25 idf, ln(1 + (N - df + 0.5)/(df + 0.5)), from the tenant's own
-//     chunks: df is counted through the GIN index, exactly up to dfCap; a term in more chunks
-//     than that takes its frequency from the planner's statistics of the tsvector column
-//     (pg_stats.most_common_elems), or dfCap when it has none. N is the chunk count.
+//     chunks: a common term's df from the planner's statistics of the tsvector column
+//     (pg_stats.most_common_elems), the others' counted through the GIN index, exactly up to
+//     just past the essential-term cutoff (see weigh). N is the chunk count.
+//   - Candidates are the chunks with an essential (rare) term, all scored with every term (see
+//     keywordSearch).
 //   - A term's frequency in a chunk comes from ts_rank with that term alone, which saturates like
 //     BM25's tf with k1 near 1 (1, 1.25, 1.36, ... for 1, 2, 3 occurrences in the body) and
 //     counts an occurrence in the title (weight A) titleWeight times one in the body (weight D).
@@ -31,11 +33,14 @@ const (
 	bm25K1      = 0.9
 	bm25B       = 0.4
 	titleWeight = 2.0
-	// dfCap bounds the exact document-frequency count of one term.
-	dfCap = 2000
 	// exactStats: below this many chunks (by the planner's estimate) N and the mean length are
-	// computed exactly; above, the mean comes from a sample of about this many rows' pages.
-	exactStats = 5000
+	// computed exactly; above, the mean comes from a sample of about statsSample rows' pages.
+	exactStats  = 5000
+	statsSample = 1000
+	// Essential terms (see keywordSearch) are in at most max(essentialMin, essentialShare*N)
+	// chunks.
+	essentialMin   = 1000
+	essentialShare = 0.01
 )
 
 // rankWeights are ts_rank's {D, C, B, A} weights (each at most 1): body text is D, titles A.
@@ -122,10 +127,13 @@ func anyOf(qs []string) string {
 
 // keywordPlan is an analysed query: the tsquery a chunk must match and each term's weight.
 type keywordPlan struct {
-	match   string    // tsquery text
-	terms   []string  // one tsquery text per term (a quoted lexeme)
-	weights []float64 // idf * tfScale per term
-	avgLen  float64
+	match     string    // tsquery text a chunk must match: any term, every phrase, no negation
+	essential []string  // the rare terms' tsquery texts (see keywordSearch)
+	must      []string  // the phrase and negation conditions of match
+	lexemes   []string  // the terms as lexemes
+	terms     []string  // one tsquery text per term (a quoted lexeme)
+	weights   []float64 // idf * tfScale per term
+	avgLen    float64
 }
 
 // planKeyword analyses req.Query in tx. A nil plan means nothing can match (stop words only).
@@ -160,7 +168,7 @@ func planKeyword(ctx context.Context, tx pgx.Tx, query string) (*keywordPlan, er
 	}
 	slices.Sort(lexemes)
 	lexemes = slices.Compact(lexemes)
-	plan := &keywordPlan{}
+	plan := &keywordPlan{lexemes: lexemes}
 	for _, l := range lexemes {
 		plan.terms = append(plan.terms, quoteLexeme(l))
 	}
@@ -184,6 +192,9 @@ func planKeyword(ctx context.Context, tx pgx.Tx, query string) (*keywordPlan, er
 		}
 	}
 	plan.match = "(" + strings.Join(must, ") & (") + ")"
+	if len(plan.terms) > 0 {
+		plan.must = must[1:]
+	}
 	if len(plan.terms) == 0 {
 		return plan, nil
 	}
@@ -193,14 +204,45 @@ func planKeyword(ctx context.Context, tx pgx.Tx, query string) (*keywordPlan, er
 	return plan, nil
 }
 
-// weigh sets the terms' idf weights and the mean chunk length from the tenant's chunks.
+// weigh sets the terms' idf weights, which of them are essential, and the mean chunk length, from
+// the tenant's chunks. It reads no more than it must: N is the planner's row estimate (an exact
+// count below exactStats chunks), the mean length comes from a sample of about statsSample rows,
+// a common term's document frequency from the column's statistics (pg_stats.most_common_elems of
+// tsv, kept by ANALYZE), and only the others are counted, through the GIN index, up to just past
+// the essential-term cutoff.
 func (p *keywordPlan) weigh(ctx context.Context, tx pgx.Tx) error {
 	var n, avgLen float64
 	err := tx.QueryRow(ctx, `select case when s.est < $1 then (select count(*) from chunks)::float8 else s.est end,
 			case when s.est < $1 then (select coalesce(avg(tokens), 0) from chunks)::float8
-				else (select coalesce(avg(tokens), 0) from chunks tablesample system (least(100, 100 * $1 / s.est)) repeatable (0))::float8 end
-		from (select greatest(reltuples, -1)::float8 as est from pg_class where oid = 'chunks'::regclass) s`, exactStats).Scan(&n, &avgLen)
+				else (select coalesce(avg(tokens), 0) from chunks tablesample system (least(100, 100 * $2 / s.est)) repeatable (0))::float8 end
+		from (select greatest(reltuples, -1)::float8 as est from pg_class where oid = 'chunks'::regclass) s`, exactStats, statsSample).Scan(&n, &avgLen)
 	if err != nil {
+		return dbError("keyword statistics", err)
+	}
+	df := make([]float64, len(p.terms))
+	known := make([]bool, len(p.terms))
+	index := map[string]int{}
+	for i, l := range p.lexemes {
+		index[l] = i
+	}
+	rows, err := tx.Query(ctx, `select e.elem, e.freq from pg_stats s,
+			unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) e(elem, freq)
+		where s.schemaname = current_schema() and s.tablename = 'chunks' and s.attname = 'tsv' and e.elem = any($1)`, p.lexemes)
+	if err != nil {
+		return dbError("keyword statistics", err)
+	}
+	for rows.Next() {
+		var elem string
+		var freq float64
+		if err := rows.Scan(&elem, &freq); err != nil {
+			rows.Close()
+			return dbError("keyword statistics", err)
+		}
+		if i, ok := index[elem]; ok {
+			df[i], known[i] = max(1, freq*n), true
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return dbError("keyword statistics", err)
 	}
 	// From here on the searches of this transaction run without sequential scans: the planner
@@ -213,50 +255,53 @@ func (p *keywordPlan) weigh(ctx context.Context, tx pgx.Tx) error {
 	// One scalar subquery per term, each with its own parameter: a plan made for the term's own
 	// selectivity counts a rare term through the GIN index (a correlated parameter would get one
 	// generic plan, a sequential scan, for all of them).
+	// Counting stops just past the essential-term cutoff: beyond it only idf's precision is at
+	// stake, and a term that common has a small idf anyway.
+	cutoff := max(essentialMin, essentialShare*n)
+	limit := int(cutoff) + 1
 	var q query
-	q.sql.WriteString("select array[")
+	var counted []int
 	for i, term := range p.terms {
-		if i > 0 {
+		if known[i] {
+			continue
+		}
+		if len(counted) > 0 {
 			q.sql.WriteString(", ")
 		}
 		q.sql.WriteString("(select count(*) from (select from chunks c where c.tsv @@ " + q.arg(term) + "::tsquery limit " +
-			q.arg(dfCap) + ") m)::float8")
+			q.arg(limit) + ") m)::float8")
+		counted = append(counted, i)
 	}
-	q.sql.WriteString("]")
-	var df []float64
-	if err := tx.QueryRow(ctx, q.sql.String(), q.args...).Scan(&df); err != nil {
-		return dbError("keyword statistics", err)
-	}
-	capped := false
-	for _, d := range df {
-		n = max(n, d)
-		capped = capped || d >= dfCap
-	}
-	if capped {
-		// Terms in more than dfCap chunks: their frequency from the column's statistics.
-		var elems []string
-		var freqs []float64
-		err := tx.QueryRow(ctx, `select coalesce(most_common_elems::text::text[], '{}'), coalesce(most_common_elem_freqs, '{}')
-			from pg_stats where schemaname = current_schema() and tablename = 'chunks' and attname = 'tsv'`).Scan(&elems, &freqs)
-		if err != nil && err != pgx.ErrNoRows {
+	if len(counted) > 0 {
+		var counts []float64
+		if err := tx.QueryRow(ctx, "select array["+q.sql.String()+"]", q.args...).Scan(&counts); err != nil {
 			return dbError("keyword statistics", err)
 		}
-		freq := map[string]float64{}
-		for i, e := range elems {
-			if i < len(freqs) {
-				freq[quoteLexeme(e)] = freqs[i]
-			}
+		for j, i := range counted {
+			df[i] = counts[j]
 		}
-		for i, d := range df {
-			if f, ok := freq[p.terms[i]]; ok && d >= dfCap {
-				df[i] = max(d, f*n)
-			}
-		}
+	}
+	for _, d := range df {
+		n = max(n, d)
 	}
 	p.avgLen = max(avgLen, 1)
 	p.weights = make([]float64, len(df))
 	for i, d := range df {
 		p.weights[i] = math.Log(1+(n-d+0.5)/(d+0.5)) * tfScale
+	}
+	// Essential terms: those in at most max(essentialMin, essentialShare*N) chunks, or else the
+	// rarest one. Only chunks with an essential term are candidates; the others are scored too.
+	rarest := 0
+	for i, d := range df {
+		if d <= cutoff {
+			p.essential = append(p.essential, p.terms[i])
+		}
+		if d < df[rarest] {
+			rarest = i
+		}
+	}
+	if len(p.essential) == 0 {
+		p.essential = []string{p.terms[rarest]}
 	}
 	return nil
 }
@@ -264,16 +309,35 @@ func (p *keywordPlan) weigh(ctx context.Context, tx pgx.Tx) error {
 // keywordSearch returns up to limit chunks matching req.Query, best first, ranked by BM25 (see
 // above); Score is the BM25 score.
 //
-// Every matching chunk is scored (a ts_rank per query term), so the cost grows with the matches;
-// the inner query keeps that work narrow (chunk ID and score, documents only as a semi-join for
-// filters) and the outer one reads the full rows of the top chunks alone.
+// Every candidate is scored (a ts_rank per query term), so the cost grows with the candidates. A
+// natural question has common words that match a large part of any corpus, and chunks that match
+// only those rarely make the top: so the candidates are the chunks with an essential term (one in
+// at most 1% of the chunks, or 1,000; the rarest term when none is), all scored with every term.
+// When they are fewer than limit, every chunk matching any term is. The inner query keeps the
+// work narrow (chunk ID and score, documents only as a semi-join for filters) and the outer one
+// reads the full rows of the top chunks alone.
 func keywordSearch(ctx context.Context, tx pgx.Tx, req Request, limit int) ([]scored, error) {
 	plan, err := planKeyword(ctx, tx, req.Query)
 	if err != nil || plan == nil {
 		return nil, err
 	}
+	if len(plan.essential) < len(plan.terms) {
+		match := "(" + strings.Join(plan.essential, " | ") + ")"
+		if len(plan.must) > 0 {
+			match += " & (" + strings.Join(plan.must, ") & (") + ")"
+		}
+		s, err := scoreKeyword(ctx, tx, req, plan, match, limit)
+		if err != nil || len(s) >= limit {
+			return s, err
+		}
+	}
+	return scoreKeyword(ctx, tx, req, plan, plan.match, limit)
+}
+
+// scoreKeyword ranks the chunks matching match (a tsquery text) by BM25 with plan's terms.
+func scoreKeyword(ctx context.Context, tx pgx.Tx, req Request, plan *keywordPlan, match string, limit int) ([]scored, error) {
 	var q query
-	match := q.arg(plan.match) + "::tsquery"
+	matchArg := q.arg(match) + "::tsquery"
 	score := "1"
 	if len(plan.terms) > 0 {
 		// BM25's length normalisation for one occurrence, with the constants as float8 (a bare
@@ -284,7 +348,7 @@ func keywordSearch(ctx context.Context, tx pgx.Tx, req Request, limit int) ([]sc
 			q.arg(bm25B) + "::float8 * c.tokens / " + q.arg(plan.avgLen) + "::float8))"
 	}
 	q.sql.WriteString("select " + hitColumns + ", k.score" +
-		" from (select c.id, " + score + " as score from chunks c where c.tsv @@ " + match)
+		" from (select c.id, " + score + " as score from chunks c where c.tsv @@ " + matchArg)
 	if len(req.Filters) > 0 {
 		q.sql.WriteString(" and exists (select from documents d where d.id = c.document_id")
 		if err := q.where(req.Filters); err != nil {

@@ -244,3 +244,56 @@ func TestHybridLeavesOutAnEmbedderThatCannotRead(t *testing.T) {
 		t.Errorf("control: hybrid with the vector list equals keyword %v", kw)
 	}
 }
+
+// Essential terms: with a word in more than 1,000 chunks, the candidates are the chunks with the
+// rarer words (scored with every word); when they are fewer than top_k, every chunk matching any
+// word is a candidate, so top_k is still filled.
+func TestKeywordEssentialTerms(t *testing.T) {
+	c := newTextCorpus(t)
+	ctx := context.Background()
+	rows := make([][]any, 0, 1500)
+	for i := range 1500 {
+		rows = append(rows, []any{fmt.Sprintf("20000000-0000-0000-0000-%012d", i), "The meadow is green in spring. " + filler(4)})
+	}
+	if _, err := c.db.Exec(ctx, `insert into documents (id, title, content_hash) values ('30000000-0000-0000-0000-000000000000', 'Meadows', '\x01')`); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if _, err := c.db.Exec(ctx, `insert into chunks (id, document_id, ordinal, content, tokens, embedding)
+			values ($1, '30000000-0000-0000-0000-000000000000', $2, $3, 10, $4)`, r[0], len(c.name), r[1], pgvector.NewVector(axis(c.dim, 1, map[int]float32{0: 1}))); err != nil {
+			t.Fatal(err)
+		}
+		c.name[r[0].(string)] = "meadow"
+	}
+	c.add("orchid", 900, "", "A rare orchid grows in the green meadow.", "english", nil)
+	c.add("orchid2", 901, "", "The orchid blooms once a year.", "english", nil)
+
+	db := &recordingDB{Pool: c.db}
+	hits, err := retrieve.Keyword(ctx, db, retrieve.Request{Query: "green meadow orchid", TopK: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.names(hits); !slices.Equal(got, []string{"orchid", "orchid2"}) {
+		t.Errorf("top 2 %v, want the orchid chunks (the one with every word first)", got)
+	}
+	var scored int
+	for _, call := range db.recorded() {
+		if strings.Contains(call.sql, "ts_rank(") {
+			scored++
+			if m := fmt.Sprint(call.args[0]); strings.Contains(m, "meadow") {
+				t.Errorf("candidates matched on the common word: %s", m)
+			}
+		}
+	}
+	if scored != 1 {
+		t.Errorf("%d scoring queries, want 1 (enough candidates with the rare word)", scored)
+	}
+	// Fewer candidates than top_k: every chunk with any word.
+	hits, err = retrieve.Keyword(ctx, c.db, retrieve.Request{Query: "green meadow orchid", TopK: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.names(hits); len(got) != 10 || got[0] != "orchid" {
+		t.Errorf("top 10 %v, want 10 with the orchid first", got)
+	}
+}
