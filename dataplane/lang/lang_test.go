@@ -17,6 +17,8 @@ func TestDetect(t *testing.T) {
 		{"Быстрая коричневая лиса прыгает через ленивую собаку, пока фермер смотрит с крыльца.", "russian"},
 		{"敏捷的棕色狐狸跳过了懒狗，农夫在门廊上看着。", "simple"},
 		{"Szybki brązowy lis przeskakuje nad leniwym psem, a rolnik patrzy z ganku.", "simple"},
+		// English dense with foreign names: trigrams alone read it as German or Dutch.
+		{"Gerhard Müller (born 3 November 1945) is a German former footballer, the most prolific scorer of the national team.", "english"},
 		{"", lang.Default},
 		{"12345 678", lang.Default},
 	} {
@@ -73,6 +75,8 @@ func TestDetectAmong(t *testing.T) {
 		{"Qui a écrit Les Misérables ?", []string{"english", "french"}, "french", true},
 		{"who wrote the novel", []string{"english", "french"}, "english", true},
 		{"where do whales breed", []string{"english"}, "", false}, // one language: nothing to choose
+		{"keith urban", three, "", false},                         // two words: names read as any language
+		{"tango dance history", []string{"english", "french", "german", "dutch", "danish", "spanish", "italian"}, "", false},
 	} {
 		got, sure := lang.DetectAmong(c.text, c.among)
 		if sure != c.sure || got != c.want {
