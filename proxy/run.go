@@ -165,7 +165,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		BufferPool:    &bufferPool{},
 		Transport: &retryTransport{balancer: s.balancer, workers: s.state.endpoints, base: upstream,
 			retried: func(reason string) { s.metrics.retries.WithLabelValues(reason).Inc() }},
-		ErrorHandler: s.upstreamError,
+		ErrorHandler:   s.upstreamError,
+		ModifyResponse: ownHeaders,
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -288,7 +289,11 @@ var internalHeaders = []string{tenantctx.Header, "X-Tenant-ID", "X-Ragplane-Tena
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rid := ragplane.NewRequestID()
+	// Both headers are the proxy's on every response of the tenant listener, errors included:
+	// the request id is the one passed to the worker (whose echo of it is dropped, see
+	// ownHeaders), and tenant data is never stored by a browser or a shared cache.
 	w.Header().Set("X-Request-ID", rid)
+	w.Header().Set("Cache-Control", "no-store")
 	// Probes are answered here and not access-logged: they would drown the traffic. The tenant
 	// listener says only whether the proxy is live and ready, for the load balancers in front of
 	// it; metrics and the detail (tenant ids among rejected resources, workers) are on the admin
@@ -478,6 +483,14 @@ func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 			"trace_id", tracing.TraceID(r.Context()))
 		problem.Write(w, r, ragplane.Errorf(ragplane.EUPSTREAM, "The data-plane worker could not be reached."), nil)
 	}
+}
+
+// ownHeaders drops the worker's X-Request-ID and Cache-Control: the reverse proxy adds the
+// worker's headers to those ServeHTTP already set, so each would otherwise appear twice.
+func ownHeaders(resp *http.Response) error {
+	resp.Header.Del("X-Request-ID")
+	resp.Header.Del("Cache-Control")
+	return nil
 }
 
 // shortType is the last element of a type URL, a bounded metric label.

@@ -77,8 +77,9 @@ type Config struct {
 	Decode func(typeURL string, res *anypb.Any) (any, error)
 	// Apply, if set, receives the accepted resources of each response (decoded by Decode, else
 	// the *anypb.Any itself) by name, and the names removed. It runs on the receiving goroutine
-	// before the response is ACKed, so a caller that keeps its own state in step needs no
-	// snapshot of everything per update.
+	// before the response is ACKed and before the client records the response (Ready, Versions,
+	// Status), so a caller that keeps its own state in step needs no snapshot of everything per
+	// update, and holds that state whenever Ready is true.
 	Apply func(typeURL string, updated map[string]any, removed []string)
 	// OnResponse, if set, is called after each response is handled, for metrics and debugging.
 	// It runs on the receiving goroutine and must not block.
@@ -285,10 +286,13 @@ func (c *Client) handle(resp *discoveryv3.DeltaDiscoveryResponse) *discoveryv3.D
 		if len(rejected) > 0 {
 			out.Err = rejectionError(rejected)
 		}
-		c.apply(resp, accepted, rejected, out.Partial)
+		// The caller's state first, then the client's own: Ready turns true only once the
+		// caller holds the configuration it reports (a proxy ready before it held the keys or
+		// policies of its first sync answered valid tokens 401).
 		if c.cfg.Apply != nil {
 			c.cfg.Apply(t, decoded, resp.GetRemovedResources())
 		}
+		c.apply(resp, accepted, rejected, out.Partial)
 		c.log.Debug("configuration applied", "type", t, "version", out.SystemVersion,
 			"updated", len(accepted), "removed", len(out.Removed), "rejected", len(rejected), "partial", out.Partial)
 		select {
