@@ -313,7 +313,8 @@ func (p *keywordPlan) weigh(ctx context.Context, tx pgx.Tx) error {
 // natural question has common words that match a large part of any corpus, and chunks that match
 // only those rarely make the top: so the candidates are the chunks with an essential term (one in
 // at most 1% of the chunks, or 1,000; the rarest term when none is), all scored with every term.
-// When they are fewer than limit, every chunk matching any term is. The inner query keeps the
+// When they are fewer than the request's top_k (or limit, if smaller), every chunk matching any
+// term is. The inner query keeps the
 // work narrow (chunk ID and score, documents only as a semi-join for filters) and the outer one
 // reads the full rows of the top chunks alone.
 func keywordSearch(ctx context.Context, tx pgx.Tx, req Request, limit int) ([]scored, error) {
@@ -326,8 +327,10 @@ func keywordSearch(ctx context.Context, tx pgx.Tx, req Request, limit int) ([]sc
 		if len(plan.must) > 0 {
 			match += " & (" + strings.Join(plan.must, ") & (") + ")"
 		}
+		// Enough when the caller's top_k is filled: a fused list (limit > top_k) needs depth,
+		// which the other lists give, more than the chunks with common words alone.
 		s, err := scoreKeyword(ctx, tx, req, plan, match, limit)
-		if err != nil || len(s) >= limit {
+		if err != nil || len(s) >= min(limit, req.TopK) {
 			return s, err
 		}
 	}
