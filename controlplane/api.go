@@ -53,13 +53,14 @@ func (s *Server) routes(e *echo.Echo) {
 }
 
 // requireAdmin checks the operator's bearer token in constant time (over fixed-size digests, so
-// not even the token's length leaks).
+// not even the token's length leaks). A failure is audited, within caps (see authAuditor).
 func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	want := sha256.Sum256([]byte(s.cfg.AdminToken))
 	return func(c echo.Context) error {
 		tok, ok := bearer(c.Request())
 		got := sha256.Sum256([]byte(tok))
 		if !ok || subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
+			s.authAudit.record(c, tok)
 			return ragplane.Errorf(ragplane.EUNAUTHORIZED, "A valid admin bearer token is required.")
 		}
 		return next(c)

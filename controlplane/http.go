@@ -29,6 +29,7 @@ func (s *Server) newEcho(reg prometheus.Registerer) *echo.Echo {
 		Buckets: prometheus.DefBuckets,
 	}, []string{"route", "method"})
 	reg.MustRegister(requests, latency)
+	s.authAudit = newAuthAuditor(s.store, s.log, reg)
 
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{

@@ -45,6 +45,7 @@ type Server struct {
 	provisioners   map[ragplane.Provider]provision.Provisioner
 	reconciler     *provision.Reconciler
 	issuer         *issuer
+	authAudit      *authAuditor
 	xds            *xds.Server
 	xdsListener    net.Listener
 	metricsHandler http.Handler
@@ -137,7 +138,8 @@ func (s *Server) newProvisioners(ctx context.Context, logger *slog.Logger) error
 	if adminURL == "" {
 		adminURL = s.cfg.DatabaseURL
 	}
-	lp, err := local.New(ctx, local.Config{AdminURL: adminURL, Prefix: s.cfg.Provision.LocalPrefix, Logger: logger})
+	lp, err := local.New(ctx, local.Config{AdminURL: adminURL, Prefix: s.cfg.Provision.LocalPrefix,
+		CatalogURL: s.cfg.DatabaseURL, Logger: logger})
 	if err != nil {
 		return err
 	}

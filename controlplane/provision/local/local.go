@@ -1,6 +1,17 @@
 // Package local provisions each tenant a database of its own, with its own login role, on a
 // PostgreSQL server the operator runs. CONNECT on the database is revoked from PUBLIC, so no other
 // tenant's role can even connect to it.
+//
+// PostgreSQL gives every new database CONNECT (and TEMPORARY) for PUBLIC, and has no way to deny
+// one role a PUBLIC grant, so a tenant role could also connect to the catalog, to "postgres" and
+// to "template1". New therefore takes those databases off PUBLIC: it grants CONNECT and TEMPORARY
+// on each, explicitly, to the roles the platform uses there (the admin role and the catalog's
+// role; the workers use the catalog's URL) and then revokes them from PUBLIC. Other roles that
+// relied on PUBLIC to reach them (a monitoring role on "postgres", say) need a GRANT of their own.
+// Databases of other applications on the same server are left alone: revoke CONNECT from PUBLIC
+// on them too, or give the platform a server of its own. The names of all databases stay visible
+// to every role (pg_database is readable by all, and PostgreSQL cannot hide it); a tenant sees the
+// other tenants' ids there, and nothing else of theirs.
 package local
 
 import (
@@ -29,6 +40,9 @@ type Config struct {
 	// Prefix starts every database and role name ("rp_" by default), so tenants' objects are
 	// recognisable and several installations can share a server.
 	Prefix string
+	// CatalogURL is the catalog's connection URL, if the catalog is on this server: New keeps
+	// its database reachable for its role and no other (see the package comment).
+	CatalogURL string
 	// Logger receives the provisioner's logs.
 	Logger *slog.Logger
 }
@@ -61,7 +75,97 @@ func New(ctx context.Context, cfg Config) (*Provisioner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local provisioner: %w", err)
 	}
-	return &Provisioner{cfg: cfg, admin: pool, log: cfg.Logger.With("component", "provision.local")}, nil
+	p := &Provisioner{cfg: cfg, admin: pool, log: cfg.Logger.With("component", "provision.local")}
+	if err := p.closeSharedDatabases(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// closeSharedDatabases takes CONNECT and TEMPORARY on the server's shared databases (the
+// admin URL's and the catalog's database, "postgres", "template1") away from PUBLIC, granting
+// them first to the admin role and the catalog's role, so that a tenant role can connect to its
+// own database only. A database PUBLIC cannot connect to already is left as it is: the operator
+// manages it. One transaction under an advisory lock, so replicas starting together do not
+// collide on pg_database. If the admin role may not change a database (it is not its owner nor
+// a superuser, PostgreSQL then only warns), New logs which ones tenant roles can still reach.
+func (p *Provisioner) closeSharedDatabases(ctx context.Context) error {
+	adminCfg, err := pgx.ParseConfig(p.cfg.AdminURL)
+	if err != nil {
+		return errors.New("local provisioner: the admin URL cannot be parsed")
+	}
+	dbs := []string{"postgres", "template1", adminCfg.Database}
+	roles := []string{adminCfg.User}
+	if p.cfg.CatalogURL != "" {
+		catCfg, err := pgx.ParseConfig(p.cfg.CatalogURL)
+		if err != nil {
+			return errors.New("local provisioner: the catalog URL cannot be parsed")
+		}
+		if catCfg.Host == adminCfg.Host && catCfg.Port == adminCfg.Port { // else the catalog is elsewhere
+			dbs, roles = append(dbs, catCfg.Database), append(roles, catCfg.User)
+		}
+	}
+	var open []string
+	err = pgx.BeginFunc(ctx, p.admin, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock(hashtext('ragplane.provision.local.shared_databases'))`); err != nil {
+			return err
+		}
+		// Only the databases that exist, are not this installation's tenants' and PUBLIC can
+		// connect to; only the roles that exist.
+		rows, err := tx.Query(ctx, `select d.datname from pg_database d
+			where d.datname = any($1) and d.datallowconn and not starts_with(d.datname, $2)
+			and exists (select 1 from aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+				where a.grantee = 0 and a.privilege_type = 'CONNECT')
+			order by 1`, dbs, p.cfg.Prefix)
+		if err != nil {
+			return err
+		}
+		if open, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `select rolname from pg_roles where rolname = any($1) order by 1`, roles)
+		if err != nil {
+			return err
+		}
+		keep, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, db := range open {
+			ident := pgx.Identifier{db}.Sanitize()
+			for _, role := range keep {
+				if _, err := tx.Exec(ctx, fmt.Sprintf(`grant connect, temporary on database %s to %s`, ident, pgx.Identifier{role}.Sanitize())); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.Exec(ctx, fmt.Sprintf(`revoke connect, temporary on database %s from public`, ident)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return transient("close shared databases to tenant roles", err)
+	}
+	if len(open) > 0 {
+		p.log.Info("shared databases closed to PUBLIC: tenant roles cannot connect to them", "databases", open)
+	}
+	rows, err := p.admin.Query(ctx, `select d.datname from pg_database d where d.datname = any($1)
+		and exists (select 1 from aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a
+			where a.grantee = 0 and a.privilege_type = 'CONNECT') order by 1`, open)
+	if err != nil {
+		return transient("check shared databases", err)
+	}
+	still, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return transient("check shared databases", err)
+	}
+	if len(still) > 0 {
+		p.log.Warn("tenant roles can still connect to these databases: the admin role may not revoke CONNECT from PUBLIC on them; run `revoke connect, temporary on database ... from public` as their owner",
+			"databases", still)
+	}
+	return nil
 }
 
 // Close closes the admin pool.
