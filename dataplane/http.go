@@ -13,6 +13,7 @@ import (
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/internal/pgerr"
 	"github.com/ragplane/ragplane/internal/problem"
 	"github.com/ragplane/ragplane/internal/tenantctx"
 	"github.com/ragplane/ragplane/internal/tracing"
@@ -108,6 +109,11 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		start := time.Now()
 		err := next(c)
 		status := c.Response().Status
+		if ragplane.ErrorCode(err) == ragplane.EINTERNAL && pgerr.FromDriver(err) && pgerr.Unavailable(err) {
+			// A tenant-database error a handler returned untranslated is still a lost or refused
+			// connection: 503 with Retry-After, not 500.
+			err = dbError(err)
+		}
 		if err != nil {
 			status = problem.From(err).Status
 			c.Error(err)

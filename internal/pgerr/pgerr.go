@@ -6,7 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -24,7 +27,10 @@ const (
 	SerializationFailure      = "40001"
 	DeadlockDetected          = "40P01"
 	QueryCanceled             = "57014" // statement_timeout and cancel requests
-	CannotConnectNow          = "57P03"
+	AdminShutdown             = "57P01" // pg_terminate_backend, smart or fast shutdown
+	CrashShutdown             = "57P02" // another backend crashed; the server is restarting
+	CannotConnectNow          = "57P03" // starting up or shutting down
+	IdleSessionTimeout        = "57P05"
 	TooManyConnections        = "53300"
 	connectionExceptionClass  = "08"
 )
@@ -36,9 +42,11 @@ const (
 //   - pgx.ErrNoRows is ENOTFOUND ("<what> not found.");
 //   - a unique violation is ECONFLICT ("<what> already exists.");
 //   - a check or not-null violation or malformed input text is EINVALID;
-//   - a timeout or cancellation (context deadline or cancel, pgconn.Timeout, query_canceled), a connection failure, too many
-//     connections, a server not accepting connections, a serialization failure or a deadlock is
-//     EUNAVAILABLE: retrying may succeed;
+//   - a timeout or cancellation (context deadline or cancel, pgconn.Timeout, query_canceled), a
+//     serialization failure or a deadlock is EUNAVAILABLE: retrying may succeed;
+//   - a lost or refused connection is EUNAVAILABLE too (see Unavailable), whatever the server said
+//     while refusing it: a database that does not accept connections right now is the platform's
+//     trouble, not the caller's;
 //   - anything else is wrapped with %w as "<source>: <what>: ...", for the log only.
 //
 // Messages of the ragplane errors name only source and what: never SQL text, values or secrets.
@@ -56,6 +64,11 @@ func Translate(err error, source, what string) error {
 	if pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return ragplane.Errorf(ragplane.EUNAVAILABLE, "The %s did not answer in time.", source)
 	}
+	if Unavailable(err) {
+		// The cause stays in the chain for the log (problem.Write logs every 5xx); the client sees
+		// only the message, never SQL, host names or connection strings.
+		return fmt.Errorf("%w (%w)", ragplane.Errorf(ragplane.EUNAVAILABLE, "The %s is unavailable; retry shortly.", source), err)
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch c := pgErr.Code; {
@@ -67,16 +80,51 @@ func Translate(err error, source, what string) error {
 			return ragplane.Errorf(ragplane.EUNAVAILABLE, "The %s did not answer in time.", source)
 		case c == SerializationFailure, c == DeadlockDetected:
 			return ragplane.Errorf(ragplane.EUNAVAILABLE, "The %s is busy; retry.", source)
-		case c == TooManyConnections, c == CannotConnectNow, strings.HasPrefix(c, connectionExceptionClass):
-			return ragplane.Errorf(ragplane.EUNAVAILABLE, "The %s is unavailable; retry shortly.", source)
 		}
-		return fmt.Errorf("%s: %s: %w", source, what, err)
-	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
-		return ragplane.Errorf(ragplane.EUNAVAILABLE, "The %s is unavailable; retry shortly.", source)
 	}
 	return fmt.Errorf("%s: %s: %w", source, what, err)
+}
+
+// Unavailable reports whether err means the database could not be reached or the connection was
+// lost, so that the same request may succeed on another connection a moment later:
+//
+//   - a failed connection attempt (*pgconn.ConnectError), whatever the server answered: too many
+//     connections, starting up, a database that does not allow connections;
+//   - an error pgconn marks safe to retry (nothing reached the server);
+//   - a connection the driver has closed (pgconn.ErrConnClosed), or one dropped under it: EOF,
+//     unexpected EOF, connection refused, reset or a broken pipe, any other network error;
+//   - SQLSTATE class 08 (connection exception), 57P01 admin_shutdown (pg_terminate_backend),
+//     57P02 crash_shutdown, 57P03 cannot_connect_now, 57P05 idle_session_timeout and 53300
+//     too_many_connections.
+func Unavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch c := pgErr.Code; {
+		case c == AdminShutdown, c == CrashShutdown, c == CannotConnectNow, c == IdleSessionTimeout,
+			c == TooManyConnections, strings.HasPrefix(c, connectionExceptionClass):
+			return true
+		}
+		// Any other server error is about the statement, unless it ended a connection attempt.
+		var ce *pgconn.ConnectError
+		return errors.As(err, &ce)
+	}
+	var ce *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &ce) || pgconn.SafeToRetry(err) || errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) || errors.As(err, &netErr)
+}
+
+// FromDriver reports whether err comes from pgx or pgconn: it carries a server error, a failed
+// connection attempt, a closed connection, or one of pgconn's own errors (which say whether they
+// are safe to retry). A transport's error renderer uses it with Unavailable to answer a database
+// error that reached it untranslated as what it is, without taking every EOF for a database's.
+func FromDriver(err error) bool {
+	var pgErr *pgconn.PgError
+	var ce *pgconn.ConnectError
+	var retry interface{ SafeToRetry() bool }
+	return errors.As(err, &pgErr) || errors.As(err, &ce) || errors.As(err, &retry) || errors.Is(err, pgconn.ErrConnClosed)
 }
 
 // Code returns the SQLSTATE of err, or "" when err is not a PostgreSQL error.
