@@ -94,7 +94,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err := durability.Require(ctx, store.Pool(), "catalog database", cfg.AllowUndurable, s.log); err != nil {
 		return nil, err
 	}
-	s.tenants = newTenants(tenantCacheConfig{Load: store.TenantRuntime, TTL: cfg.TenantCacheTTL})
+	s.tenants = newTenants(tenantCacheConfig{Load: store.TenantRuntime, TTL: cfg.TenantCacheTTL, Logger: s.log, Registerer: reg})
 	s.tokens = newMonthlyTokens(monthlyTokensConfig{Load: store.TokensSince})
 
 	// 3. Tenant database pools under the connection budget, and the outside providers.
