@@ -141,6 +141,9 @@ type field struct {
 	Fixed      bool   // set once, when the tenant is provisioned
 	ClampBy    string // the limit that bounds it
 	Doc        string
+	// Check, if set, replaces a string field's 1-200 character rule: it returns the value in
+	// normal form, or a non-empty problem, the error message (the empty string may be valid).
+	Check func(string) (norm, problem string)
 }
 
 // exceeds reports whether value v is above limit. Values that are not of the field's type never
@@ -197,6 +200,13 @@ func (f field) normalise(name string, v any) (any, error) {
 		return s, nil
 	default:
 		s, ok := v.(string)
+		if ok && f.Check != nil {
+			norm, problem := f.Check(s)
+			if problem != "" {
+				return nil, FieldErrorf(name, "%s", problem)
+			}
+			return norm, nil
+		}
 		if !ok || s == "" || len(s) > 200 {
 			return nil, FieldErrorf(name, "Must be a string of 1-200 characters.")
 		}

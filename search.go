@@ -37,6 +37,10 @@ type AnswerMetadata struct {
 	// GraphFallback is true when graph retrieval added nothing (no known entity or fact in the
 	// query), so the sources are hybrid retrieval's, as /v1/search reports it.
 	GraphFallback bool `json:"graph_fallback,omitempty"`
+	// Sanitized counts what was removed from the answer text because a client rendering it would
+	// fetch or open a URL on a host the tenant does not allow (Settings.AnswerLinkHosts): keys
+	// "images", "links" and "html", each present only when not zero; absent when nothing was.
+	Sanitized map[string]int `json:"sanitized,omitempty"`
 }
 
 // Answer is the response to a query: the text, with [n] markers citing Sources[n-1].

@@ -1,5 +1,10 @@
 package ragplane
 
+import (
+	"fmt"
+	"strings"
+)
+
 // Settings are the knobs of a tenant's retrieval and answering, resolved by the cascade
 // system -> plan -> tenant -> request (see Resolve).
 type Settings struct {
@@ -35,6 +40,10 @@ type Settings struct {
 	FusionKeywordWeight float64 `json:"fusion_keyword_weight"`
 	FusionVectorWeight  float64 `json:"fusion_vector_weight"`
 	FusionGraphWeight   float64 `json:"fusion_graph_weight"`
+	// AnswerLinkHosts is a comma-separated list of host names that links and images in answers
+	// may point to (http or https, exact host match); empty, the default: none. Everything else
+	// is removed from answers before they reach the client (see dataplane/answer/sanitize).
+	AnswerLinkHosts string `json:"answer_link_hosts"`
 }
 
 // TextSearchConfigs are the PostgreSQL 17 text-search configurations the language setting may
@@ -87,6 +96,52 @@ var settingFields = []field{
 		Doc: "Weight of the vector list in hybrid and graph fusion."},
 	{Key: "fusion_graph_weight", Kind: kindFloat, Min: 0, Max: 10, PerRequest: true,
 		Doc: "Weight of the knowledge-graph list in graph fusion."},
+	{Key: "answer_link_hosts", Kind: kindString, Check: checkLinkHosts,
+		Doc: "Comma-separated host names that links and images in answers may point to; empty (the default): none."},
+}
+
+// maxLinkHosts bounds the answer_link_hosts list.
+const maxLinkHosts = 50
+
+// checkLinkHosts validates answer_link_hosts: up to maxLinkHosts comma-separated DNS host names
+// (no scheme, port, path or wildcard), returned lower-cased and joined by ",", or the problem.
+// Empty is valid.
+func checkLinkHosts(list string) (norm, problem string) {
+	if strings.TrimSpace(list) == "" {
+		return "", ""
+	}
+	parts := strings.Split(list, ",")
+	if len(parts) > maxLinkHosts {
+		return "", fmt.Sprintf("At most %d host names.", maxLinkHosts)
+	}
+	hosts := make([]string, 0, len(parts))
+	for _, h := range parts {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if !isHostName(h) {
+			return "", fmt.Sprintf("%q is not a host name: list host names such as docs.example.com, separated by commas.", h)
+		}
+		hosts = append(hosts, h)
+	}
+	return strings.Join(hosts, ","), ""
+}
+
+// isHostName reports whether h is a lower-case DNS name: dot-separated labels of 1-63 letters,
+// digits and inner hyphens, 253 characters at most.
+func isHostName(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // SystemSettings returns the built-in system defaults, the bottom layer of the cascade.
@@ -108,6 +163,7 @@ func SystemSettings() Overrides {
 		"fusion_keyword_weight": 1.0,
 		"fusion_vector_weight":  1.0,
 		"fusion_graph_weight":   0.5,
+		"answer_link_hosts":     "",
 	}
 }
 

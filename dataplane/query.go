@@ -117,6 +117,7 @@ func (s *Server) query(c echo.Context) error {
 			return err
 		}
 	}
+	res.Answer, meta.Sanitized = s.sanitizeAnswer(sc, res.Answer)
 	meta.Model = res.Model
 	meta.TokensUsed = res.PromptTokens + res.CompletionTokens
 	meta.LatencyMS = time.Since(start).Milliseconds()
@@ -225,21 +226,34 @@ func (s *Server) stream(c echo.Context, sc *scope, req answer.Request, meta ragp
 	ctx := c.Request().Context()
 	var res answer.Result
 	var err error
+	// Deltas are sanitised as they come: text that may be the start of a link is held back
+	// until it is decided, and the deltas add up to the sanitised answer of the "done" event.
+	clean := linkPolicy(sc.cfg.Settings).Stream()
+	sendClean := func(text string) error {
+		if text == "" {
+			return nil
+		}
+		return send("delta", map[string]string{"text": text})
+	}
 	if sc.cfg.Settings.AnswerProvider == "openai" {
 		var model *chat.Client
 		if model, err = s.providers.chat(sc.cfg.Settings); err == nil {
-			res, err = model.Stream(ctx, req, func(delta string) error { return send("delta", map[string]string{"text": delta}) })
+			res, err = model.Stream(ctx, req, func(delta string) error { return sendClean(clean.Write(delta)) })
 		}
 	} else {
 		if res, err = (answer.Extractive{}).Answer(ctx, req); err == nil {
-			err = send("delta", map[string]string{"text": res.Answer})
+			err = sendClean(clean.Write(res.Answer))
 		}
+	}
+	if err == nil {
+		err = sendClean(clean.Close())
 	}
 	if err != nil {
 		// Headers are gone: the error travels as an event in the problem shape.
 		_ = send("error", map[string]string{"code": ragplane.ErrorCode(err), "detail": ragplane.ErrorMessage(err)})
 		return nil
 	}
+	res.Answer, meta.Sanitized = s.sanitizeAnswer(sc, res.Answer)
 	meta.Model = res.Model
 	meta.TokensUsed = res.PromptTokens + res.CompletionTokens
 	meta.LatencyMS = time.Since(start).Milliseconds()
