@@ -100,5 +100,8 @@ func formatValue(v any) string {
 	if f, ok := v.(float64); ok && f == float64(int64(f)) {
 		return fmt.Sprint(int64(f))
 	}
+	if v == "" {
+		return `""` // an empty string is a value: a blank cell would shift the columns
+	}
 	return fmt.Sprint(v)
 }
