@@ -161,8 +161,20 @@ func TestCrashedProxyLeasesExpire(t *testing.T) {
 	survivor := st.StartProxy(t, func(c *proxy.Config) { c.LeaseTTL = time.Second })
 	mustStatus(t, call(t, survivor, tok, "POST", "/v1/documents", map[string]any{"content": "Backups are encrypted with AES-256."}), http.StatusCreated)
 	query := map[string]any{"query": "Are backups encrypted?", "retrieval_mode": "keyword"}
-	go sendRaw("http://"+addr, tok, "POST", "/v1/query", query)
+	// The survivor's release of the upload's slot is batched: until it lands, the doomed proxy
+	// finds the one slot taken (429) and tries again.
+	held := make(chan struct{})
+	go func() {
+		for sendRaw("http://"+addr, tok, "POST", "/v1/query", query) == http.StatusTooManyRequests {
+			select {
+			case <-held:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
 	ai.wait(t, "Are backups encrypted?", 1) // the doomed proxy holds the one slot
+	close(held)
 	mustStatus(t, call(t, survivor, tok, "GET", "/v1/documents", nil), http.StatusTooManyRequests)
 	doomed.Kill()
 	deadline := time.Now().Add(4 * time.Second)
