@@ -11,6 +11,8 @@ type Identity struct {
 	Subject string
 	// Roles are the tenant-level roles granted to the subject.
 	Roles []string
+	// APIKeyID is the API key that minted the token ("akid" claim), empty if none did.
+	APIKeyID string
 }
 
 type identityKey struct{}

@@ -8,6 +8,10 @@ type TenantPolicy struct {
 	Plan          string       `json:"plan"`
 	Limits        Limits       `json:"limits"`
 	ConfigVersion int64        `json:"config_version"`
+	// RevokedAPIKeys are the ids of the tenant's API keys revoked recently enough that tokens they
+	// minted may still be alive (see catalog.RevokedKeyWindow), newest revocation first. A proxy
+	// refuses a token whose "akid" claim is one of them.
+	RevokedAPIKeys []string `json:"revoked_api_keys,omitempty"`
 }
 
 // Worker is a registered data-plane worker.

@@ -6,6 +6,8 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -912,6 +914,85 @@ func TestAPIKeys(t *testing.T) {
 		_, err := s.ListAPIKeys(ctx, "nosuch")
 		mustCode(t, err, ragplane.ENOTFOUND, "")
 	})
+}
+
+// A revoked API key is in its tenant's policy while tokens it minted may live (and no longer),
+// newest revocation first and at most catalog.MaxRevokedKeys of them; revoking bumps the config
+// version and is a change the incremental feed reads again.
+func TestRevokedKeysInPolicy(t *testing.T) {
+	t.Parallel()
+	s, dbURL := catalogtest.MustOpen(t)
+	ctx := t.Context()
+	for _, id := range []ragplane.TenantID{"revoke_a", "revoke_b"} {
+		MustCreateTenant(t, s, newTenant(string(id)))
+		MustActivate(t, s, id)
+	}
+	policy := func(tb testing.TB, id ragplane.TenantID) ragplane.TenantPolicy {
+		tb.Helper()
+		ps, err := s.TenantPoliciesByID(ctx, []ragplane.TenantID{id})
+		if err != nil || len(ps) != 1 {
+			tb.Fatalf("policy of %s: %v, %v", id, ps, err)
+		}
+		return ps[0]
+	}
+	keyA1, _, err := s.CreateAPIKey(ctx, "revoke_a", catalog.NewAPIKey{Name: "a1"}, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyA2, _, err := s.CreateAPIKey(ctx, "revoke_a", catalog.NewAPIKey{Name: "a2"}, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := policy(t, "revoke_a")
+	if len(before.RevokedAPIKeys) != 0 {
+		t.Fatalf("revoked before any revocation: %v", before.RevokedAPIKeys)
+	}
+	_, mark, err := s.TenantPoliciesChangedSince(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, k := range []ragplane.APIKey{keyA1, keyA2} {
+		if _, err := s.RevokeAPIKey(ctx, "revoke_a", k.ID, admin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := policy(t, "revoke_a")
+	if !slices.Equal(after.RevokedAPIKeys, []string{keyA2.ID, keyA1.ID}) || after.ConfigVersion <= before.ConfigVersion {
+		t.Fatalf("after revocation: revoked %v version %d; want [%s %s] and a version above %d",
+			after.RevokedAPIKeys, after.ConfigVersion, keyA2.ID, keyA1.ID, before.ConfigVersion)
+	}
+	changed, _, err := s.TenantPoliciesChangedSince(ctx, mark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(changed, func(p ragplane.TenantPolicy) bool { return p.TenantID == "revoke_a" }); i < 0 ||
+		!slices.Equal(changed[i].RevokedAPIKeys, after.RevokedAPIKeys) {
+		t.Fatalf("changed since the mark: %+v; want revoke_a with its revoked keys", changed)
+	}
+	if other := policy(t, "revoke_b"); len(other.RevokedAPIKeys) != 0 {
+		t.Fatalf("another tenant's policy lists %v", other.RevokedAPIKeys)
+	}
+
+	conn := MustConnect(t, dbURL)
+	// A key revoked longer ago than a token can live is left out.
+	if _, err := conn.Exec(ctx, `update api_keys set revoked_at = now() - $2::interval where id = $1`,
+		keyA1.ID, fmt.Sprintf("%d seconds", int((catalog.RevokedKeyWindow+time.Minute).Seconds()))); err != nil {
+		t.Fatal(err)
+	}
+	if got := policy(t, "revoke_a").RevokedAPIKeys; !slices.Equal(got, []string{keyA2.ID}) {
+		t.Fatalf("revoked %v, want only the recent %s", got, keyA2.ID)
+	}
+	// The list is bounded, keeping the newest revocations.
+	if _, err := conn.Exec(ctx, `insert into api_keys (id, tenant_id, name, prefix, secret_hash, roles, revoked_at)
+		select 'bulk-' || lpad(g::text, 5, '0'), 'revoke_b', 'bulk', 'bulk' || lpad(g::text, 8, '0'), '\x00', '{reader}',
+			now() - make_interval(secs => g) from generate_series(1, $1) g`, catalog.MaxRevokedKeys+5); err != nil {
+		t.Fatal(err)
+	}
+	got := policy(t, "revoke_b").RevokedAPIKeys
+	if len(got) != catalog.MaxRevokedKeys || got[0] != "bulk-00001" || got[len(got)-1] != fmt.Sprintf("bulk-%05d", catalog.MaxRevokedKeys) {
+		t.Fatalf("bounded list: %d keys from %v to %v; want the %d newest", len(got), got[0], got[len(got)-1], catalog.MaxRevokedKeys)
+	}
 }
 
 // other returns a base32 character different from c.

@@ -111,8 +111,9 @@ func (s *Store) ListAPIKeys(ctx context.Context, tenant ragplane.TenantID) ([]ra
 	return keys, pgError(err, "API keys")
 }
 
-// RevokeAPIKey revokes a key of the tenant. A key of another tenant is ENOTFOUND. Revoking a
-// revoked key is a no-op.
+// RevokeAPIKey revokes a key of the tenant and the tokens it minted: the key joins the tenant's
+// policy (RevokedAPIKeys) and the tenant's config version goes up. A key of another tenant is
+// ENOTFOUND. Revoking a revoked key is a no-op.
 func (s *Store) RevokeAPIKey(ctx context.Context, tenant ragplane.TenantID, keyID string, actor Actor) (ragplane.APIKey, error) {
 	var k ragplane.APIKey
 	if uuid.Validate(keyID) != nil {
@@ -130,6 +131,11 @@ func (s *Store) RevokeAPIKey(ctx context.Context, tenant ragplane.TenantID, keyI
 		k, err = scanKey(tx.QueryRow(ctx, `update api_keys set revoked_at = now() where id = $1 returning `+keyColumns, keyID))
 		if err != nil {
 			return pgError(err, "API key")
+		}
+		// The key's id is now in the tenant's policy (RevokedAPIKeys): a new config version, and a
+		// tenant change that the xDS feed pushes at once, so the proxies refuse the key's tokens.
+		if _, err := tx.Exec(ctx, `update tenants set config_version = config_version + 1, updated_at = now() where id = $1`, tenant); err != nil {
+			return pgError(err, "Tenant")
 		}
 		return audit(ctx, tx, actor, "key.revoke", "tenant/"+string(tenant)+"/keys/"+keyID, before, k)
 	})

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -14,6 +15,15 @@ import (
 // at or after the mark is read again by TenantPoliciesChangedSince, so no change is missed
 // whatever the commit order. The zero mark reads every tenant.
 type ChangeMark uint64
+
+// RevokedKeyWindow is how long a revoked API key stays in its tenant's policy: the tokens it
+// minted live at most an hour (the control plane's and the proxies' cap), and the margin covers
+// the proxies' leeway and clock skew. A key revoked earlier cannot have a live token.
+const RevokedKeyWindow = time.Hour + 5*time.Minute
+
+// MaxRevokedKeys bounds the revoked keys in one tenant's policy, so that a policy stays small
+// whatever a tenant does; the newest revocations are kept.
+const MaxRevokedKeys = 1000
 
 // TenantPoliciesByID returns the policies of the given tenants that exist, deleted ones included
 // (with status deleted), so that a caller told about a change learns about a deletion too.
@@ -106,5 +116,39 @@ func tenantPolicies(ctx context.Context, tx pgx.Tx, where string, args ...any) (
 		}
 		out = append(out, ragplane.TenantPolicy{TenantID: t.ID, Status: t.Status, Plan: t.Plan, Limits: cfg.Limits, ConfigVersion: t.ConfigVersion})
 	}
+	if err := revokedKeys(ctx, tx, out); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// revokedKeys fills in the RevokedAPIKeys of the policies of tenants that are not deleted: their
+// keys revoked within RevokedKeyWindow, newest first, at most MaxRevokedKeys each.
+func revokedKeys(ctx context.Context, tx pgx.Tx, policies []ragplane.TenantPolicy) error {
+	at := make(map[ragplane.TenantID]int, len(policies))
+	ids := make([]string, 0, len(policies))
+	for i, p := range policies {
+		if p.Status != ragplane.StatusDeleted {
+			at[p.TenantID] = i
+			ids = append(ids, string(p.TenantID))
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, `select tenant_id, id from (
+			select tenant_id, id, revoked_at, row_number() over (partition by tenant_id order by revoked_at desc, id) as n
+			from api_keys where tenant_id = any($1) and revoked_at > now() - make_interval(secs => $2)
+		) k where n <= $3 order by tenant_id, revoked_at desc, id`, ids, RevokedKeyWindow.Seconds(), MaxRevokedKeys)
+	if err != nil {
+		return pgError(err, "API keys")
+	}
+	var tenant, key string
+	_, err = pgx.ForEachRow(rows, []any{&tenant, &key}, func() error {
+		if i, ok := at[ragplane.TenantID(tenant)]; ok {
+			policies[i].RevokedAPIKeys = append(policies[i].RevokedAPIKeys, key)
+		}
+		return nil
+	})
+	return pgError(err, "API keys")
 }

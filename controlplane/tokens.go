@@ -25,6 +25,9 @@ type TenantClaims struct {
 	TenantID ragplane.TenantID `json:"tenant_id"`
 	// Roles are the subject's roles within the tenant.
 	Roles []string `json:"roles"`
+	// APIKeyID is the id (never the secret) of the API key the token was exchanged for, so that
+	// revoking the key revokes the token; empty for a token no key minted.
+	APIKeyID string `json:"akid,omitempty"`
 }
 
 // issuer signs tenant JWTs with the newest signing key and publishes the JWKS. Keys are read from
@@ -81,8 +84,9 @@ func (i *issuer) invalidate() {
 	i.mu.Unlock()
 }
 
-// issue signs a token for subject in tenant with roles, living ttl.
-func (i *issuer) issue(ctx context.Context, tenant ragplane.TenantID, subject string, roles []string, ttl time.Duration) (string, error) {
+// issue signs a token for subject in tenant with roles, living ttl, minted by the API key keyID
+// (empty: none).
+func (i *issuer) issue(ctx context.Context, tenant ragplane.TenantID, subject string, roles []string, keyID string, ttl time.Duration) (string, error) {
 	keys, err := i.signingKeys(ctx)
 	if err != nil {
 		return "", err
@@ -103,6 +107,7 @@ func (i *issuer) issue(ctx context.Context, tenant ragplane.TenantID, subject st
 		},
 		TenantID: tenant,
 		Roles:    roles,
+		APIKeyID: keyID,
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 	tok.Header["kid"] = k.KID
@@ -224,7 +229,7 @@ func (s *Server) issueToken(c echo.Context) error {
 		}
 		ttl = time.Duration(req.ExpiresIn) * time.Second
 	}
-	tok, err := s.issuer.issue(ctx, t.ID, subject, roles, ttl)
+	tok, err := s.issuer.issue(ctx, t.ID, subject, roles, key.ID, ttl)
 	if err != nil {
 		return err
 	}

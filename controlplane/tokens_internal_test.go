@@ -30,7 +30,7 @@ func TestIssuerClock(t *testing.T) {
 		}})
 	ctx := context.Background()
 	issued := clock.Now()
-	tok, err := iss.issue(ctx, "acme_corp", "alice", []string{"reader"}, 15*time.Minute)
+	tok, err := iss.issue(ctx, "acme_corp", "alice", []string{"reader"}, "key-1", 15*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestIssuerClock(t *testing.T) {
 			if got := errors.Is(err, jwt.ErrTokenExpired); got != tc.expired {
 				t.Fatalf("expired %v (%v), want %v", got, err, tc.expired)
 			}
-			if !tc.expired && (err != nil || !claims.IssuedAt.Time.Equal(issued) || claims.TenantID != "acme_corp") {
+			if !tc.expired && (err != nil || !claims.IssuedAt.Time.Equal(issued) || claims.TenantID != "acme_corp" || claims.APIKeyID != "key-1") {
 				t.Fatalf("claims %+v (%v)", claims, err)
 			}
 		})
@@ -63,7 +63,7 @@ func TestIssuerClock(t *testing.T) {
 		{advance: time.Second, wantReads: 2},
 	} {
 		clock.Advance(step.advance)
-		if _, err := iss.issue(ctx, "acme_corp", "alice", nil, time.Minute); err != nil {
+		if _, err := iss.issue(ctx, "acme_corp", "alice", nil, "", time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		if reads != step.wantReads {

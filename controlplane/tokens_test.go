@@ -91,6 +91,15 @@ func TestTokensAndKeyRotation(t *testing.T) {
 	if claims.ExpiresAt.Sub(claims.IssuedAt.Time) > time.Hour {
 		t.Fatalf("token lives longer than an hour")
 	}
+	// The token names the key that minted it (its id, never its secret), so revoking the key can
+	// revoke the token.
+	if claims.APIKeyID != key.ID || key.ID == "" {
+		t.Fatalf("akid = %q, want the key id %q", claims.APIKeyID, key.ID)
+	}
+	if payload, err := base64.RawURLEncoding.DecodeString(strings.Split(tok.AccessToken, ".")[1]); err != nil ||
+		!strings.Contains(string(payload), `"akid":"`+key.ID+`"`) || strings.Contains(string(payload), key.Key[18:]) {
+		t.Fatalf("token payload %s (%v): want akid and no secret", payload, err)
+	}
 
 	// A role the key does not have is refused.
 	mustStatus(t, issue(map[string]any{"roles": []string{"writer"}}), http.StatusForbidden)

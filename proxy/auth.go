@@ -19,6 +19,7 @@ type claims struct {
 	jwt.RegisteredClaims
 	TenantID ragplane.TenantID `json:"tenant_id"`
 	Roles    []string          `json:"roles"`
+	APIKeyID string            `json:"akid"` // the API key that minted the token, if any
 }
 
 // maxAuthorization bounds the Authorization header; tokens are a few hundred bytes.
@@ -32,7 +33,8 @@ const DefaultTokenCacheSize = 50_000
 // the same token for its whole life. A remembered token is accepted again only while it has not
 // expired, and only while the key that signed it, with the issuer and audiences it was checked
 // against, is still pushed: removing or rotating out a key refuses its tokens at once. Whether the
-// token's tenant may be served is decided on every request from its policy (status), never cached.
+// token's tenant may be served, and whether the API key that minted it is revoked, is decided on
+// every request from its policy, never cached.
 type verifier struct {
 	leeway time.Duration
 	cache  *lru.Cache[[sha256.Size]byte, verified] // nil: no cache
@@ -124,7 +126,7 @@ func (v *verifier) verify(tok string, ks keySet, now time.Time) (verified, error
 		return verified{}, jwt.ErrTokenInvalidClaims
 	}
 	return verified{
-		id:      ragplane.Identity{TenantID: c.TenantID, Subject: c.Subject, Roles: c.Roles},
+		id:      ragplane.Identity{TenantID: c.TenantID, Subject: c.Subject, Roles: c.Roles, APIKeyID: c.APIKeyID},
 		expires: c.ExpiresAt.Time, kid: kid, key: ks.keys[kid], issuer: ks.issuer, audiences: ks.audiences,
 	}, nil
 }

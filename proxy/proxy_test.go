@@ -293,3 +293,76 @@ func TestCachedTokenFollowsTheTenant(t *testing.T) {
 	st.WaitPolicies(t)
 	mustStatus(t, call(t, px, tok, "GET", "/v1/documents", nil), http.StatusUnauthorized)
 }
+
+// keyToken creates an API key for tenant and exchanges it for an access token; it returns both
+// the key's id and the token.
+func keyToken(tb testing.TB, st *e2etest.Stack, tenant string) (keyID, token string) {
+	tb.Helper()
+	r := st.Admin("POST", "/v1/tenants/"+tenant+"/keys", map[string]any{"name": "revocable"})
+	mustStatus(tb, r, http.StatusCreated)
+	var key struct {
+		ID  string `json:"id"`
+		Key string `json:"key"`
+	}
+	r.Decode(tb, &key)
+	r = e2etest.Send(tb, "POST", st.AdminURL+"/v1/auth/token", nil, "Authorization", "Bearer "+key.Key)
+	mustStatus(tb, r, http.StatusOK)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	r.Decode(tb, &tok)
+	return key.ID, tok.AccessToken
+}
+
+// Revoking an API key revokes the tokens it minted on every proxy as soon as they have the
+// tenant's new policy, remembered (cached) tokens included; tokens of the tenant's other keys
+// keep working.
+func TestRevokedKeyRevokesItsTokens(t *testing.T) {
+	st := e2etest.Start(t, e2etest.Options{})
+	st.CreateTenant("kilo_co", "pro", nil)
+	proxies := []string{st.StartProxy(t), st.StartProxy(t)}
+	keyA, tokA := keyToken(t, st, "kilo_co")
+	_, tokB := keyToken(t, st, "kilo_co")
+	for _, px := range proxies {
+		for range 2 { // the first verifies each token, the second finds it remembered
+			mustStatus(t, call(t, px, tokA, "GET", "/v1/documents", nil), http.StatusOK)
+			mustStatus(t, call(t, px, tokB, "GET", "/v1/documents", nil), http.StatusOK)
+		}
+	}
+	invalid := call(t, proxies[0], "not-a-token", "GET", "/v1/documents", nil)
+	mustStatus(t, invalid, http.StatusUnauthorized)
+
+	mustStatus(t, st.Admin("DELETE", "/v1/tenants/kilo_co/keys/"+keyA, nil), http.StatusOK)
+	st.WaitPolicies(t, "kilo_co")
+	for _, px := range proxies {
+		r := call(t, px, tokA, "GET", "/v1/documents", nil)
+		mustStatus(t, r, http.StatusUnauthorized)
+		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+			t.Fatalf("revoked key's token: Content-Type %q", ct)
+		}
+		if got, want := problemDetail(t, r), problemDetail(t, invalid); got != want {
+			t.Fatalf("revoked key's token: %q, want the invalid-token answer %q", got, want)
+		}
+		if r.Header.Get("WWW-Authenticate") != invalid.Header.Get("WWW-Authenticate") {
+			t.Fatalf("WWW-Authenticate %q, want %q", r.Header.Get("WWW-Authenticate"), invalid.Header.Get("WWW-Authenticate"))
+		}
+		mustStatus(t, call(t, px, tokB, "GET", "/v1/documents", nil), http.StatusOK)
+	}
+	// A fresh proxy, which never saw the token, gets the revocation with its first policy.
+	fresh := st.StartProxy(t)
+	mustStatus(t, call(t, fresh, tokA, "GET", "/v1/documents", nil), http.StatusUnauthorized)
+	mustStatus(t, call(t, fresh, tokB, "GET", "/v1/documents", nil), http.StatusOK)
+}
+
+// problemDetail is a problem+json body without its per-request fields.
+func problemDetail(tb testing.TB, r e2etest.Response) string {
+	tb.Helper()
+	var p map[string]any
+	if err := json.Unmarshal(r.Body, &p); err != nil {
+		tb.Fatalf("problem body %s: %v", r.Body, err)
+	}
+	delete(p, "request_id")
+	delete(p, "instance")
+	b, _ := json.Marshal(p)
+	return string(b)
+}

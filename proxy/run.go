@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -346,6 +347,11 @@ func (s *Server) serve(w *statusRecorder, r *http.Request, start time.Time, rid 
 	case !ok || pol.Status == ragplane.StatusDeleted || pol.Status == ragplane.StatusDeleting:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ragplane", error="invalid_token"`)
 		s.fail(w, r, label, ragplane.Errorf(ragplane.EUNAUTHORIZED, "The token's tenant does not exist."))
+		return id.TenantID
+	case id.APIKeyID != "" && slices.Contains(pol.RevokedAPIKeys, id.APIKeyID):
+		// The key that minted the token was revoked: the same answer as any invalid token.
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ragplane", error="invalid_token"`)
+		s.fail(w, r, label, ragplane.Errorf(ragplane.EUNAUTHORIZED, "A valid bearer token is required."))
 		return id.TenantID
 	case pol.Status == ragplane.StatusSuspended:
 		s.fail(w, r, label, ragplane.Errorf(ragplane.EFORBIDDEN, "The tenant is suspended."))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"maps"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -67,7 +68,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("%s: got %v, want %v", typeURL, got, names)
 			}
 		}
-		if got := MustPolicy(t, cl, "acme"); got != in.Policies[0] {
+		if got := MustPolicy(t, cl, "acme"); !reflect.DeepEqual(got, in.Policies[0]) {
 			t.Errorf("acme policy: got %+v, want %+v", got, in.Policies[0])
 		}
 		MustEventually(t, "every type ACKed", func() bool {
@@ -141,7 +142,7 @@ func TestEndToEnd(t *testing.T) {
 			p := onlyProxy(srv.Proxies())
 			return p != nil && strings.Contains(p.Types[xds.TypeTenantPolicy].NackError, "plan rejected by this proxy")
 		})
-		if got := MustPolicy(t, cl, "acme"); got != good {
+		if got := MustPolicy(t, cl, "acme"); !reflect.DeepEqual(got, good) {
 			t.Errorf("client policy after NACK: got %+v, want %+v", got, good)
 		}
 		if v := cl.Versions(xds.TypeTenantPolicy)["acme"]; v != keep {

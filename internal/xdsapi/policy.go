@@ -31,13 +31,22 @@ func EncodePolicy(p ragplane.TenantPolicy) *structpb.Struct {
 		"max_request_bytes":       num(float64(l.MaxRequestBytes)),
 		"monthly_tokens":          num(float64(l.MonthlyTokens)),
 	}}
-	return &structpb.Struct{Fields: map[string]*structpb.Value{
+	st := &structpb.Struct{Fields: map[string]*structpb.Value{
 		"tenant_id":      structpb.NewStringValue(string(p.TenantID)),
 		"status":         structpb.NewStringValue(string(p.Status)),
 		"plan":           structpb.NewStringValue(p.Plan),
 		"limits":         structpb.NewStructValue(limits),
 		"config_version": num(float64(p.ConfigVersion)),
 	}}
+	// Like the JSON tag's omitempty: most tenants have revoked no key within a token's lifetime.
+	if len(p.RevokedAPIKeys) > 0 {
+		keys := make([]*structpb.Value, len(p.RevokedAPIKeys))
+		for i, k := range p.RevokedAPIKeys {
+			keys[i] = structpb.NewStringValue(k)
+		}
+		st.Fields["revoked_api_keys"] = structpb.NewListValue(&structpb.ListValue{Values: keys})
+	}
+	return st
 }
 
 // DecodePolicyAny unpacks and decodes one TypeTenantPolicy resource (see DecodePolicy).
@@ -61,6 +70,7 @@ func DecodePolicy(st *structpb.Struct) (ragplane.TenantPolicy, error) {
 	p.Status = ragplane.TenantStatus(d.str(f, "status"))
 	p.Plan = d.str(f, "plan")
 	p.ConfigVersion = int64(d.integer(f, "config_version"))
+	p.RevokedAPIKeys = d.strings(f, "revoked_api_keys")
 	if v, ok := f["limits"]; ok {
 		ls, isStruct := v.GetKind().(*structpb.Value_StructValue)
 		if !isStruct {
@@ -117,6 +127,29 @@ func (d *decoder) str(f map[string]*structpb.Value, key string) string {
 		return ""
 	}
 	return s.StringValue
+}
+
+// strings reads a list of non-empty strings; absent is nil.
+func (d *decoder) strings(f map[string]*structpb.Value, key string) []string {
+	v, ok := f[key]
+	if !ok {
+		return nil
+	}
+	l, ok := v.GetKind().(*structpb.Value_ListValue)
+	if !ok {
+		d.fail(key, "a list")
+		return nil
+	}
+	out := make([]string, 0, len(l.ListValue.GetValues()))
+	for _, e := range l.ListValue.GetValues() {
+		s, ok := e.GetKind().(*structpb.Value_StringValue)
+		if !ok || s.StringValue == "" {
+			d.fail(key, "a list of non-empty strings")
+			return nil
+		}
+		out = append(out, s.StringValue)
+	}
+	return out
 }
 
 func (d *decoder) number(f map[string]*structpb.Value, key string) float64 {
