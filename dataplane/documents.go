@@ -122,13 +122,18 @@ func (s *Server) embed(ctx context.Context, sc *scope, docs []*prepared) error {
 	return nil
 }
 
-// embedChunks embeds chunks (a title and a content each) with the tenant's embedder, checking the
-// dimension.
+// embedChunks embeds chunks (a title and a content each) with the tenant's embedder.
 func (s *Server) embedChunks(ctx context.Context, set ragplane.Settings, titles, contents []string) ([][]float32, error) {
 	emb, err := s.providers.embedder(set)
 	if err != nil {
 		return nil, err
 	}
+	return embedTexts(ctx, emb, set.EmbeddingDimension, titles, contents)
+}
+
+// embedTexts embeds chunks (a title and a content each, see embedText) with emb, checking that
+// every vector has dim dimensions.
+func embedTexts(ctx context.Context, emb Embedder, dim int, titles, contents []string) ([][]float32, error) {
 	// A chunk is embedded with its document's title: the title says what the chunk is about.
 	texts := make([]string, len(contents))
 	for i := range contents {
@@ -139,8 +144,8 @@ func (s *Server) embedChunks(ctx context.Context, set ragplane.Settings, titles,
 		return nil, err
 	}
 	for _, v := range vecs {
-		if len(v) != set.EmbeddingDimension {
-			return nil, ragplane.Errorf(ragplane.EUPSTREAM, "The embedding provider returned %d dimensions; the tenant stores %d.", len(v), set.EmbeddingDimension)
+		if len(v) != dim {
+			return nil, ragplane.Errorf(ragplane.EUPSTREAM, "The embedding provider returned %d dimensions; the tenant stores %d.", len(v), dim)
 		}
 	}
 	return vecs, nil

@@ -6,13 +6,12 @@ import (
 	"log/slog"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/pgvector/pgvector-go"
 	pgxvec "github.com/pgvector/pgvector-go/pgx"
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/dataplane/docstore"
 )
 
 // EmbeddingTarget is the model a tenant is re-embedded onto.
@@ -24,9 +23,6 @@ type EmbeddingTarget struct {
 
 // ReembedProgress reports how many chunks have their new vector, of how many.
 type ReembedProgress func(done, total int64)
-
-// reembedBatch is how many chunks are embedded and written at a time.
-const reembedBatch = 64
 
 // Reembed moves a tenant's vectors onto another embedding model, online, as an operator task
 // (`ragplane reembed`). The embedding model and dimension of a tenant are otherwise fixed: its
@@ -110,16 +106,23 @@ func reembedChunks(ctx context.Context, pool *pgxpool.Pool, emb Embedder, dim in
 	if err := pool.QueryRow(ctx, `select count(*) from chunks`).Scan(&total); err != nil {
 		return err
 	}
+	embed := func(ctx context.Context, titles, contents []string) ([][]float32, error) {
+		return embedTexts(ctx, emb, dim, titles, contents)
+	}
 	var done int64
 	for {
-		n, err := embedMissing(ctx, pool, emb)
+		var ids []string
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) (err error) {
+			ids, err = docstore.EmbedMissing(ctx, tx, docstore.ColumnEmbeddingNext, embed)
+			return err
+		})
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if len(ids) == 0 {
 			break
 		}
-		done += int64(n)
+		done += int64(len(ids))
 		if progress != nil {
 			progress(done, max(total, done))
 		}
@@ -132,11 +135,11 @@ func reembedChunks(ctx context.Context, pool *pgxpool.Pool, emb Embedder, dim in
 			return err
 		}
 		for {
-			n, err := embedMissing(ctx, tx, emb)
+			ids, err := docstore.EmbedMissing(ctx, tx, docstore.ColumnEmbeddingNext, embed)
 			if err != nil {
 				return err
 			}
-			if n == 0 {
+			if len(ids) == 0 {
 				break
 			}
 		}
@@ -154,41 +157,4 @@ func reembedChunks(ctx context.Context, pool *pgxpool.Pool, emb Embedder, dim in
 		}
 		return err
 	})
-}
-
-// embedMissing embeds one batch of chunks that have no new vector yet and returns its size.
-func embedMissing(ctx context.Context, db interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-}, emb Embedder) (int, error) {
-	rows, err := db.Query(ctx, `select id::text, title, content from chunks where embedding_next is null order by id limit $1`, reembedBatch)
-	if err != nil {
-		return 0, err
-	}
-	var ids, texts []string
-	for rows.Next() {
-		var id, title, content string
-		if err := rows.Scan(&id, &title, &content); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ids = append(ids, id)
-		texts = append(texts, embedText(title, content))
-	}
-	if err := rows.Err(); err != nil {
-		return 0, err
-	}
-	if len(ids) == 0 {
-		return 0, nil
-	}
-	vecs, err := emb.Embed(ctx, texts)
-	if err != nil {
-		return 0, err
-	}
-	vs := make([]pgvector.Vector, len(vecs))
-	for i, v := range vecs {
-		vs[i] = pgvector.NewVector(v)
-	}
-	_, err = db.Exec(ctx, `update chunks c set embedding_next = u.v from unnest($1::uuid[], $2::vector[]) u(id, v) where c.id = u.id`, ids, vs)
-	return len(ids), err
 }

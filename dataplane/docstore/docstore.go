@@ -425,42 +425,18 @@ func (s *Store) EmbedPending(ctx context.Context, embed func(ctx context.Context
 	}
 	n := 0
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `select id::text, title, content from chunks where embedding is null
-			order by document_id, ordinal limit $1 for update skip locked`, PendingBatch)
+		ids, err := EmbedMissing(ctx, tx, ColumnEmbedding, embed)
 		if err != nil {
 			return err
 		}
-		var ids, titles, contents []string
-		for rows.Next() {
-			var id, title, content string
-			if err := rows.Scan(&id, &title, &content); err != nil {
-				rows.Close()
-				return err
-			}
-			ids, titles, contents = append(ids, id), append(titles, title), append(contents, content)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(ids) == 0 {
+		n = len(ids)
+		if n == 0 {
 			// Documents whose last chunks were embedded by concurrent transactions, each of
 			// which saw the other's chunks still pending.
 			_, err := tx.Exec(ctx, `update documents d set status = 'ready', updated_at = now() where status = 'embedding'
 				and not exists (select from chunks c where c.document_id = d.id and c.embedding is null)`)
 			return err
 		}
-		vecs, err := embed(ctx, titles, contents)
-		if err != nil {
-			return err
-		}
-		vs := make([]pgvector.Vector, len(vecs))
-		for i, v := range vecs {
-			vs[i] = pgvector.NewVector(v)
-		}
-		if _, err := tx.Exec(ctx, `update chunks c set embedding = u.v from unnest($1::uuid[], $2::vector[]) u(id, v) where c.id = u.id`, ids, vs); err != nil {
-			return err
-		}
-		n = len(ids)
 		_, err = tx.Exec(ctx, `update documents d set status = 'ready', updated_at = now()
 			where d.id in (select document_id from chunks where id = any($1::uuid[]))
 			and not exists (select from chunks c where c.document_id = d.id and c.embedding is null)`, ids)
@@ -470,6 +446,53 @@ func (s *Store) EmbedPending(ctx context.Context, embed func(ctx context.Context
 		return 0, dbError(err)
 	}
 	return n, nil
+}
+
+// The vector columns EmbedMissing fills: the tenant's vectors, and the next model's while a
+// tenant is re-embedded (dataplane.Reembed).
+const (
+	ColumnEmbedding     = "embedding"
+	ColumnEmbeddingNext = "embedding_next"
+)
+
+// EmbedMissing gives up to PendingBatch chunks whose column (ColumnEmbedding or
+// ColumnEmbeddingNext) is NULL a vector from embed, which gets each chunk's title and content,
+// in tx. The chunks are locked while embedded (FOR UPDATE SKIP LOCKED), so concurrent callers
+// share the work. It returns the ids of the chunks it filled; none means nothing is left (or all
+// of it is being embedded by others).
+func EmbedMissing(ctx context.Context, tx pgx.Tx, column string, embed func(ctx context.Context, titles, contents []string) ([][]float32, error)) ([]string, error) {
+	if column != ColumnEmbedding && column != ColumnEmbeddingNext {
+		return nil, fmt.Errorf("docstore: no vector column %q", column) // the SQL is built from these constants alone
+	}
+	rows, err := tx.Query(ctx, `select id::text, title, content from chunks where `+column+` is null
+		order by document_id, ordinal limit $1 for update skip locked`, PendingBatch)
+	if err != nil {
+		return nil, err
+	}
+	var ids, titles, contents []string
+	for rows.Next() {
+		var id, title, content string
+		if err := rows.Scan(&id, &title, &content); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids, titles, contents = append(ids, id), append(titles, title), append(contents, content)
+	}
+	if err := rows.Err(); err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	vecs, err := embed(ctx, titles, contents)
+	if err != nil {
+		return nil, err
+	}
+	vs := make([]pgvector.Vector, len(vecs))
+	for i, v := range vecs {
+		vs[i] = pgvector.NewVector(v)
+	}
+	if _, err := tx.Exec(ctx, `update chunks c set `+column+` = u.v from unnest($1::uuid[], $2::vector[]) u(id, v) where c.id = u.id`, ids, vs); err != nil {
+		return nil, err
+	}
+	return ids, nil
 }
 
 // HasPending says whether any chunk waits for its vector.

@@ -2,6 +2,7 @@ package retrieve
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -43,12 +44,16 @@ const (
 	essentialShare = 0.01
 )
 
-// rankWeights are ts_rank's {D, C, B, A} weights (each at most 1): body text is D, titles A.
-const rankWeights = "{0.5,0.5,0.5,1.0}"
+// bodyWeight is ts_rank's weight D, for body text; titles (weight A) get titleWeight times it.
+// ts_rank wants every weight at most 1.
+const bodyWeight = 0.5
+
+// rankWeights are ts_rank's {D, C, B, A} weights.
+var rankWeights = fmt.Sprintf("{%g,%g,%g,%g}", bodyWeight, bodyWeight, bodyWeight, titleWeight*bodyWeight)
 
 // tfScale turns ts_rank of one term into a term frequency: one body occurrence is 1 (ts_rank
-// divides by pi^2/6 and weight D is 0.5).
-const tfScale = math.Pi * math.Pi / 6 / 0.5
+// divides by pi^2/6, and weighs it bodyWeight).
+const tfScale = math.Pi * math.Pi / 6 / bodyWeight
 
 // parsedQuery is a query in websearch syntax, split into what the database analyses.
 type parsedQuery struct {
@@ -345,7 +350,7 @@ func scoreKeyword(ctx context.Context, tx pgx.Tx, req Request, plan *keywordPlan
 	if len(plan.terms) > 0 {
 		// BM25's length normalisation for one occurrence, with the constants as float8 (a bare
 		// parameter next to an integer column would be taken for an integer).
-		score = "(select coalesce(sum(t.w * ts_rank('" + rankWeights + "', c.tsv, t.q)), 0) from unnest(" +
+		score = "(select coalesce(sum(t.w * ts_rank(" + q.arg(rankWeights) + "::float4[], c.tsv, t.q)), 0) from unnest(" +
 			q.arg(plan.terms) + "::tsquery[], " + q.arg(plan.weights) + "::float8[]) t(q, w)) * " +
 			q.arg(bm25K1+1) + "::float8 / (1 + " + q.arg(bm25K1) + "::float8 * (" + q.arg(1-bm25B) + "::float8 + " +
 			q.arg(bm25B) + "::float8 * c.tokens / " + q.arg(plan.avgLen) + "::float8))"
