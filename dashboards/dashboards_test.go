@@ -21,6 +21,7 @@ import (
 	"github.com/ragplane/ragplane/dataplane"
 	"github.com/ragplane/ragplane/e2etest"
 	"github.com/ragplane/ragplane/internal/openaitest"
+	"gopkg.in/yaml.v3"
 )
 
 // tool finds a Prometheus binary: $env (written by `make up` to stack.env), else PATH. Without it
@@ -71,20 +72,66 @@ func TestAlertRules(t *testing.T) {
 			t.Errorf("alert %s has no test in alerts_test.yml", m[1])
 		}
 	}
+
+	// Every alert has a runbook_url that points to its own section of ops/runbooks.md.
+	var file struct {
+		Groups []struct {
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(rules, &file); err != nil {
+		t.Fatal(err)
+	}
+	book, err := os.ReadFile(filepath.Join("..", "ops", "runbooks.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^## (\S+)$`).FindAllStringSubmatch(string(book), -1) {
+		sections[strings.ToLower(m[1])] = true // GitHub's anchor of a one-word heading
+	}
+	const prefix = "https://github.com/ragplane/ragplane/blob/main/ops/runbooks.md#"
+	alerts := 0
+	for _, g := range file.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" {
+				continue
+			}
+			alerts++
+			url := r.Annotations["runbook_url"]
+			anchor, ok := strings.CutPrefix(url, prefix)
+			if !ok || anchor != strings.ToLower(r.Alert) || !sections[anchor] {
+				t.Errorf("alert %s: runbook_url %q must be %s%s, a section of ops/runbooks.md", r.Alert, url, prefix, strings.ToLower(r.Alert))
+			}
+		}
+	}
+	if alerts == 0 {
+		t.Fatal("no alerts parsed from alerts.yml")
+	}
 }
 
 // dashboard is the part of a Grafana dashboard the test reads.
 type dashboard struct {
+	Inputs []struct {
+		Name     string `json:"name"`
+		Type     string `json:"type"`
+		PluginID string `json:"pluginId"`
+	} `json:"__inputs"`
 	UID           string  `json:"uid"`
 	Title         string  `json:"title"`
 	SchemaVersion int     `json:"schemaVersion"`
 	Panels        []panel `json:"panels"`
 	Templating    struct {
 		List []struct {
-			Name  string `json:"name"`
-			Query struct {
-				Query string `json:"query"`
-			} `json:"query"`
+			Name    string `json:"name"`
+			Type    string `json:"type"`
+			Query   any    `json:"query"` // {"query": ...} for a query variable, the plugin id for a datasource variable
+			Current struct {
+				Value string `json:"value"`
+			} `json:"current"`
 		} `json:"list"`
 	} `json:"templating"`
 }
@@ -128,6 +175,17 @@ func loadDashboards(tb testing.TB) ([]dashboard, []query) {
 			tb.Errorf("%s: uid %q (unique, not empty) and schemaVersion %d (>= 36)", f, d.UID, d.SchemaVersion)
 		}
 		uids[d.UID] = true
+		// Importable into any Grafana: the datasource is an input of the import and a variable of
+		// the dashboard (provisioned dashboards take the default Prometheus), never a fixed uid.
+		if len(d.Inputs) != 1 || d.Inputs[0].Name != "DS_PROMETHEUS" || d.Inputs[0].Type != "datasource" || d.Inputs[0].PluginID != "prometheus" {
+			tb.Errorf("%s: __inputs must declare the Prometheus datasource DS_PROMETHEUS, got %+v", f, d.Inputs)
+		}
+		if l := d.Templating.List; len(l) == 0 || l[0].Name != "datasource" || l[0].Type != "datasource" || l[0].Query != "prometheus" || l[0].Current.Value != "${DS_PROMETHEUS}" {
+			tb.Errorf("%s: the first variable must be $datasource (type datasource, prometheus, current ${DS_PROMETHEUS})", f)
+		}
+		if bytes.Contains(data, []byte("ragplane-prometheus")) {
+			tb.Errorf("%s: names the provisioned datasource's uid; use ${datasource}", f)
+		}
 		ids := map[int]bool{}
 		var walk func([]panel)
 		walk = func(ps []panel) {
@@ -140,8 +198,8 @@ func loadDashboards(tb testing.TB) ([]dashboard, []query) {
 				if p.Type == "row" {
 					continue
 				}
-				if p.Datasource == nil || p.Datasource.UID != "ragplane-prometheus" || len(p.Targets) == 0 {
-					tb.Errorf("%s: panel %q needs the ragplane-prometheus datasource and a target", f, p.Title)
+				if p.Datasource == nil || p.Datasource.UID != "${datasource}" || len(p.Targets) == 0 {
+					tb.Errorf("%s: panel %q needs the ${datasource} datasource and a target", f, p.Title)
 				}
 				for _, tg := range p.Targets {
 					queries = append(queries, query{where: fmt.Sprintf("%s / %s / %s", d.Title, p.Title, tg.RefID), expr: tg.Expr})
@@ -151,7 +209,9 @@ func loadDashboards(tb testing.TB) ([]dashboard, []query) {
 		walk(d.Panels)
 		for _, v := range d.Templating.List {
 			// label_values(metric, label): the metric must have series.
-			if m := regexp.MustCompile(`^label_values\((.+),\s*\w+\)$`).FindStringSubmatch(v.Query.Query); m != nil {
+			q, _ := v.Query.(map[string]any)
+			expr, _ := q["query"].(string)
+			if m := regexp.MustCompile(`^label_values\((.+),\s*\w+\)$`).FindStringSubmatch(expr); m != nil {
 				queries = append(queries, query{where: fmt.Sprintf("%s / $%s", d.Title, v.Name), expr: m[1]})
 			}
 		}
