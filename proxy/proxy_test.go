@@ -196,11 +196,19 @@ func TestSignWithIsAccepted(t *testing.T) {
 	// The control plane lists this proxy with the versions it has ACKed.
 	var proxies struct {
 		Items []struct {
-			NodeID string
-			Types  map[string]struct{ AckedVersion, NackError string }
+			NodeID string `json:"node_id"`
+			Types  map[string]struct {
+				AckedVersion string `json:"acked_version"`
+				NackError    string `json:"nack_error"`
+			} `json:"types"`
 		} `json:"items"`
 	}
-	st.Admin("GET", "/v1/proxies", nil).Decode(t, &proxies)
+	listed := st.Admin("GET", "/v1/proxies", nil)
+	listed.Decode(t, &proxies)
+	// The API's JSON conventions: snake_case, and null for a NACK that never happened.
+	if body := string(listed.Body); !strings.Contains(body, `"nacked_at":null`) || strings.Contains(body, "NodeID") || strings.Contains(body, "0001-01-01") {
+		t.Errorf("GET /v1/proxies = %s, want snake_case keys and null for never", body)
+	}
 	if len(proxies.Items) != 1 || len(proxies.Items[0].Types) < 4 {
 		t.Fatalf("proxies %+v", proxies.Items)
 	}

@@ -3,6 +3,7 @@ package xds
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"maps"
 	"slices"
@@ -20,28 +21,47 @@ import (
 )
 
 // ProxyStatus is what the server knows about one connected xDS stream (one proxy on ADS).
+// It is served as JSON by GET /v1/proxies in the API's conventions: snake_case, null for never.
 type ProxyStatus struct {
 	// NodeID is the node id the proxy sent; empty until its first request.
-	NodeID string
+	NodeID string `json:"node_id"`
 	// Protocol is "delta" (incremental) or "sotw" (state of the world).
-	Protocol string
+	Protocol string `json:"protocol"`
 	// ConnectedSince is when the stream opened.
-	ConnectedSince time.Time
+	ConnectedSince time.Time `json:"connected_since"`
 	// Types holds, by type URL, the state of each type the proxy has answered for.
-	Types map[string]TypeStatus
+	Types map[string]TypeStatus `json:"types"`
 }
 
 // TypeStatus is a proxy's answer to the responses of one type.
 type TypeStatus struct {
 	// AckedVersion is the system version of the last response the proxy accepted, AckedAt when.
-	AckedVersion string
-	AckedAt      time.Time
+	AckedVersion string    `json:"acked_version"`
+	AckedAt      time.Time `json:"acked_at"`
 	// NackedVersion, NackError and NackedAt describe the last rejected response. They are
 	// cleared by a later ACK, so a non-empty NackError means the proxy is running on an older
 	// version of this type right now.
-	NackedVersion string
-	NackError     string
-	NackedAt      time.Time
+	NackedVersion string    `json:"nacked_version"`
+	NackError     string    `json:"nack_error"`
+	NackedAt      time.Time `json:"nacked_at"`
+}
+
+// MarshalJSON writes a time that never happened (an ACK or NACK not seen yet) as null.
+func (t TypeStatus) MarshalJSON() ([]byte, error) {
+	never := func(at time.Time) *time.Time {
+		if at.IsZero() {
+			return nil
+		}
+		return &at
+	}
+	type view struct {
+		AckedVersion  string     `json:"acked_version"`
+		AckedAt       *time.Time `json:"acked_at"`
+		NackedVersion string     `json:"nacked_version"`
+		NackError     string     `json:"nack_error"`
+		NackedAt      *time.Time `json:"nacked_at"`
+	}
+	return json.Marshal(view{t.AckedVersion, never(t.AckedAt), t.NackedVersion, t.NackError, never(t.NackedAt)})
 }
 
 // Protocols of ProxyStatus.
