@@ -22,7 +22,27 @@ type Limits struct {
 	MaxRequestBytes int `json:"max_request_bytes"`
 	// MonthlyTokens caps the tokens used in a calendar month.
 	MonthlyTokens int `json:"monthly_tokens"`
+	// RateLimitFailPolicy and ConcurrencyFailPolicy say what a proxy does with the rate limits
+	// (requests_per_second, burst, queries_per_hour) and with max_concurrent_requests while Redis,
+	// where the proxy replicas share them, does not answer: FailLocalShare, FailOpen or FailClosed.
+	// Empty (a policy from an older control plane) means the proxy's own default.
+	RateLimitFailPolicy   string `json:"rate_limit_fail_policy"`
+	ConcurrencyFailPolicy string `json:"concurrency_fail_policy"`
 }
+
+// Fail policies: what a proxy does with a tenant's shared limits while Redis is away.
+const (
+	// FailLocalShare enforces the limit in each proxy at its share of it: limit/N (at least 1)
+	// with N proxy replicas (RAGPLANE_PROXY_REPLICAS). The default.
+	FailLocalShare = "local_share"
+	// FailOpen does not enforce the limit until Redis answers again.
+	FailOpen = "fail_open"
+	// FailClosed refuses the tenant's requests (503) until Redis answers again.
+	FailClosed = "fail_closed"
+)
+
+// FailPolicies lists the valid fail policies.
+var FailPolicies = []string{FailLocalShare, FailOpen, FailClosed}
 
 var limitFields = []field{
 	{Key: "queries_per_hour", Kind: kindInt, Min: 1, Max: 100_000_000, Doc: "Queries per hour."},
@@ -36,6 +56,10 @@ var limitFields = []field{
 	{Key: "max_model_tier", Kind: kindEnum, Enum: modelTiers, Doc: "Most expensive model tier."},
 	{Key: "max_request_bytes", Kind: kindInt, Min: 1024, Max: 1 << 30, Doc: "Largest request body in bytes."},
 	{Key: "monthly_tokens", Kind: kindInt, Min: 1, Max: 1_000_000_000_000, Doc: "Tokens per calendar month."},
+	{Key: "rate_limit_fail_policy", Kind: kindEnum, Enum: FailPolicies,
+		Doc: "Rate limits while Redis is away: local_share (each proxy allows its 1/N), fail_open (not enforced) or fail_closed (503)."},
+	{Key: "concurrency_fail_policy", Kind: kindEnum, Enum: FailPolicies,
+		Doc: "max_concurrent_requests while Redis is away: local_share (each proxy allows its 1/N), fail_open (not enforced) or fail_closed (503)."},
 }
 
 // SystemLimits returns the built-in system default limits, the bottom layer of the cascade.
@@ -52,6 +76,8 @@ func SystemLimits() Overrides {
 		"max_model_tier":          "standard",
 		"max_request_bytes":       int64(10 << 20),
 		"monthly_tokens":          int64(1_000_000),
+		"rate_limit_fail_policy":  FailLocalShare,
+		"concurrency_fail_policy": FailLocalShare,
 	}
 }
 

@@ -33,8 +33,10 @@ type Config struct {
 	InternalKey string
 	// Replicas is how many proxy replicas share the quotas (for the local fallback share).
 	Replicas int
-	// RateLimitFailOpen falls back to a local limiter when Redis is away (default true);
-	// ConcurrencyFailOpen admits requests without a shared slot then (default false: 503).
+	// RateLimitFailOpen and ConcurrencyFailOpen are the fail policies of tenants whose policy
+	// names none (from a control plane older than the rate_limit_fail_policy and
+	// concurrency_fail_policy limits): true (the default) enforces this replica's share of the
+	// limit while Redis is away, false refuses requests (503).
 	RateLimitFailOpen   bool
 	ConcurrencyFailOpen bool
 	// Leeway is the clock skew allowed on exp and nbf.
@@ -58,7 +60,7 @@ func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
 		Addr: "127.0.0.1:8080", AdminAddr: "127.0.0.1:8082", XDSAddr: "127.0.0.1:18000", NodeID: "proxy-" + host + "-" + strconv.Itoa(os.Getpid()),
-		RedisPrefix: "ragplane:", Replicas: 1, RateLimitFailOpen: true, Leeway: 30 * time.Second, UpstreamTimeout: 2 * time.Minute,
+		RedisPrefix: "ragplane:", Replicas: 1, RateLimitFailOpen: true, ConcurrencyFailOpen: true, Leeway: 30 * time.Second, UpstreamTimeout: 2 * time.Minute,
 		EjectAfter: 3, EjectFor: 10 * time.Second, LeaseTTL: 30 * time.Second, TokenCacheSize: DefaultTokenCacheSize,
 		AccessLog: true,
 	}

@@ -100,7 +100,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	rdb := redis.NewClient(opts)
 	s.closers = append(s.closers, func() { rdb.Close() })
 	s.gate = ratelimit.NewGate(ratelimit.GateConfig{Client: rdb, RatePrefix: cfg.RedisPrefix + "rl:", LeasePrefix: cfg.RedisPrefix + "cc:",
-		RateFailClosed: !cfg.RateLimitFailOpen, ConcurrencyFailOpen: cfg.ConcurrencyFailOpen, Replicas: cfg.Replicas,
+		RateFailPolicy: defaultFailPolicy(cfg.RateLimitFailOpen), ConcurrencyFailPolicy: defaultFailPolicy(cfg.ConcurrencyFailOpen), Replicas: cfg.Replicas,
 		LeaseTTL: cfg.LeaseTTL, AutoPipeline: true, Logger: logger.With("component", "proxy.ratelimit"), Registerer: reg})
 	s.closers = append(s.closers, func() { s.gate.Close() })
 	s.verifier = newVerifier(cfg.Leeway, cfg.TokenCacheSize)

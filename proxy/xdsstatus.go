@@ -22,8 +22,8 @@ const rejectedShown = 10
 // every tenant correctly but the ones named, and a single bad tenant policy, which every proxy
 // rejects alike, must not take the whole fleet out of its load balancers.
 type readiness struct {
-	// Status is "ready", "degraded" (serving, but some configuration is stale or every worker
-	// is ejected) or "not_ready".
+	// Status is "ready", "degraded" (serving, but some configuration is stale, every worker
+	// is ejected or Redis is away) or "not_ready".
 	Status string `json:"status"`
 	// Reason says why the proxy is not ready or degraded, in words that name no tenant, worker
 	// or address: the tenant listener shows it too.
@@ -38,6 +38,9 @@ type readiness struct {
 	StreamError string `json:"xds_stream_error,omitempty"`
 	// Stale lists the types whose configuration is not current, with the reason.
 	Stale []staleType `json:"stale,omitempty"`
+	// Dependencies lists the shared services the proxy needs besides the control plane (Redis),
+	// up or down; one that is down makes a proxy that can serve "degraded" (see addDependencies).
+	Dependencies []dependency `json:"dependencies"`
 }
 
 // staleType says why one resource type is not current.
@@ -96,6 +99,7 @@ func (s *Server) readiness() (readiness, bool) {
 	default:
 		ok = true
 	}
+	s.addDependencies(&r)
 	return r, ok
 }
 

@@ -3,6 +3,7 @@ package xdsapi
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -31,6 +32,12 @@ func EncodePolicy(p ragplane.TenantPolicy) *structpb.Struct {
 		"max_request_bytes":       num(float64(l.MaxRequestBytes)),
 		"monthly_tokens":          num(float64(l.MonthlyTokens)),
 	}}
+	// Empty (not resolved through the cascade) is left out: the proxy then applies its default.
+	for key, v := range map[string]string{"rate_limit_fail_policy": l.RateLimitFailPolicy, "concurrency_fail_policy": l.ConcurrencyFailPolicy} {
+		if v != "" {
+			limits.Fields[key] = structpb.NewStringValue(v)
+		}
+	}
 	st := &structpb.Struct{Fields: map[string]*structpb.Value{
 		"tenant_id":      structpb.NewStringValue(string(p.TenantID)),
 		"status":         structpb.NewStringValue(string(p.Status)),
@@ -89,6 +96,8 @@ func DecodePolicy(st *structpb.Struct) (ragplane.TenantPolicy, error) {
 			l.MaxModelTier = d.str(lf, "max_model_tier")
 			l.MaxRequestBytes = d.integer(lf, "max_request_bytes")
 			l.MonthlyTokens = d.integer(lf, "monthly_tokens")
+			l.RateLimitFailPolicy = d.enum(lf, "rate_limit_fail_policy", ragplane.FailPolicies)
+			l.ConcurrencyFailPolicy = d.enum(lf, "concurrency_fail_policy", ragplane.FailPolicies)
 		}
 	}
 	if d.err != nil {
@@ -127,6 +136,16 @@ func (d *decoder) str(f map[string]*structpb.Value, key string) string {
 		return ""
 	}
 	return s.StringValue
+}
+
+// enum reads a string that is one of values; absent is "".
+func (d *decoder) enum(f map[string]*structpb.Value, key string, values []string) string {
+	s := d.str(f, key)
+	if _, ok := f[key]; ok && !slices.Contains(values, s) {
+		d.fail(key, fmt.Sprintf("one of %v", values))
+		return ""
+	}
+	return s
 }
 
 // strings reads a list of non-empty strings; absent is nil.

@@ -65,3 +65,47 @@ func TestPolicyRevokedAPIKeysMalformed(t *testing.T) {
 		})
 	}
 }
+
+// A tenant's fail policies reach the proxy as the control plane resolved them; a policy that
+// names none (an older control plane) decodes as empty, the proxy's default; an unknown value
+// makes the policy invalid (NACKed) rather than silently enforcing something else.
+func TestPolicyFailPolicies(t *testing.T) {
+	for _, tt := range []struct {
+		name               string
+		rate, concurrency  string
+		expectErr          bool
+		expectRate, expect string
+	}{
+		{name: "absent", rate: "", concurrency: "", expectRate: "", expect: ""},
+		{name: "set", rate: ragplane.FailClosed, concurrency: ragplane.FailOpen, expectRate: ragplane.FailClosed, expect: ragplane.FailOpen},
+		{name: "local share", rate: ragplane.FailLocalShare, concurrency: ragplane.FailLocalShare, expectRate: ragplane.FailLocalShare, expect: ragplane.FailLocalShare},
+		{name: "unknown", rate: "fail_sometimes", concurrency: ragplane.FailOpen, expectErr: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := mustPolicy(t, nil)
+			p.Limits.RateLimitFailPolicy, p.Limits.ConcurrencyFailPolicy = tt.rate, tt.concurrency
+			st := xdsapi.EncodePolicy(p)
+			if _, ok := st.Fields["limits"].GetStructValue().Fields["rate_limit_fail_policy"]; ok != (tt.rate != "") {
+				t.Fatalf("rate_limit_fail_policy present %v for %q", ok, tt.rate)
+			}
+			got, err := xdsapi.DecodePolicy(st)
+			if tt.expectErr {
+				if err == nil {
+					t.Fatalf("decoded an unknown fail policy: %+v", got.Limits)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Limits.RateLimitFailPolicy != tt.expectRate || got.Limits.ConcurrencyFailPolicy != tt.expect {
+				t.Fatalf("decoded %q/%q, want %q/%q", got.Limits.RateLimitFailPolicy, got.Limits.ConcurrencyFailPolicy, tt.expectRate, tt.expect)
+			}
+		})
+	}
+	st := xdsapi.EncodePolicy(mustPolicy(t, nil))
+	st.Fields["limits"].GetStructValue().Fields["concurrency_fail_policy"] = structpb.NewNumberValue(1)
+	if _, err := xdsapi.DecodePolicy(st); err == nil {
+		t.Fatal("decoded a fail policy that is a number")
+	}
+}

@@ -63,20 +63,26 @@ func isTimeout(err error) bool {
 
 // health is a circuit breaker around Redis. One failed or slow call does not stop a replica from
 // using Redis: only OutageAfter failures in a row declare an outage. During an outage calls skip
-// Redis (decisions are local, or refused where the limit fails closed), except one call per
-// probe interval, which tries Redis; the first that succeeds ends the outage at once.
+// Redis (decisions are taken in process by the tenant's fail policy). With background set a
+// probe loop pings Redis every probe interval (Gate.startProbe); without, one call per probe
+// interval tries Redis. The first that succeeds ends the outage at once.
 type health struct {
-	after     int32         // consecutive failures that declare an outage
-	probe     time.Duration // between two calls that try Redis during an outage
-	failures  atomic.Int32
-	down      atomic.Bool
-	nextProbe atomic.Int64 // unix nanoseconds
+	after      int32         // consecutive failures that declare an outage
+	probe      time.Duration // between two calls that try Redis during an outage
+	background atomic.Bool   // a probe loop, not calls, tries Redis during an outage
+	failures   atomic.Int32
+	down       atomic.Bool
+	since      atomic.Int64 // unix nanoseconds: when the outage began
+	nextProbe  atomic.Int64 // unix nanoseconds
 }
 
 // allow reports whether a call at now should try Redis.
 func (h *health) allow(now time.Time) bool {
 	if !h.down.Load() {
 		return true
+	}
+	if h.background.Load() {
+		return false
 	}
 	next := h.nextProbe.Load()
 	return now.UnixNano() >= next && h.nextProbe.CompareAndSwap(next, now.Add(h.probe).UnixNano())
@@ -96,7 +102,11 @@ func (h *health) fail(now time.Time) bool {
 		return false
 	}
 	h.nextProbe.Store(now.Add(h.probe).UnixNano())
-	return h.down.CompareAndSwap(false, true)
+	if !h.down.CompareAndSwap(false, true) {
+		return false
+	}
+	h.since.Store(now.UnixNano())
+	return true
 }
 
 // errOutage stands for the Redis error while calls skip Redis.

@@ -21,9 +21,10 @@ type ConcurrencyConfig struct {
 	Timeout time.Duration
 	// LeaseTTL is how long a lease outlives its holder's last renewal (default 30s).
 	LeaseTTL time.Duration
-	// FailOpen admits requests while Redis is away, capped in process at this replica's share
-	// of the limit (see Replicas). By default (false) Acquire fails closed with EUNAVAILABLE.
-	FailOpen bool
+	// FailPolicy is what Acquire does while Redis is away: ragplane.FailLocalShare (the
+	// default: admit up to this replica's share of the limit, see Replicas, counted in process),
+	// ragplane.FailOpen (admit, uncapped) or ragplane.FailClosed (EUNAVAILABLE).
+	FailPolicy string
 	// Replicas is the number of proxy replicas (default 1).
 	Replicas int
 	// Now is the clock of in-process decisions (default time.Now).
@@ -46,7 +47,7 @@ type Concurrency struct {
 // NewConcurrency returns a Concurrency and starts its lease loops. It panics if cfg.Client is nil.
 func NewConcurrency(cfg ConcurrencyConfig) *Concurrency {
 	return &Concurrency{g: NewGate(GateConfig{Client: cfg.Client, LeasePrefix: cfg.Prefix, Timeout: cfg.Timeout,
-		LeaseTTL: cfg.LeaseTTL, ConcurrencyFailOpen: cfg.FailOpen, Replicas: cfg.Replicas, Now: cfg.Now, Logger: cfg.Logger,
+		LeaseTTL: cfg.LeaseTTL, ConcurrencyFailPolicy: cfg.FailPolicy, Replicas: cfg.Replicas, Now: cfg.Now, Logger: cfg.Logger,
 		Registerer: cfg.Registerer})}
 }
 
@@ -58,7 +59,7 @@ func NewConcurrency(cfg ConcurrencyConfig) *Concurrency {
 // lease is removed as soon as the outcome of the Redis call is known.
 //
 // Errors: ERATELIMITED when limit leases are held; EUNAUTHORIZED for an empty tenant; EUNAVAILABLE
-// when Redis is away (unless FailOpen), when ctx ends first, or after Close; an internal error for
+// when Redis is away and the fail policy is ragplane.FailClosed, when ctx ends first, or after Close; an internal error for
 // limit < 1 or a malformed tenant.
 func (c *Concurrency) Acquire(ctx context.Context, tenant ragplane.TenantID, limit int) (*Lease, error) {
 	if limit < 1 {

@@ -218,17 +218,17 @@ func TestConcurrencyNeverExceedsLimit(t *testing.T) {
 
 func TestConcurrencyRedisAway(t *testing.T) {
 	t.Parallel()
-	t.Run("fails closed by default", func(t *testing.T) {
+	t.Run("fails closed when asked", func(t *testing.T) {
 		t.Parallel()
-		c := ratelimit.NewConcurrency(ratelimit.ConcurrencyConfig{Client: DeadRedis(t)})
+		c := ratelimit.NewConcurrency(ratelimit.ConcurrencyConfig{Client: DeadRedis(t), FailPolicy: ragplane.FailClosed})
 		defer c.Close()
 		_, err := c.Acquire(context.Background(), "acme_corp", 5)
 		AssertCode(t, err, ragplane.EUNAVAILABLE)
 	})
-	t.Run("fail open keeps this replica's share", func(t *testing.T) {
+	t.Run("keeps this replica's share by default", func(t *testing.T) {
 		t.Parallel()
 		reg := prometheus.NewRegistry()
-		c := ratelimit.NewConcurrency(ratelimit.ConcurrencyConfig{Client: DeadRedis(t), FailOpen: true, Replicas: 2, Registerer: reg})
+		c := ratelimit.NewConcurrency(ratelimit.ConcurrencyConfig{Client: DeadRedis(t), Replicas: 2, Registerer: reg})
 		defer c.Close()
 		l1 := MustAcquire(t, c, "acme_corp", 4)
 		MustAcquire(t, c, "acme_corp", 4)
@@ -239,6 +239,14 @@ func TestConcurrencyRedisAway(t *testing.T) {
 		MustAcquire(t, c, "acme_corp", 4)
 		if got := CounterValue(t, reg, "ragplane_proxy_concurrency_fallback_total"); got != 3 {
 			t.Fatalf("fallback_total = %v, want 3", got)
+		}
+	})
+	t.Run("fail open is not capped", func(t *testing.T) {
+		t.Parallel()
+		c := ratelimit.NewConcurrency(ratelimit.ConcurrencyConfig{Client: DeadRedis(t), FailPolicy: ragplane.FailOpen, Replicas: 2})
+		defer c.Close()
+		for range 10 {
+			MustAcquire(t, c, "acme_corp", 4)
 		}
 	})
 }
@@ -255,7 +263,7 @@ func TestRedisCallsAreBounded(t *testing.T) {
 	}{
 		{name: "limiter, fail closed, config timeout", timeout: 100 * time.Millisecond, expect: ragplane.EUNAVAILABLE,
 			when: func(ctx context.Context, rdb *redis.Client, timeout time.Duration) error {
-				_, err := ratelimit.New(ratelimit.Config{Client: rdb, Timeout: timeout, FailClosed: true}).Allow(ctx, "acme_corp", limits)
+				_, err := ratelimit.New(ratelimit.Config{Client: rdb, Timeout: timeout, FailPolicy: ragplane.FailClosed}).Allow(ctx, "acme_corp", limits)
 				return err
 			}},
 		{name: "limiter, fail open, config timeout", timeout: 100 * time.Millisecond, expect: "",
@@ -271,7 +279,14 @@ func TestRedisCallsAreBounded(t *testing.T) {
 				_, err := ratelimit.New(ratelimit.Config{Client: rdb, Timeout: timeout}).Allow(ctx, "acme_corp", limits)
 				return err
 			}},
-		{name: "concurrency, config timeout", timeout: 100 * time.Millisecond, expect: ragplane.EUNAVAILABLE,
+		{name: "concurrency, fail closed, config timeout", timeout: 100 * time.Millisecond, expect: ragplane.EUNAVAILABLE,
+			when: func(ctx context.Context, rdb *redis.Client, timeout time.Duration) error {
+				c := ratelimit.NewConcurrency(ratelimit.ConcurrencyConfig{Client: rdb, Timeout: timeout, FailPolicy: ragplane.FailClosed})
+				defer c.Close()
+				_, err := c.Acquire(ctx, "acme_corp", 5)
+				return err
+			}},
+		{name: "concurrency, local share, config timeout", timeout: 100 * time.Millisecond, expect: "",
 			when: func(ctx context.Context, rdb *redis.Client, timeout time.Duration) error {
 				c := ratelimit.NewConcurrency(ratelimit.ConcurrencyConfig{Client: rdb, Timeout: timeout})
 				defer c.Close()

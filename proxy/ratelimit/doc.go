@@ -10,10 +10,11 @@
 // holds. [Limiter] (rates only) and [Concurrency] (slots only) are the same machinery.
 //
 // Every Redis call is bounded by a timeout. Redis is considered away only after several failures
-// in a row, never after one slow reply; while it is away, one call in a while probes it and the
-// first that succeeds ends the outage. Meanwhile rate limits fall back to this replica's share of
-// the limits (fail open, the default), while concurrency caps refuse requests with EUNAVAILABLE
-// (fail closed, the default).
+// in a row, never after one slow reply; while it is away, requests do not call it, a probe pings it
+// in the background and the first answer ends the outage ([Gate.Redis] reports it). Meanwhile each
+// tenant's rate limits and cap follow its fail policies (ragplane.Limits.RateLimitFailPolicy and
+// ConcurrencyFailPolicy): this replica's share of each limit, enforced in process (the default),
+// not enforced (fail open), or requests refused with EUNAVAILABLE (fail closed).
 //
 // Keys carry the tenant id as a hash tag, so a tenant's keys stay in one Redis Cluster slot, and
 // never the limit's value, so a changed limit carries over what the tenant has used:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -48,20 +49,22 @@ type GateConfig struct {
 	RatePrefix, LeasePrefix string
 	// Timeout bounds each Redis call (default 250ms).
 	Timeout time.Duration
-	// OutageAfter is how many failed calls in a row declare Redis away (default 3); during an
-	// outage one call per ProbeInterval (default 50ms) tries Redis and ends the outage if it
-	// answers.
+	// OutageAfter is how many failed calls in a row declare Redis away (default 3). During an
+	// outage requests do not call Redis: a Gate (NewGate) pings it every ProbeInterval (default
+	// 50ms) in the background and the first answer ends the outage, so a request pays at most one
+	// Timeout for an outage. (A Limiter, which has no loops, lets one request per ProbeInterval
+	// try Redis instead.)
 	OutageAfter   int
 	ProbeInterval time.Duration
-	// RateFailClosed refuses requests (EUNAVAILABLE) while Redis is away. By default rate limits
-	// fail open: each replica then enforces its share of the limits (see Replicas) in process,
-	// so an outage of Redis neither stops the service nor lifts the limits.
-	RateFailClosed bool
-	// ConcurrencyFailOpen admits requests while Redis is away, capped in process at this
-	// replica's share of the limit. By default the cap fails closed (EUNAVAILABLE).
-	ConcurrencyFailOpen bool
+	// RateFailPolicy and ConcurrencyFailPolicy are what the rate limits and the concurrency cap
+	// do while Redis is away, for tenants whose Limits name no policy (RateLimitFailPolicy,
+	// ConcurrencyFailPolicy): ragplane.FailLocalShare (the default: each replica enforces its
+	// share of the limit, see Replicas, in process, so an outage of Redis neither stops the
+	// service nor lifts the limits), ragplane.FailOpen (not enforced) or ragplane.FailClosed
+	// (EUNAVAILABLE). Any other value is the default.
+	RateFailPolicy, ConcurrencyFailPolicy string
 	// Replicas is the number of proxy replicas (default 1): while Redis is away each replica
-	// allows limit/Replicas, at least one.
+	// allows limit/Replicas, at least one, of a limit whose policy is the local share.
 	Replicas int
 	// LeaseTTL is how long a lease outlives its holder's last renewal (default 30s): the slots
 	// of a proxy that crashed come back after at most this long. One loop per Gate renews every
@@ -86,8 +89,9 @@ type GateConfig struct {
 	// so a line never carries the key twice.
 	Logger *slog.Logger
 	// Registerer registers ragplane_proxy_ratelimit_fallback_total{scope},
-	// ragplane_proxy_concurrency_fallback_total and
-	// ragplane_proxy_concurrency_renewal_failures_total; nil registers nothing.
+	// ragplane_proxy_concurrency_fallback_total,
+	// ragplane_proxy_concurrency_renewal_failures_total, ragplane_proxy_redis_up and
+	// ragplane_proxy_redis_fallback_decisions_total{limit,policy}; nil registers nothing.
 	Registerer prometheus.Registerer
 }
 
@@ -98,28 +102,30 @@ type GateConfig struct {
 // replica, whichever comes first; leases are renewed by one loop, not one per request. It is safe
 // for concurrent use; Close it to stop its loops.
 type Gate struct {
-	client         redis.UniversalClient
-	admitter       redis.Scripter // client, or its auto-pipeliner
-	direct         bool           // the client applies context deadlines to its sockets
-	releaseDelay   time.Duration
-	now            func() time.Time
-	ratePrefix     string
-	leasePrefix    string
-	timeout        time.Duration
-	rateFailClosed bool
-	leaseFailOpen  bool
-	replicas       int
-	ttl            time.Duration
-	logger         *slog.Logger
-	warn           throttle
-	health         health
-	local          *localShares
-	idPrefix       string
-	seq            atomic.Uint64
+	client       redis.UniversalClient
+	admitter     redis.Scripter // client, or its auto-pipeliner
+	direct       bool           // the client applies context deadlines to its sockets
+	releaseDelay time.Duration
+	now          func() time.Time
+	ratePrefix   string
+	leasePrefix  string
+	timeout      time.Duration
+	ratePolicy   string
+	leasePolicy  string
+	replicas     int
+	ttl          time.Duration
+	logger       *slog.Logger
+	warn         throttle
+	health       health
+	local        *localShares
+	idPrefix     string
+	seq          atomic.Uint64
 
 	rateFallbacks   *prometheus.CounterVec
 	leaseFallbacks  prometheus.Counter
 	renewalFailures prometheus.Counter
+	policyDecisions *prometheus.CounterVec
+	lastError       atomic.Pointer[string] // the last Redis failure, for Redis()
 
 	stop    context.Context
 	cancel  context.CancelFunc
@@ -176,6 +182,8 @@ func newGate(cfg GateConfig) *Gate {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.RateFailPolicy = failPolicy(cfg.RateFailPolicy, ragplane.FailLocalShare)
+	cfg.ConcurrencyFailPolicy = failPolicy(cfg.ConcurrencyFailPolicy, ragplane.FailLocalShare)
 	var admitter redis.Scripter = cfg.Client
 	if c, ok := cfg.Client.(*redis.Client); ok && cfg.AutoPipeline {
 		if ap, err := c.AutoPipeline(); err == nil {
@@ -188,23 +196,23 @@ func newGate(cfg GateConfig) *Gate {
 	rand.Read(b)
 	stop, cancel := context.WithCancel(context.Background())
 	g := &Gate{
-		client:         cfg.Client,
-		admitter:       admitter,
-		now:            cfg.Now,
-		releaseDelay:   cfg.ReleaseDelay,
-		direct:         contextTimeouts(cfg.Client),
-		ratePrefix:     cfg.RatePrefix,
-		leasePrefix:    cfg.LeasePrefix,
-		timeout:        cfg.Timeout,
-		rateFailClosed: cfg.RateFailClosed,
-		leaseFailOpen:  cfg.ConcurrencyFailOpen,
-		replicas:       cfg.Replicas,
-		ttl:            cfg.LeaseTTL,
-		logger:         cfg.Logger,
-		warn:           throttle{interval: warnInterval},
-		health:         health{after: int32(cfg.OutageAfter), probe: cfg.ProbeInterval},
-		local:          newLocalShares(cfg.Replicas),
-		idPrefix:       hex.EncodeToString(b) + ":",
+		client:       cfg.Client,
+		admitter:     admitter,
+		now:          cfg.Now,
+		releaseDelay: cfg.ReleaseDelay,
+		direct:       contextTimeouts(cfg.Client),
+		ratePrefix:   cfg.RatePrefix,
+		leasePrefix:  cfg.LeasePrefix,
+		timeout:      cfg.Timeout,
+		ratePolicy:   cfg.RateFailPolicy,
+		leasePolicy:  cfg.ConcurrencyFailPolicy,
+		replicas:     cfg.Replicas,
+		ttl:          cfg.LeaseTTL,
+		logger:       cfg.Logger,
+		warn:         throttle{interval: warnInterval},
+		health:       health{after: int32(cfg.OutageAfter), probe: cfg.ProbeInterval},
+		local:        newLocalShares(cfg.Replicas),
+		idPrefix:     hex.EncodeToString(b) + ":",
 		rateFallbacks: register(cfg.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ragplane_proxy_ratelimit_fallback_total",
 			Help: "Rate-limit decisions taken by the local fallback limiter because Redis was unavailable, by scope (second, hour).",
@@ -217,6 +225,10 @@ func newGate(cfg GateConfig) *Gate {
 			Name: "ragplane_proxy_concurrency_renewal_failures_total",
 			Help: "Lease renewals that failed or found their lease expired.",
 		})),
+		policyDecisions: register(cfg.Registerer, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ragplane_proxy_redis_fallback_decisions_total",
+			Help: "Requests decided without Redis because it was unavailable, by limit (rate, concurrency) and the tenant's fail policy (local_share, fail_open, fail_closed).",
+		}, []string{"limit", "policy"})),
 		stop:      stop,
 		cancel:    cancel,
 		flushes:   make(chan struct{}, 1),
@@ -224,7 +236,47 @@ func newGate(cfg GateConfig) *Gate {
 		pending:   map[string]map[string]struct{}{},
 		localUsed: map[ragplane.TenantID]int{},
 	}
+	register(cfg.Registerer, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ragplane_proxy_redis_up",
+		Help: "0 while this proxy considers Redis unavailable (limits are then decided in process by each tenant's fail policy), else 1.",
+	}, func() float64 {
+		if g.health.down.Load() {
+			return 0
+		}
+		return 1
+	}))
 	return g
+}
+
+// failPolicy returns p if it is a fail policy, else def.
+func failPolicy(p, def string) string {
+	if slices.Contains(ragplane.FailPolicies, p) {
+		return p
+	}
+	return def
+}
+
+// RedisStatus is Redis as a Gate sees it.
+type RedisStatus struct {
+	// Up is false during an outage: OutageAfter calls in a row failed and no probe has been
+	// answered since.
+	Up bool
+	// Since is when the outage began (zero when Up).
+	Since time.Time
+	// LastError is the last failure of a call to Redis, if any.
+	LastError string
+}
+
+// Redis reports whether Redis is up or, during an outage, since when it is away and why.
+func (g *Gate) Redis() RedisStatus {
+	st := RedisStatus{Up: !g.health.down.Load()}
+	if !st.Up {
+		st.Since = time.Unix(0, g.health.since.Load())
+	}
+	if e := g.lastError.Load(); e != nil {
+		st.LastError = *e
+	}
+	return st
 }
 
 // contextTimeouts reports whether c ends a call on its socket when the call's context ends.
@@ -246,6 +298,7 @@ func (g *Gate) start() {
 		return
 	}
 	g.started = true
+	g.health.background.Store(true)
 	g.loops.Add(2)
 	go g.renewLoop()
 	go g.flushLoop()
@@ -365,11 +418,56 @@ func (g *Gate) admit(ctx context.Context, tenant ragplane.TenantID, lim *ragplan
 		if ctx.Err() != nil {
 			return Decision{}, nil, ended(ctx.Err())
 		}
-		if g.health.fail(g.now()) || g.warn.ok(g.now()) {
-			g.logger.Warn("redis unavailable", "rate_fail_closed", g.rateFailClosed, "concurrency_fail_open", g.leaseFailOpen, "error", err)
+		msg := err.Error()
+		g.lastError.Store(&msg)
+		began := g.health.fail(g.now())
+		if began || g.warn.ok(g.now()) {
+			g.logger.Warn("redis unavailable; limits are decided in process by each tenant's fail policy", "error", err)
+		}
+		if began {
+			g.startProbe()
 		}
 	}
-	return g.admitLocal(tenant, lim != nil, second, hour, slots, err)
+	ratePolicy, leasePolicy := g.ratePolicy, g.leasePolicy
+	if lim != nil {
+		ratePolicy = failPolicy(lim.RateLimitFailPolicy, ratePolicy)
+		leasePolicy = failPolicy(lim.ConcurrencyFailPolicy, leasePolicy)
+	}
+	return g.admitLocal(tenant, lim != nil, second, hour, slots, ratePolicy, leasePolicy, err)
+}
+
+// startProbe pings Redis every probe interval until it answers, which ends the outage, or the
+// Gate is closed. Requests do not call Redis meanwhile (see health.allow).
+func (g *Gate) startProbe() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.started || g.closed {
+		return
+	}
+	g.loops.Add(1)
+	go func() {
+		defer g.loops.Done()
+		tick := time.NewTicker(g.health.probe)
+		defer tick.Stop()
+		for g.health.down.Load() {
+			select {
+			case <-g.stop.Done():
+				return
+			case <-tick.C:
+			}
+			_, err := call(g, g.stop, func(ctx context.Context) (string, error) {
+				return g.client.Ping(ctx).Result()
+			}, nil)
+			if err == nil {
+				if g.health.ok() {
+					g.logger.Info("redis answers again; limits are shared again")
+				}
+				return
+			}
+			msg := err.Error()
+			g.lastError.Store(&msg)
+		}
+	}()
 }
 
 // errRedis marks a failed Redis call, as opposed to a refusal.
@@ -464,15 +562,20 @@ func fromReply(s spec, remaining, resetUS, retryUS int64) Decision {
 	}
 }
 
-// admitLocal decides in process while Redis is away: rate limits on this replica's share (or
-// refused if they fail closed), a slot of this replica's share (or refused unless fail open).
-func (g *Gate) admitLocal(tenant ragplane.TenantID, rate bool, second, hour spec, slots int, cause error) (Decision, *Lease, error) {
-	var d Decision
+// admitLocal decides in process while Redis is away, by the tenant's fail policies: the rate
+// limits and the slot on this replica's share (local_share), not enforced (fail_open), or the
+// request refused (fail_closed).
+func (g *Gate) admitLocal(tenant ragplane.TenantID, rate bool, second, hour spec, slots int, ratePolicy, leasePolicy string, cause error) (Decision, *Lease, error) {
+	d := Decision{Allowed: true}
 	undo := func() {}
 	if rate {
-		if g.rateFailClosed {
-			return Decision{}, nil, unavailable("ratelimit: redis", cause, "Rate limiting is unavailable; retry shortly.")
-		}
+		g.policyDecisions.WithLabelValues("rate", ratePolicy).Inc()
+	}
+	switch {
+	case !rate || ratePolicy == ragplane.FailOpen:
+	case ratePolicy == ragplane.FailClosed:
+		return Decision{}, nil, unavailable("ratelimit: redis", cause, "Rate limiting is unavailable; retry shortly.")
+	default:
 		now := g.now()
 		g.rateFallbacks.WithLabelValues(second.scope).Inc()
 		ds, undoSecond := g.local.take(tenant, second, now)
@@ -494,11 +597,12 @@ func (g *Gate) admitLocal(tenant ragplane.TenantID, rate bool, second, hour spec
 	if slots < 1 {
 		return d, nil, nil
 	}
-	if !g.leaseFailOpen {
+	g.policyDecisions.WithLabelValues("concurrency", leasePolicy).Inc()
+	if leasePolicy == ragplane.FailClosed {
 		undo()
 		return d, nil, unavailable("concurrency: redis", cause, "Concurrency limiting is unavailable; retry shortly.")
 	}
-	l, err := g.holdLocal(tenant, slots)
+	l, err := g.holdLocal(tenant, slots, leasePolicy == ragplane.FailOpen)
 	if err != nil {
 		undo()
 	}
@@ -543,12 +647,12 @@ func (g *Gate) hold(tenant ragplane.TenantID, key, id string) *Lease {
 	return &Lease{g: g, tenant: tenant, key: key, id: id}
 }
 
-// holdLocal takes a slot of this replica's fail-open share.
-func (g *Gate) holdLocal(tenant ragplane.TenantID, limit int) (*Lease, error) {
+// holdLocal takes a slot of this replica's share of limit, or a slot beyond it if uncapped.
+func (g *Gate) holdLocal(tenant ragplane.TenantID, limit int, uncapped bool) (*Lease, error) {
 	share := max(1, limit/g.replicas)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.localUsed[tenant] >= share {
+	if !uncapped && g.localUsed[tenant] >= share {
 		return nil, concurrencyRefused(limit)
 	}
 	g.localUsed[tenant]++

@@ -207,7 +207,7 @@ func TestGateSlowReplyIsNotAnOutage(t *testing.T) {
 	rdb, slowNext := MustDelayedRedis(t, real)
 	reg := prometheus.NewRegistry()
 	g := MustGate(t, ratelimit.GateConfig{Client: rdb, RatePrefix: MustPrefix(t, real), LeasePrefix: MustPrefix(t, real),
-		Timeout: 500 * time.Millisecond, Registerer: reg})
+		Timeout: 500 * time.Millisecond, ConcurrencyFailPolicy: ragplane.FailClosed, Registerer: reg})
 	if _, l, err := g.Admit(context.Background(), "acme_corp", wide); err != nil {
 		t.Fatal(err)
 	} else {
@@ -215,7 +215,7 @@ func TestGateSlowReplyIsNotAnOutage(t *testing.T) {
 	}
 	slowNext(time.Second)
 	_, _, err := g.Admit(context.Background(), "acme_corp", wide)
-	AssertCode(t, err, ragplane.EUNAVAILABLE) // the cap fails closed for the request that timed out
+	AssertCode(t, err, ragplane.EUNAVAILABLE) // the cap, asked to fail closed, refuses the request that timed out
 	for i := range 20 {
 		d, l, err := g.Admit(context.Background(), "acme_corp", wide)
 		if err != nil || !d.Allowed {
@@ -236,7 +236,7 @@ func TestGateOutageSkipsRedis(t *testing.T) {
 	var count commandCounter
 	rdb.AddHook(&count)
 	g := MustGate(t, ratelimit.GateConfig{Client: rdb, RatePrefix: MustPrefix(t, real), LeasePrefix: MustPrefix(t, real),
-		OutageAfter: 3, ProbeInterval: time.Hour, ConcurrencyFailOpen: true})
+		OutageAfter: 3, ProbeInterval: time.Hour})
 	setUp(false)
 	for range 3 {
 		if _, l, err := g.Admit(context.Background(), "acme_corp", wide); err != nil {
@@ -269,7 +269,7 @@ func TestGateOutageEndsWhenRedisAnswers(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	cc := MustPrefix(t, real)
 	g := MustGate(t, ratelimit.GateConfig{Client: rdb, RatePrefix: MustPrefix(t, real), LeasePrefix: cc,
-		OutageAfter: 1, ProbeInterval: 5 * time.Millisecond, ConcurrencyFailOpen: true, Registerer: reg})
+		OutageAfter: 1, ProbeInterval: 5 * time.Millisecond, Registerer: reg})
 	setUp(false)
 	_, l, err := g.Admit(context.Background(), "acme_corp", wide)
 	if err != nil {

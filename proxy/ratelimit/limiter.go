@@ -27,9 +27,11 @@ type Config struct {
 	Prefix string
 	// Timeout bounds each Redis call (default 250ms). Allow makes one call.
 	Timeout time.Duration
-	// FailClosed makes Allow return EUNAVAILABLE while Redis is away. By default (false) rate
-	// limits fail open: each replica then enforces its share of the limits (see Replicas).
-	FailClosed bool
+	// FailPolicy is what Allow does while Redis is away, for tenants whose Limits name no
+	// RateLimitFailPolicy: ragplane.FailLocalShare (the default: each replica enforces its share
+	// of the limits, see Replicas), ragplane.FailOpen (allow) or ragplane.FailClosed
+	// (EUNAVAILABLE).
+	FailPolicy string
 	// Replicas is the number of proxy replicas (default 1). While Redis is away each replica
 	// allows limit/Replicas, at least one request per burst.
 	Replicas int
@@ -69,7 +71,7 @@ type Limiter struct {
 // New returns a Limiter. It panics if cfg.Client is nil.
 func New(cfg Config) *Limiter {
 	return &Limiter{g: newGate(GateConfig{Client: cfg.Client, RatePrefix: cfg.Prefix, Timeout: cfg.Timeout,
-		RateFailClosed: cfg.FailClosed, Replicas: cfg.Replicas, Now: cfg.Now, Logger: cfg.Logger, Registerer: cfg.Registerer})}
+		RateFailPolicy: cfg.FailPolicy, Replicas: cfg.Replicas, Now: cfg.Now, Logger: cfg.Logger, Registerer: cfg.Registerer})}
 }
 
 // Allow counts one request of tenant against both of its limits and reports whether it may
@@ -88,8 +90,8 @@ func New(cfg Config) *Limiter {
 // Both are exact across replicas. A changed limit applies at once: what the tenant had used of
 // the old bucket carries over in proportion.
 //
-// Errors: EUNAUTHORIZED for an empty tenant; EUNAVAILABLE when Redis is away and FailClosed is
-// set, or when ctx ends first; an internal error for limits that are not positive.
+// Errors: EUNAUTHORIZED for an empty tenant; EUNAVAILABLE when Redis is away and the fail policy
+// is ragplane.FailClosed, or when ctx ends first; an internal error for limits that are not positive.
 func (l *Limiter) Allow(ctx context.Context, tenant ragplane.TenantID, lim ragplane.Limits) (Decision, error) {
 	d, _, err := l.g.admit(ctx, tenant, &lim, 0)
 	return d, err

@@ -17,7 +17,7 @@ import (
 // generous timeout, so that a slow test machine never silently turns a test into a fallback test.
 func MustLimiter(tb testing.TB, rdb *redis.Client) *ratelimit.Limiter {
 	tb.Helper()
-	return ratelimit.New(ratelimit.Config{Client: rdb, Prefix: MustPrefix(tb, rdb), Timeout: 2 * time.Second, FailClosed: true})
+	return ratelimit.New(ratelimit.Config{Client: rdb, Prefix: MustPrefix(tb, rdb), Timeout: 2 * time.Second, FailPolicy: ragplane.FailClosed})
 }
 
 // MustAllow calls Allow and fails the test on error.
@@ -102,8 +102,8 @@ func TestLimiterSharedAcrossInstances(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			prefix := MustPrefix(t, rdb)
-			a := ratelimit.New(ratelimit.Config{Client: rdb, Prefix: prefix, Timeout: 2 * time.Second, FailClosed: true})
-			b := ratelimit.New(ratelimit.Config{Client: rdb, Prefix: prefix, Timeout: 2 * time.Second, FailClosed: true})
+			a := ratelimit.New(ratelimit.Config{Client: rdb, Prefix: prefix, Timeout: 2 * time.Second, FailPolicy: ragplane.FailClosed})
+			b := ratelimit.New(ratelimit.Config{Client: rdb, Prefix: prefix, Timeout: 2 * time.Second, FailPolicy: ragplane.FailClosed})
 			allowed := 0
 			for i := range tt.expectN {
 				l := a
@@ -190,7 +190,7 @@ func TestLimiterKeysCarryTenantAndExpire(t *testing.T) {
 	t.Parallel()
 	rdb := MustRedis(t)
 	prefix := MustPrefix(t, rdb)
-	l := ratelimit.New(ratelimit.Config{Client: rdb, Prefix: prefix, Timeout: 2 * time.Second, FailClosed: true})
+	l := ratelimit.New(ratelimit.Config{Client: rdb, Prefix: prefix, Timeout: 2 * time.Second, FailPolicy: ragplane.FailClosed})
 	MustAllow(t, l, "acme_corp", ragplane.Limits{RequestsPerSecond: 5, Burst: 10, QueriesPerHour: 1000})
 	// The keys name the tenant (a Redis Cluster hash tag), never the limit: a changed limit
 	// rescales the same bucket instead of starting a fresh one.
@@ -209,7 +209,7 @@ func TestLimiterKeysCarryTenantAndExpire(t *testing.T) {
 func TestLimiterRaisedLimitAppliesAtOnce(t *testing.T) {
 	t.Parallel()
 	rdb := MustRedis(t)
-	l := ratelimit.New(ratelimit.Config{Client: rdb, Prefix: MustPrefix(t, rdb), Timeout: 2 * time.Second, FailClosed: true})
+	l := ratelimit.New(ratelimit.Config{Client: rdb, Prefix: MustPrefix(t, rdb), Timeout: 2 * time.Second, FailPolicy: ragplane.FailClosed})
 	tight := ragplane.Limits{RequestsPerSecond: 0.1, Burst: 1, QueriesPerHour: 1000}
 	MustAllow(t, l, "acme_corp", tight)
 	if d, err := l.Allow(context.Background(), "acme_corp", tight); err != nil || d.Allowed {
@@ -267,7 +267,7 @@ func TestLimiterErrors(t *testing.T) {
 		limits ragplane.Limits
 		expect string
 	}{
-		{name: "redis away, fail closed", given: ratelimit.Config{FailClosed: true}, when: "acme_corp", limits: valid, expect: ragplane.EUNAVAILABLE},
+		{name: "redis away, fail closed", given: ratelimit.Config{FailPolicy: ragplane.FailClosed}, when: "acme_corp", limits: valid, expect: ragplane.EUNAVAILABLE},
 		{name: "no tenant", when: "", limits: valid, expect: ragplane.EUNAUTHORIZED},
 		{name: "malformed tenant", when: "Acme}{x", limits: valid, expect: ragplane.EINTERNAL},
 		{name: "zero limits", when: "acme_corp", limits: ragplane.Limits{}, expect: ragplane.EINTERNAL},
