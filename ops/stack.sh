@@ -10,7 +10,9 @@
 #
 # `up` also makes sure Prometheus and promtool are installed on the host (Debian bookworm's
 # `prometheus` package): the dashboard and alert-rule tests run their own Prometheus server; and it
-# fetches the local embedding models with ops/models.sh (once, into the same cache).
+# fetches the local embedding models with ops/models.sh (once, into the same cache). It also installs
+# the /docs viewer with ops/web.sh (npm ci, into the same cache) and Debian's chromium, in which the
+# API reference pages are tested.
 #   ops/stack.sh down    stop only what `up` started
 #   ops/stack.sh status  say what runs, and in which mode
 #
@@ -79,6 +81,20 @@ ensure_prometheus() {
     systemctl disable --now prometheus >/dev/null 2>&1 || true
   fi
   command -v prometheus >/dev/null && command -v promtool >/dev/null || die "apt-get installed prometheus but prometheus or promtool is not on PATH"
+}
+
+# ensure_chromium installs Debian's chromium once (the /docs pages are tested in it, headless); a
+# no-op when it is already installed.
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return
+  command -v apt-get >/dev/null || die "chromium is missing and there is no apt-get to install it; install Chromium at /usr/bin/chromium"
+  [ "$(id -u)" = 0 ] || die "chromium is missing; install it (apt-get install chromium) or run as root"
+  say "installing chromium with apt-get (once; the /docs pages are tested in it)"
+  local log="$state/apt-chromium.log"
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >"$log" 2>&1 ||
+    { apt-get update >>"$log" 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >>"$log" 2>&1; }; } ||
+    die "could not install chromium with apt-get; see $log"
+  [ -x /usr/bin/chromium ] || die "apt-get installed chromium but /usr/bin/chromium is missing"
 }
 
 # ensure_root builds the trixie root once; concurrent callers wait on a lock.
@@ -237,6 +253,7 @@ redis_config() { redis_cli config get "$1" | sed -n 2p; }
 up() {
   mkdir -p "$state"
   ensure_prometheus
+  ensure_chromium
   local db_url="${DATABASE_URL:-}" redis_url="${REDIS_URL:-}"
   if [ -z "$db_url" ] || [ -z "$redis_url" ]; then
     need_root
@@ -262,6 +279,9 @@ up() {
   local model_dir
   model_dir=$("$here/ops/models.sh" | sed -n 's/^RAGPLANE_MODEL_DIR=//p')
   [ -n "$model_dir" ] || die "ops/models.sh did not report RAGPLANE_MODEL_DIR"
+  local web_dir
+  web_dir=$("$here/ops/web.sh" | sed -n 's/^RAGPLANE_WEB_DIR=//p')
+  [ -n "$web_dir" ] || die "ops/web.sh did not report RAGPLANE_WEB_DIR"
   umask 077
   cat >"$state/stack.env" <<EOF
 export DATABASE_URL='$db_url'
@@ -269,6 +289,8 @@ export REDIS_URL='$redis_url'
 export PROMETHEUS_BIN='$(command -v prometheus)'
 export PROMTOOL_BIN='$(command -v promtool)'
 export RAGPLANE_MODEL_DIR='$model_dir'
+export RAGPLANE_WEB_DIR='$web_dir'
+export CHROMIUM_BIN='/usr/bin/chromium'
 EOF
   say "wrote $state/stack.env"
 }
