@@ -91,9 +91,15 @@ func (e env) with(k, v string) env {
 // runCLI runs the operator CLI with args and returns what it printed on stdout.
 func runCLI(tb testing.TB, e env, args ...string) (string, error) {
 	tb.Helper()
+	return runCLIErr(tb, e, io.Discard, args...) // cobra's own usage output is discarded
+}
+
+// runCLIErr runs the operator CLI with its stderr (cobra's ErrOrStderr) going to stderr.
+func runCLIErr(tb testing.TB, e env, stderr io.Writer, args ...string) (string, error) {
+	tb.Helper()
 	cmd := newRootCommand(slog.New(slog.DiscardHandler), e.getenv)
 	cmd.SetArgs(args)
-	cmd.SetErr(io.Discard) // cobra's own usage output
+	cmd.SetErr(stderr)
 	return captureStdout(tb, func() error { return cmd.ExecuteContext(context.Background()) })
 }
 
@@ -160,10 +166,23 @@ func TestCLI(t *testing.T) {
 	const id = "cli_acme"
 
 	t.Run("tenants create --wait", func(t *testing.T) {
-		out := MustRunCLI(t, admin, "tenants", "create", "--id", id, "--name", "Acme Corp", "--email", "ops@acme.example.com",
+		var stderr strings.Builder
+		out, err := runCLIErr(t, admin, &stderr, "tenants", "create", "--id", id, "--name", "Acme Corp", "--email", "ops@acme.example.com",
 			"--plan", "pro", "--wait", "30s")
+		if err != nil {
+			t.Fatal(err)
+		}
 		if r := row(t, out, id); !strings.Contains(strings.Join(r, " "), "active") || !strings.HasPrefix(out, "ID") {
 			t.Fatalf("create printed:\n%s", out)
+		}
+		// It says what it waits for, and the statuses it sees, on stderr (stdout stays the table).
+		for _, want := range []string{"waiting up to 30s for tenant " + id + " to be active or failed", "tenant " + id + " is active"} {
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+			}
+		}
+		if strings.Contains(out, "waiting") {
+			t.Errorf("the wait went to stdout:\n%s", out)
 		}
 	})
 

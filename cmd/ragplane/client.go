@@ -18,6 +18,7 @@ type cliContext struct {
 	getenv   func(string) string
 	adminURL string
 	json     bool
+	output   string
 }
 
 func (c *cliContext) baseURL() string {

@@ -6,12 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -45,7 +41,7 @@ func newDataClient(ctx context.Context, cli *cliContext, worker bool, tenant str
 	if tok == "" {
 		key := cli.getenv("RAGPLANE_API_KEY")
 		if key == "" {
-			return nil, fmt.Errorf("set RAGPLANE_TOKEN (an access token) or RAGPLANE_API_KEY (a tenant API key)")
+			return nil, credentialsError(fmt.Errorf("set RAGPLANE_TOKEN (an access token) or RAGPLANE_API_KEY (a tenant API key)"))
 		}
 		apiCli := &cliContext{adminURL: cli.baseURL(), getenv: func(k string) string {
 			if k == "RAGPLANE_ADMIN_TOKEN" {
@@ -86,16 +82,27 @@ func send(req *http.Request, base string, out any) error {
 		return err
 	}
 	if resp.StatusCode >= 400 {
-		e := &apiError{Status: resp.StatusCode}
-		if json.Unmarshal(data, e) != nil || e.Code == "" {
-			e.Code, e.Detail = "error", strings.TrimSpace(string(data))
-		}
-		return e
+		return problemFrom(resp.StatusCode, data)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil // 204 and friends
 	}
 	return json.Unmarshal(data, out)
+}
+
+// problemOf reads an error answer's problem+json body.
+func problemOf(resp *http.Response) error {
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return problemFrom(resp.StatusCode, data)
+}
+
+// problemFrom decodes a problem+json body; anything else becomes the detail.
+func problemFrom(status int, data []byte) error {
+	e := &apiError{Status: status}
+	if json.Unmarshal(data, e) != nil || e.Code == "" {
+		e.Code, e.Detail = "error", strings.TrimSpace(string(data))
+	}
+	return e
 }
 
 // workerClient talks straight to a data-plane worker, signing the tenant context with the
@@ -114,11 +121,11 @@ func newWorkerClient(cli *cliContext, tenant string) (*workerClient, error) {
 	}
 	codec, err := tenantctx.New(cli.getenv("RAGPLANE_INTERNAL_KEY"))
 	if err != nil {
-		return nil, fmt.Errorf("set RAGPLANE_INTERNAL_KEY to the workers' internal key: %w", err)
+		return nil, credentialsError(fmt.Errorf("set RAGPLANE_INTERNAL_KEY to the workers' internal key: %w", err))
 	}
 	id := ragplane.TenantID(tenant)
 	if err := id.Validate(); err != nil {
-		return nil, fmt.Errorf("--tenant: %s", ragplane.ErrorMessage(err))
+		return nil, usageError(fmt.Errorf("--tenant: %s", ragplane.ErrorMessage(err)))
 	}
 	return &workerClient{base: strings.TrimRight(base, "/"), tenant: id, codec: codec}, nil
 }
@@ -136,60 +143,6 @@ func (w *workerClient) do(ctx context.Context, method, path, contentType string,
 	return send(req, w.base, out)
 }
 
-func newIngestCommand(cli *cliContext) *cobra.Command {
-	var tenant string
-	var worker bool
-	cmd := &cobra.Command{
-		Use:   "ingest FILE...",
-		Short: "Upload documents (text, Markdown, HTML, PDF) through the proxy ($RAGPLANE_TOKEN or $RAGPLANE_API_KEY)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, files []string) error {
-			w, err := newDataClient(cmd.Context(), cli, worker, tenant)
-			if err != nil {
-				return err
-			}
-			total := 0
-			for i, f := range files {
-				data, err := os.ReadFile(f)
-				if err != nil {
-					return err
-				}
-				var buf bytes.Buffer
-				mw := multipart.NewWriter(&buf)
-				h := textproto.MIMEHeader{}
-				h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename=%q`, filepath.Base(f)))
-				h.Set("Content-Type", "application/octet-stream") // the worker sniffs by name and content
-				part, _ := mw.CreatePart(h)
-				part.Write(data)
-				mw.WriteField("source", f)
-				mw.Close()
-				var doc struct {
-					ragplane.Document
-					Duplicate bool `json:"duplicate"`
-				}
-				if err := w.do(cmd.Context(), "POST", "/v1/documents", mw.FormDataContentType(), buf.Bytes(), &doc); err != nil {
-					return fmt.Errorf("%s: %w", f, err)
-				}
-				total += doc.ChunkCount
-				note := ""
-				if doc.Duplicate {
-					note = " (already stored)"
-				}
-				if !cli.json {
-					fmt.Printf("[%d/%d] %-40s %3d chunks%s\n", i+1, len(files), filepath.Base(f), doc.ChunkCount, note)
-				}
-			}
-			if cli.json {
-				return printJSON(map[string]any{"files": len(files), "chunks": total})
-			}
-			return nil
-		},
-	}
-	cmd.Flags().BoolVar(&worker, "worker", false, "operator tool: go straight to $RAGPLANE_WORKER_URL, signing with $RAGPLANE_INTERNAL_KEY")
-	cmd.Flags().StringVar(&tenant, "tenant", "", "with --worker: the tenant id")
-	return cmd
-}
-
 func newQueryCommand(cli *cliContext) *cobra.Command {
 	var tenant, mode string
 	var topK int
@@ -197,7 +150,10 @@ func newQueryCommand(cli *cliContext) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "query QUESTION",
 		Short: "Ask the tenant's documents a question through the proxy ($RAGPLANE_TOKEN or $RAGPLANE_API_KEY)",
-		Args:  cobra.ExactArgs(1),
+		Example: `  RAGPLANE_API_KEY=rpk_... ragplane query "How long are records kept?"
+  ragplane query --mode hybrid --top-k 8 "Who approves exceptions?" -o json
+  ragplane query --worker --tenant acme_corp "What is the retention policy?"`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w, err := newDataClient(cmd.Context(), cli, worker, tenant)
 			if err != nil {
@@ -215,8 +171,8 @@ func newQueryCommand(cli *cliContext) *cobra.Command {
 			if err := w.do(cmd.Context(), "POST", "/v1/query", "application/json", b, &a); err != nil {
 				return err
 			}
-			if cli.json {
-				return printJSON(a)
+			if cli.structured() {
+				return cli.printData(a)
 			}
 			fmt.Println(a.Answer)
 			for i, s := range a.Sources {

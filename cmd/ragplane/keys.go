@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -13,36 +12,43 @@ import (
 )
 
 func newKeysCommand(cli *cliContext) *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "Create, list and revoke tenant API keys"}
+	cmd := &cobra.Command{Use: "keys", Short: "Create, list, rotate and revoke tenant API keys",
+		Example: `  ragplane keys create acme_corp --name ci --expires-in 720h
+  ragplane keys list acme_corp
+  ragplane keys rotate acme_corp KEY_ID`}
 	var name string
 	var roles []string
+	var exp expiryFlags
 	createCmd := &cobra.Command{
 		Use: "create TENANT", Short: "Create an API key (its secret is shown once)", Args: cobra.ExactArgs(1),
+		Example: `  ragplane keys create acme_corp --name ci
+  ragplane keys create acme_corp --name dashboard --role reader --expires-in 2160h
+  ragplane keys create acme_corp --name batch --expires-at 2027-01-01T00:00:00Z -o json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var k struct {
-				Key string `json:"key"`
-				ragplane.APIKey
+			expiresAt, err := exp.expiry()
+			if err != nil {
+				return usageError(err)
 			}
-			body := map[string]any{"name": name}
-			if len(roles) > 0 {
-				body["roles"] = roles
-			}
-			if err := cli.call(cmd.Context(), "POST", "/v1/tenants/"+url.PathEscape(args[0])+"/keys", body, &k); err != nil {
+			k, err := createKey(cmd, cli, args[0], name, roles, expiresAt)
+			if err != nil {
 				return err
 			}
-			if cli.json {
-				return printJSON(k)
+			if cli.structured() {
+				return cli.printData(k)
 			}
-			fmt.Fprintln(os.Stderr, "Store this key now: it is not shown again.")
+			fmt.Fprintln(cmd.ErrOrStderr(), "Store this key now: it is not shown again.")
 			fmt.Println(k.Key)
 			return nil
 		},
 	}
 	createCmd.Flags().StringVar(&name, "name", "default", "a label for the key")
 	createCmd.Flags().StringSliceVar(&roles, "role", nil, "roles its tokens may carry (reader, writer, admin); default reader,writer")
+	exp.register(createCmd)
 
 	listCmd := &cobra.Command{
 		Use: "list TENANT", Short: "List a tenant's API keys", Args: cobra.ExactArgs(1),
+		Example: `  ragplane keys list acme_corp
+  ragplane keys list acme_corp -o yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var p struct {
 				Items []ragplane.APIKey `json:"items"`
@@ -50,8 +56,8 @@ func newKeysCommand(cli *cliContext) *cobra.Command {
 			if err := cli.call(cmd.Context(), "GET", "/v1/tenants/"+url.PathEscape(args[0])+"/keys", nil, &p); err != nil {
 				return err
 			}
-			if cli.json {
-				return printJSON(p.Items)
+			if cli.structured() {
+				return cli.printData(p.Items)
 			}
 			rows := make([][]string, 0, len(p.Items))
 			for _, k := range p.Items {
@@ -61,29 +67,34 @@ func newKeysCommand(cli *cliContext) *cobra.Command {
 				} else if k.ExpiresAt != nil && k.ExpiresAt.Before(time.Now()) {
 					state = "expired"
 				}
+				expires := "never"
+				if k.ExpiresAt != nil {
+					expires = k.ExpiresAt.Format(time.RFC3339)
+				}
 				rows = append(rows, []string{k.ID, k.Name, "rpk_" + k.Prefix + "_…", strings.Join(k.Roles, ","),
-					k.CreatedAt.Format(time.RFC3339), state})
+					k.CreatedAt.Format(time.RFC3339), expires, state})
 			}
-			printTable([]string{"ID", "NAME", "PREFIX", "ROLES", "CREATED", "STATE"}, rows)
+			printTable([]string{"ID", "NAME", "PREFIX", "ROLES", "CREATED", "EXPIRES", "STATE"}, rows)
 			return nil
 		},
 	}
 
 	revokeCmd := &cobra.Command{
-		Use: "revoke TENANT KEY_ID", Short: "Revoke an API key", Args: cobra.ExactArgs(2),
+		Use: "revoke TENANT KEY_ID", Short: "Revoke an API key (and the tokens it minted)", Args: cobra.ExactArgs(2),
+		Example: `  ragplane keys revoke acme_corp 6f1c2a9e-...`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var k ragplane.APIKey
 			if err := cli.call(cmd.Context(), "DELETE", "/v1/tenants/"+url.PathEscape(args[0])+"/keys/"+url.PathEscape(args[1]), nil, &k); err != nil {
 				return err
 			}
-			if cli.json {
-				return printJSON(k)
+			if cli.structured() {
+				return cli.printData(k)
 			}
 			fmt.Printf("revoked key %s (%s)\n", k.ID, k.Name)
 			return nil
 		},
 	}
-	cmd.AddCommand(createCmd, listCmd, revokeCmd)
+	cmd.AddCommand(createCmd, listCmd, newKeysRotateCommand(cli), revokeCmd)
 	return cmd
 }
 
@@ -93,11 +104,13 @@ func newTokenCommand(cli *cliContext) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token",
 		Short: "Exchange a tenant API key ($RAGPLANE_API_KEY) for a short-lived access token",
-		Args:  cobra.NoArgs,
+		Example: `  RAGPLANE_API_KEY=rpk_... ragplane token --user alice@acme.example
+  export RAGPLANE_TOKEN=$(RAGPLANE_API_KEY=rpk_... ragplane token --role reader)`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			key := cli.getenv("RAGPLANE_API_KEY")
 			if key == "" {
-				return fmt.Errorf("set RAGPLANE_API_KEY to the tenant's API key")
+				return credentialsError(fmt.Errorf("set RAGPLANE_API_KEY to the tenant's API key"))
 			}
 			body := map[string]any{}
 			if user != "" {
@@ -107,7 +120,7 @@ func newTokenCommand(cli *cliContext) *cobra.Command {
 				body["roles"] = roles
 			}
 			// The token endpoint authenticates with the API key, not the admin token.
-			apiCli := &cliContext{adminURL: cli.baseURL(), json: cli.json, getenv: func(k string) string {
+			apiCli := &cliContext{adminURL: cli.baseURL(), json: cli.json, output: cli.output, getenv: func(k string) string {
 				if k == "RAGPLANE_ADMIN_TOKEN" {
 					return ""
 				}
@@ -121,8 +134,8 @@ func newTokenCommand(cli *cliContext) *cobra.Command {
 			if err := apiCli.call(cmd.Context(), "POST", "/v1/auth/token", body, &tok, "Authorization", "Bearer "+key); err != nil {
 				return err
 			}
-			if cli.json {
-				return printJSON(tok)
+			if cli.structured() {
+				return cli.printData(tok)
 			}
 			fmt.Println(tok.AccessToken)
 			return nil
@@ -134,9 +147,12 @@ func newTokenCommand(cli *cliContext) *cobra.Command {
 }
 
 func newPlansCommand(cli *cliContext) *cobra.Command {
-	cmd := &cobra.Command{Use: "plans", Short: "Show plans"}
+	cmd := &cobra.Command{Use: "plans", Short: "Show plans", Example: `  ragplane plans list
+  ragplane plans get pro`}
 	cmd.AddCommand(&cobra.Command{
 		Use: "list", Short: "List plans", Args: cobra.NoArgs,
+		Example: `  ragplane plans list
+  ragplane plans list -o yaml`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var p struct {
 				Items []ragplane.Plan `json:"items"`
@@ -144,8 +160,8 @@ func newPlansCommand(cli *cliContext) *cobra.Command {
 			if err := cli.call(cmd.Context(), "GET", "/v1/plans", nil, &p); err != nil {
 				return err
 			}
-			if cli.json {
-				return printJSON(p.Items)
+			if cli.structured() {
+				return cli.printData(p.Items)
 			}
 			rows := make([][]string, 0, len(p.Items))
 			for _, pl := range p.Items {
@@ -153,6 +169,27 @@ func newPlansCommand(cli *cliContext) *cobra.Command {
 					formatValue(pl.Limits["requests_per_second"]), formatValue(pl.Limits["max_documents"]), pl.Description})
 			}
 			printTable([]string{"PLAN", "QUERIES/H", "REQ/S", "MAX DOCS", "DESCRIPTION"}, rows)
+			return nil
+		},
+	}, &cobra.Command{
+		Use: "get NAME", Short: "Show a plan: its description and the limits and settings it overrides", Args: cobra.ExactArgs(1),
+		Example: `  ragplane plans get pro
+  ragplane plans get enterprise -o json | jq .limits`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var pl ragplane.Plan
+			if err := cli.call(cmd.Context(), "GET", "/v1/plans/"+url.PathEscape(args[0]), nil, &pl); err != nil {
+				return err
+			}
+			if cli.structured() {
+				return cli.printData(pl)
+			}
+			fmt.Printf("plan %s: %s\n", pl.Name, pl.Description)
+			rows := overrideRows("limit", pl.Limits, nil)
+			rows = append(overrideRows("setting", pl.Settings, nil), rows...)
+			for _, r := range rows {
+				r[3] = "plan"
+			}
+			printTable([]string{"KIND", "KEY", "VALUE", "FROM"}, rows)
 			return nil
 		},
 	})
@@ -164,6 +201,8 @@ func newAuditCommand(cli *cliContext) *cobra.Command {
 	var limit int
 	cmd := &cobra.Command{
 		Use: "audit", Short: "Show the audit log, newest first", Args: cobra.NoArgs,
+		Example: `  ragplane audit --target tenant/acme_corp
+  ragplane audit --action key.revoke --limit 10 -o json`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{"limit": {fmt.Sprint(limit)}}
 			if target != "" {
@@ -178,8 +217,8 @@ func newAuditCommand(cli *cliContext) *cobra.Command {
 			if err := cli.call(cmd.Context(), "GET", "/v1/audit?"+q.Encode(), nil, &p); err != nil {
 				return err
 			}
-			if cli.json {
-				return printJSON(p.Items)
+			if cli.structured() {
+				return cli.printData(p.Items)
 			}
 			rows := make([][]string, 0, len(p.Items))
 			for _, e := range p.Items {
@@ -193,45 +232,4 @@ func newAuditCommand(cli *cliContext) *cobra.Command {
 	cmd.Flags().StringVar(&action, "action", "", "only this action, e.g. tenant.create")
 	cmd.Flags().IntVar(&limit, "limit", 50, "how many entries")
 	return cmd
-}
-
-func newUsageCommand(cli *cliContext) *cobra.Command {
-	var hours int
-	return func() *cobra.Command {
-		cmd := &cobra.Command{
-			Use: "usage TENANT...", Short: "Show tenants' usage and estimated cost over a window", Args: cobra.MinimumNArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				var rows [][]string
-				var all []any
-				for _, t := range args {
-					var m struct {
-						Summary struct {
-							Total      int     `json:"total_queries"`
-							Successful int     `json:"successful_queries"`
-							Avg        float64 `json:"avg_latency_ms"`
-							P95        float64 `json:"p95_latency_ms"`
-							Prompt     int64   `json:"prompt_tokens"`
-							Completion int64   `json:"completion_tokens"`
-							Embedding  int64   `json:"embedding_tokens"`
-						} `json:"summary"`
-						Cost float64 `json:"estimated_cost"`
-					}
-					if err := cli.call(cmd.Context(), "GET", fmt.Sprintf("/v1/metrics/%s?hours=%d", url.PathEscape(t), hours), nil, &m); err != nil {
-						return err
-					}
-					all = append(all, m)
-					s := m.Summary
-					rows = append(rows, []string{t, fmt.Sprint(s.Total), fmt.Sprint(s.Successful), fmt.Sprintf("%.0f", s.Avg),
-						fmt.Sprintf("%.0f", s.P95), fmt.Sprint(s.Prompt + s.Completion), fmt.Sprint(s.Embedding), fmt.Sprintf("%.4f", m.Cost)})
-				}
-				if cli.json {
-					return printJSON(all)
-				}
-				printTable([]string{"TENANT", "QUERIES", "OK", "AVG MS", "P95 MS", "LLM TOKENS", "EMBED TOKENS", "EST. COST"}, rows)
-				return nil
-			},
-		}
-		cmd.Flags().IntVar(&hours, "hours", 24, "window in hours")
-		return cmd
-	}()
 }

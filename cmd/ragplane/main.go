@@ -1,7 +1,7 @@
 // Command ragplane is Ragplane in one binary: the services as subcommands (controlplane,
 // proxy, dataplane; each configured from RAGPLANE_* variables, see the Config of each package)
 // and the operator CLI that talks to the admin API (tenants, keys, token, plans, audit, usage,
-// ingest, query). main only sets up the signal context and the JSON logger on stderr (level
+// ingest, query ...). main only sets up the signal context and the JSON logger on stderr (level
 // from RAGPLANE_LOG_LEVEL, default info) and dispatches (root.go).
 package main
 
@@ -20,7 +20,7 @@ func main() {
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(os.Getenv("RAGPLANE_LOG_LEVEL"))}))
 	if err := newRootCommand(logger, os.Getenv).ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
+		os.Exit(exitCode(err)) // exit.go: 2 usage, 3 auth, 4 not found, 5 conflict, 6 unavailable, 1 other
 	}
 }
 

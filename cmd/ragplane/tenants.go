@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,7 +15,10 @@ import (
 )
 
 func newTenantsCommand(cli *cliContext) *cobra.Command {
-	cmd := &cobra.Command{Use: "tenants", Short: "Create, list and manage tenants"}
+	cmd := &cobra.Command{Use: "tenants", Short: "Create, list and manage tenants",
+		Example: `  ragplane tenants create --id acme_corp --name "Acme Corp" --email ops@acme.example --plan pro --wait 1m
+  ragplane tenants list -o yaml
+  ragplane tenants update acme_corp --plan enterprise --limit queries_per_hour=20000`}
 
 	var create struct {
 		id, name, email, plan, region, provider, idemKey string
@@ -24,7 +27,10 @@ func newTenantsCommand(cli *cliContext) *cobra.Command {
 	createCmd := &cobra.Command{
 		Use:   "create",
 		Short: "Create a tenant (provisioned in the background; --wait to wait for it)",
-		Args:  cobra.NoArgs,
+		Example: `  ragplane tenants create --id acme_corp --name "Acme Corp" --email ops@acme.example
+  ragplane tenants create --id acme_corp --name "Acme Corp" --email ops@acme.example --plan pro --wait 2m
+  ragplane tenants create --id acme_corp --name "Acme Corp" --email ops@acme.example --idempotency-key req-42 -o json`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			body := map[string]any{"id": create.id, "name": create.name, "email": create.email, "plan": create.plan}
 			if create.region != "" {
@@ -73,7 +79,10 @@ func newTenantsCommand(cli *cliContext) *cobra.Command {
 	listCmd := &cobra.Command{
 		Use:   "list",
 		Short: "List tenants",
-		Args:  cobra.NoArgs,
+		Example: `  ragplane tenants list
+  ragplane tenants list --status suspended
+  ragplane tenants list --all -o json | jq -r '.[].id'`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var all []ragplane.Tenant
 			cursor := ""
@@ -106,6 +115,8 @@ func newTenantsCommand(cli *cliContext) *cobra.Command {
 
 	getCmd := &cobra.Command{
 		Use: "get ID", Short: "Show a tenant", Args: cobra.ExactArgs(1),
+		Example: `  ragplane tenants get acme_corp
+  ragplane tenants get acme_corp -o yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var t ragplane.Tenant
 			if err := cli.call(cmd.Context(), "GET", "/v1/tenants/"+url.PathEscape(args[0]), nil, &t); err != nil {
@@ -117,9 +128,9 @@ func newTenantsCommand(cli *cliContext) *cobra.Command {
 
 	var reason string
 	var wait time.Duration
-	action := func(use, short, method, suffix string) *cobra.Command {
+	action := func(use, short, method, suffix, example string) *cobra.Command {
 		c := &cobra.Command{
-			Use: use + " ID", Short: short, Args: cobra.ExactArgs(1),
+			Use: use + " ID", Short: short, Args: cobra.ExactArgs(1), Example: example,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				var body any
 				if reason != "" {
@@ -146,6 +157,8 @@ func newTenantsCommand(cli *cliContext) *cobra.Command {
 
 	configCmd := &cobra.Command{
 		Use: "config ID", Short: "Show a tenant's effective config and where each value comes from", Args: cobra.ExactArgs(1),
+		Example: `  ragplane tenants config acme_corp
+  ragplane tenants config acme_corp -o json | jq .settings.top_k`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var cfg struct {
 				TenantID      string                      `json:"tenant_id"`
@@ -157,48 +170,48 @@ func newTenantsCommand(cli *cliContext) *cobra.Command {
 			if err := cli.call(cmd.Context(), "GET", "/v1/tenants/"+url.PathEscape(args[0])+"/config", nil, &cfg); err != nil {
 				return err
 			}
-			if cli.json {
-				return printJSON(cfg)
-			}
-			var rows [][]string
-			for _, group := range []struct {
-				name string
-				m    map[string]ragplane.Sourced
-			}{{"setting", cfg.Settings}, {"limit", cfg.Limits}} {
-				keys := make([]string, 0, len(group.m))
-				for k := range group.m {
-					keys = append(keys, k)
-				}
-				sort.Strings(keys)
-				for _, k := range keys {
-					v := group.m[k]
-					src := string(v.Source)
-					if v.Clamped {
-						src += " (clamped)"
-					}
-					rows = append(rows, []string{group.name, k, formatValue(v.Value), src})
-				}
+			if cli.structured() {
+				return cli.printData(cfg)
 			}
 			fmt.Printf("tenant %s, plan %s, config version %d\n", cfg.TenantID, cfg.Plan, cfg.ConfigVersion)
-			printTable([]string{"KIND", "KEY", "VALUE", "FROM"}, rows)
+			printSourced(sourcedGroup{"setting", cfg.Settings}, sourcedGroup{"limit", cfg.Limits})
 			return nil
 		},
 	}
 
-	cmd.AddCommand(createCmd, listCmd, getCmd,
-		action("suspend", "Suspend a tenant (its requests are refused)", "POST", "/suspend"),
-		action("resume", "Resume a suspended tenant", "POST", "/resume"),
-		action("delete", "Delete a tenant: drops its database, revokes its keys", "DELETE", ""),
+	cmd.AddCommand(createCmd, listCmd, getCmd, newTenantsUpdateCommand(cli),
+		action("suspend", "Suspend a tenant (its requests are refused)", "POST", "/suspend",
+			`  ragplane tenants suspend acme_corp --reason "invoice 2026-11 unpaid"`),
+		action("resume", "Resume a suspended tenant", "POST", "/resume", `  ragplane tenants resume acme_corp`),
+		action("delete", "Delete a tenant: drops its database, revokes its keys", "DELETE", "",
+			`  ragplane tenants delete acme_corp --reason "contract ended" --wait 2m`),
 		configCmd)
 	return cmd
 }
 
 // waitForStatus polls a tenant until it reaches one of the statuses or the timeout passes.
+// It says on stderr what it waits for, and each status the tenant passes through.
 func waitForStatus(cmd *cobra.Command, cli *cliContext, id ragplane.TenantID, timeout time.Duration, t *ragplane.Tenant, want ...ragplane.TenantStatus) error {
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
+	names := make([]string, len(want))
+	for i, s := range want {
+		names[i] = string(s)
+	}
+	stderr := cmd.ErrOrStderr()
+	fmt.Fprintf(stderr, "waiting up to %s for tenant %s to be %s\n", timeout, id, strings.Join(names, " or "))
+	last := ""
 	for {
 		if err := cli.call(cmd.Context(), "GET", "/v1/tenants/"+url.PathEscape(string(id)), nil, t); err != nil {
 			return err
+		}
+		now := string(t.Status)
+		if t.StatusReason != "" {
+			now += " (" + t.StatusReason + ")"
+		}
+		if now != last {
+			fmt.Fprintf(stderr, "  %5.1fs  tenant %s is %s\n", time.Since(start).Seconds(), id, now)
+			last = now
 		}
 		for _, s := range want {
 			if t.Status == s {
@@ -206,7 +219,7 @@ func waitForStatus(cmd *cobra.Command, cli *cliContext, id ragplane.TenantID, ti
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("tenant %s is still %s after %s", id, t.Status, timeout)
+			return &codedError{code: exitUnavailable, err: fmt.Errorf("tenant %s is still %s after %s", id, t.Status, timeout)}
 		}
 		select {
 		case <-cmd.Context().Done():
@@ -218,19 +231,19 @@ func waitForStatus(cmd *cobra.Command, cli *cliContext, id ragplane.TenantID, ti
 
 // printTenants prints one tenant: an object with --json.
 func (c *cliContext) printTenants(t ragplane.Tenant) error {
-	if c.json {
-		return printJSON(t)
+	if c.structured() {
+		return c.printData(t)
 	}
 	return c.printTenantList([]ragplane.Tenant{t})
 }
 
 // printTenantList prints tenants: always an array with --json.
 func (c *cliContext) printTenantList(ts []ragplane.Tenant) error {
-	if c.json {
+	if c.structured() {
 		if ts == nil {
 			ts = []ragplane.Tenant{}
 		}
-		return printJSON(ts)
+		return c.printData(ts)
 	}
 	rows := make([][]string, 0, len(ts))
 	for _, t := range ts {
