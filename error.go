@@ -19,6 +19,7 @@ const (
 	EQUOTA        = "quota"        // a quota is exhausted (HTTP 429)
 	EUNAVAILABLE  = "unavailable"  // a dependency is down or overloaded; retry later (HTTP 503)
 	EUPSTREAM     = "upstream"     // an outside provider failed (HTTP 502)
+	ETIMEOUT      = "timeout"      // a platform component did not answer in time; retry later (HTTP 504)
 	EINTERNAL     = "internal"     // a bug or an unexpected failure (HTTP 500)
 )
 

@@ -41,8 +41,18 @@ type Config struct {
 	ConcurrencyFailOpen bool
 	// Leeway is the clock skew allowed on exp and nbf.
 	Leeway time.Duration
-	// UpstreamTimeout bounds a worker's time to first response byte (streams then flow freely).
+	// UpstreamTimeout is the time a worker has to send its response headers, counted from the
+	// moment the proxy sends it the request, on every route but queries and uploads: search,
+	// document reads and deletes, graph, usage. QueryTimeout is that of POST /v1/query,
+	// IngestTimeout that of uploads (POST /v1/documents, /v1/documents/batch, /v1/ingest). A
+	// request that runs out gets 504; a retry on another worker (see retryTransport) gets the
+	// timeout again.
 	UpstreamTimeout time.Duration
+	QueryTimeout    time.Duration
+	IngestTimeout   time.Duration
+	// StreamIdleTimeout cuts a response, server-sent events included, whose worker sent nothing
+	// for this long once its headers came (0: never).
+	StreamIdleTimeout time.Duration
 	// LeaseTTL is how long a concurrency slot outlives a crashed proxy.
 	LeaseTTL time.Duration
 	// TokenCacheSize is how many verified tokens the proxy remembers (0: verify every request).
@@ -60,7 +70,8 @@ func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
 		Addr: "127.0.0.1:8080", AdminAddr: "127.0.0.1:8082", XDSAddr: "127.0.0.1:18000", NodeID: "proxy-" + host + "-" + strconv.Itoa(os.Getpid()),
-		RedisPrefix: "ragplane:", Replicas: 1, RateLimitFailOpen: true, ConcurrencyFailOpen: true, Leeway: 30 * time.Second, UpstreamTimeout: 2 * time.Minute,
+		RedisPrefix: "ragplane:", Replicas: 1, RateLimitFailOpen: true, ConcurrencyFailOpen: true, Leeway: 30 * time.Second,
+		UpstreamTimeout: 30 * time.Second, QueryTimeout: 2 * time.Minute, IngestTimeout: 2 * time.Minute, StreamIdleTimeout: 30 * time.Second,
 		EjectAfter: 3, EjectFor: 10 * time.Second, LeaseTTL: 30 * time.Second, TokenCacheSize: DefaultTokenCacheSize,
 		AccessLog: true,
 	}
@@ -90,6 +101,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.Bool("RAGPLANE_ACCESS_LOG", &cfg.AccessLog)
 	env.Duration("RAGPLANE_JWT_LEEWAY", &cfg.Leeway)
 	env.Duration("RAGPLANE_UPSTREAM_TIMEOUT", &cfg.UpstreamTimeout)
+	env.Duration("RAGPLANE_UPSTREAM_TIMEOUT_QUERY", &cfg.QueryTimeout)
+	env.Duration("RAGPLANE_UPSTREAM_TIMEOUT_INGEST", &cfg.IngestTimeout)
+	env.Duration("RAGPLANE_STREAM_IDLE_TIMEOUT", &cfg.StreamIdleTimeout)
 	env.Duration("RAGPLANE_LEASE_TTL", &cfg.LeaseTTL)
 	return cfg, env.Err()
 }
@@ -115,8 +129,22 @@ func (c Config) Validate() error {
 	if c.NodeID == "" || c.Replicas < 1 {
 		bad("RAGPLANE_NODE_ID must not be empty and RAGPLANE_PROXY_REPLICAS must be at least 1")
 	}
-	if c.Leeway < 0 || c.Leeway > 5*time.Minute || c.UpstreamTimeout <= 0 || c.EjectAfter < 1 || c.EjectFor <= 0 {
-		bad("RAGPLANE_JWT_LEEWAY (0-5m) and RAGPLANE_UPSTREAM_TIMEOUT (> 0) are out of range")
+	if c.Leeway < 0 || c.Leeway > 5*time.Minute || c.EjectAfter < 1 || c.EjectFor <= 0 {
+		bad("RAGPLANE_JWT_LEEWAY (0-5m) is out of range, or the ejection settings are not positive")
+	}
+	if c.UpstreamTimeout <= 0 || c.QueryTimeout <= 0 || c.IngestTimeout <= 0 || c.StreamIdleTimeout < 0 {
+		bad("RAGPLANE_UPSTREAM_TIMEOUT, RAGPLANE_UPSTREAM_TIMEOUT_QUERY and RAGPLANE_UPSTREAM_TIMEOUT_INGEST must be > 0, RAGPLANE_STREAM_IDLE_TIMEOUT >= 0 (0: no limit)")
 	}
 	return errors.Join(errs...)
+}
+
+// routeTimeout is the time a worker has to send the response headers of a request to path.
+func (c Config) routeTimeout(method, path string) time.Duration {
+	switch {
+	case path == "/v1/query":
+		return c.QueryTimeout
+	case method == "POST" && (path == "/v1/documents" || path == "/v1/documents/batch" || path == "/v1/ingest"):
+		return c.IngestTimeout
+	}
+	return c.UpstreamTimeout
 }

@@ -19,6 +19,7 @@ type metrics struct {
 	proxyOverhead *prometheus.HistogramVec
 	configAge     prometheus.GaugeFunc
 	retries       *prometheus.CounterVec
+	timeouts      *prometheus.CounterVec
 
 	mu     sync.Mutex
 	top    int
@@ -46,9 +47,15 @@ func newMetrics(reg prometheus.Registerer, top int, lastUpdate func() float64) *
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ragplane_proxy_upstream_retries_total",
 			Help: "Requests sent again to another worker after the first gave no response, by reason: connect (it could not be reached; nothing was sent) or idempotent (it failed after the request may have reached it)."},
 			[]string{"reason"}),
+		timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ragplane_proxy_upstream_timeouts_total",
+			Help: "Worker requests ended by a timeout, by reason: headers (no response within the route's timeout) or idle (a response body, a stream included, that sent nothing for the idle timeout). Each counts as a failure of the worker."},
+			[]string{"reason"}),
 		top: top, labels: map[ragplane.TenantID]bool{},
 	}
-	reg.MustRegister(m.requests, m.rateLimited, m.concRejected, m.inFlight, m.upstream, m.proxyOverhead, m.configAge, m.retries)
+	reg.MustRegister(m.requests, m.rateLimited, m.concRejected, m.inFlight, m.upstream, m.proxyOverhead, m.configAge, m.retries, m.timeouts)
+	for _, reason := range []string{"headers", "idle"} {
+		m.timeouts.WithLabelValues(reason) // present at 0, for rates and alerts
+	}
 	return m
 }
 

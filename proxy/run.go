@@ -142,10 +142,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		DialContext: (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		// Keep a connection per concurrent request to each worker: a proxy that has to dial
 		// under load spends its time in handshakes and TIME_WAIT.
-		MaxIdleConns:          0, // no limit across workers
-		MaxIdleConnsPerHost:   512,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: cfg.UpstreamTimeout,
+		MaxIdleConns:        0, // no limit across workers
+		MaxIdleConnsPerHost: 512,
+		IdleConnTimeout:     90 * time.Second,
+		// The time to response headers is bounded per route by retryTransport.
 		// Workers speak HTTP/1.1 on loopback or a cluster network; compression is the
 		// client's business, not the proxy's.
 		DisableCompression: true,
@@ -165,7 +165,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		FlushInterval: 0,
 		BufferPool:    &bufferPool{},
 		Transport: &retryTransport{balancer: s.balancer, workers: s.state.endpoints, base: upstream,
-			retried: func(reason string) { s.metrics.retries.WithLabelValues(reason).Inc() }},
+			timeout: func(r *http.Request) time.Duration { return cfg.routeTimeout(r.Method, r.URL.Path) }, idle: cfg.StreamIdleTimeout,
+			retried:  func(reason string) { s.metrics.retries.WithLabelValues(reason).Inc() },
+			timedOut: func(reason string) { s.metrics.timeouts.WithLabelValues(reason).Inc() }},
 		ErrorHandler:   s.upstreamError,
 		ModifyResponse: ownHeaders,
 	}
@@ -471,12 +473,19 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, label string, err 
 	s.metrics.requests.WithLabelValues(label, strconv.Itoa(problem.From(err).Status)).Inc()
 }
 
-// upstreamError renders forwarding failures: an over-limit body is 413, no worker 503, an
-// unreachable or failing worker 502; a client that went away gets nothing.
+// upstreamError renders forwarding failures: an over-limit body is 413, no worker 503, a worker
+// that did not answer within the route's timeout 504, an unreachable or failing worker 502; a
+// client that went away gets nothing.
 func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	var mbe *http.MaxBytesError
 	var re *ragplane.Error
+	var te *timeoutError
 	switch {
+	case errors.As(err, &te):
+		s.log.Warn("worker request timed out", "error", err, "request_id", r.Header.Get("X-Request-ID"),
+			"trace_id", tracing.TraceID(r.Context()))
+		w.Header().Set("Retry-After", "1")
+		problem.Write(w, r, ragplane.Errorf(ragplane.ETIMEOUT, "The data-plane worker did not answer within %s.", te.after), nil)
 	case errors.As(err, &mbe):
 		problem.Write(w, r, &ragplane.Error{Code: ragplane.ETOOLARGE, Field: "max_request_bytes",
 			Message: fmt.Sprintf("The request body is over the tenant's limit of %d bytes.", mbe.Limit)}, s.log)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,9 +16,11 @@ import (
 )
 
 // balancer picks workers: least requests in flight among the healthy ones, with passive health
-// checks. A worker that fails EjectAfter times in a row (connection refused, reset, timeout) is
-// ejected for EjectFor; if every worker is ejected, they are all tried again (better a likely
-// failure than a certain one).
+// checks. A worker that fails EjectAfter times in a row (connection refused, reset, no answer or
+// a stalled stream within its timeout) is ejected for EjectFor; back from an ejection it is on
+// probation: its first failure before a success ejects it again, so a worker that stays hung
+// costs one request per EjectFor, not EjectAfter. If every worker is ejected, they are all tried
+// again (better a likely failure than a certain one).
 type balancer struct {
 	after int
 	for_  time.Duration
@@ -31,6 +34,7 @@ type workerStats struct {
 	inFlight     int
 	failures     int
 	ejectedUntil time.Time
+	probation    bool // ejected before and not answered well since
 }
 
 func newBalancer(after int, ejectFor time.Duration) *balancer {
@@ -76,13 +80,13 @@ func (b *balancer) pick(addrs []string, skip string) (string, func(failed bool),
 			defer b.mu.Unlock()
 			bestStats.inFlight--
 			if !failed {
-				bestStats.failures = 0
+				bestStats.failures, bestStats.probation = 0, false
 				return
 			}
 			bestStats.failures++
-			if bestStats.failures >= b.after {
+			if bestStats.failures >= b.after || bestStats.probation && !bestStats.ejectedUntil.After(time.Now()) {
 				bestStats.ejectedUntil = time.Now().Add(b.for_)
-				bestStats.failures = 0
+				bestStats.failures, bestStats.probation = 0, true
 			}
 		})
 	}, nil
@@ -198,17 +202,45 @@ func (b *unsentBody) Close() error { return nil }
 // be connected to (nothing was sent), and after a failure once the request may have reached the
 // worker (reset, closed before answering, timed out) only if it is idempotent (isIdempotent).
 // A POST without an Idempotency-Key that reached a dying worker is not repeated: the worker may
-// have acted on it, and the client gets 502. The body of a retry comes from GetBody
-// (makeReplayable); a request without one is not retried.
+// have acted on it, and the client gets 502 (504 if it timed out). The body of a retry comes
+// from GetBody (makeReplayable); a request without one is not retried.
+//
+// Each attempt has the route's timeout to get the worker's response headers, counted from the
+// moment it is sent; the response body then may go at most idle without a byte from the worker
+// (see idleBody). Either timeout ends the attempt's request to the worker, so that the worker
+// sees its client gone, and counts as a failure of the worker for ejection; the balancer hears
+// of a response's outcome once its body is closed.
 type retryTransport struct {
 	base     http.RoundTripper
 	balancer *balancer
 	workers  func() []string
+	// timeout is the time a worker has to send the response headers of r.
+	timeout func(r *http.Request) time.Duration
+	// idle bounds the time between two reads of a response body that return bytes (0: none).
+	idle time.Duration
 	// retried, if set, is told of each retry: "connect" or "idempotent".
 	retried func(reason string)
+	// timedOut, if set, is told of each timeout: "headers" or "idle".
+	timedOut func(reason string)
 }
 
 type workerKey struct{}
+
+// errHeadersTimeout ends an attempt whose worker sent no response headers within the route's
+// timeout; errIdleTimeout ends a response whose worker sent nothing for the idle timeout.
+var (
+	errHeadersTimeout = errors.New("proxy: the worker sent no response within the route's timeout")
+	errIdleTimeout    = errors.New("proxy: the worker sent nothing within the idle timeout")
+)
+
+// timeoutError is an attempt that timed out waiting for its worker's response headers.
+type timeoutError struct{ after time.Duration }
+
+func (e *timeoutError) Error() string {
+	return errHeadersTimeout.Error() + " (" + e.after.String() + ")"
+}
+
+func (e *timeoutError) Unwrap() error { return errHeadersTimeout }
 
 func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	addrs := t.workers()
@@ -219,21 +251,42 @@ func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		// A shallow copy with its own URL: the reverse proxy's outgoing request is already
-		// private to this call, and the transport below clones it before adding headers.
-		req := r.WithContext(context.WithValue(r.Context(), workerKey{}, addr))
+		// A shallow copy with its own URL and a context the timeouts end: the reverse proxy's
+		// outgoing request is already private to this call, and the transport below clones it
+		// before adding headers.
+		ctx, cancel := context.WithCancelCause(context.WithValue(r.Context(), workerKey{}, addr))
+		req := r.WithContext(ctx)
 		u := *r.URL
 		u.Scheme, u.Host = "http", addr
 		req.URL, req.Host = &u, addr
 		if attempt > 0 {
 			req.Body = body
 		}
+		timeout := t.timeout(r)
+		hd := newHeaderDeadline(timeout, func() { cancel(errHeadersTimeout) })
+		if req.Body != nil && req.Body != http.NoBody {
+			req.Body = &pacedBody{ReadCloser: req.Body, deadline: hd}
+		}
 		resp, err := t.base.RoundTrip(req)
-		failed := err != nil || (resp != nil && (resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == ""))
-		done(failed)
+		if hd.end() && r.Context().Err() == nil {
+			// The worker did not answer in time, whatever the transport made of the cancel.
+			if err == nil {
+				resp.Body.Close()
+				resp = nil
+			}
+			err = &timeoutError{after: timeout}
+			if t.timedOut != nil {
+				t.timedOut("headers")
+			}
+		}
 		if err == nil {
+			// A 502, or a 503 that does not say when to come back, is the worker failing.
+			failed := resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == ""
+			resp.Body = newIdleBody(resp, t.idle, cancel, func(idled bool) { done(failed || idled) }, t.timedOut)
 			return resp, nil
 		}
+		done(true)
+		cancel(nil)
 		if attempt > 0 || len(addrs) < 2 || r.Context().Err() != nil || !(connectFailure(err) || isIdempotent(r)) {
 			return nil, err
 		}
@@ -255,4 +308,165 @@ func (t *retryTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		skip = addr
 	}
+}
+
+// headerDeadline is the time a worker has left to send its response headers. It runs while the
+// proxy sends the request and waits for the answer, and stands still while the proxy waits for
+// the client's next bytes of a streamed body: a slow upload is the client's doing, not the
+// worker's, and must not get a healthy worker ejected.
+type headerDeadline struct {
+	mu      sync.Mutex
+	timer   *time.Timer
+	d       time.Duration
+	started time.Time // when the timer last started running
+	left    time.Duration
+	ended   bool // the headers came, or the time ran out
+	fired   bool
+}
+
+func newHeaderDeadline(d time.Duration, expire func()) *headerDeadline {
+	hd := &headerDeadline{d: d, left: d, started: time.Now()}
+	hd.timer = time.AfterFunc(d, func() {
+		hd.mu.Lock()
+		hd.fired = !hd.ended
+		hd.ended = true
+		hd.mu.Unlock()
+		if hd.fired {
+			expire()
+		}
+	})
+	return hd
+}
+
+// pause stops the clock while the client is waited on; resume starts it again.
+func (hd *headerDeadline) pause() {
+	hd.mu.Lock()
+	defer hd.mu.Unlock()
+	if !hd.ended && hd.timer.Stop() {
+		hd.left -= time.Since(hd.started)
+	}
+}
+
+func (hd *headerDeadline) resume() {
+	hd.mu.Lock()
+	defer hd.mu.Unlock()
+	if !hd.ended {
+		hd.started = time.Now()
+		hd.timer.Reset(max(hd.left, 0))
+	}
+}
+
+// end stops the clock for good and reports whether the time ran out first.
+func (hd *headerDeadline) end() bool {
+	hd.mu.Lock()
+	defer hd.mu.Unlock()
+	hd.ended = true
+	hd.timer.Stop()
+	return hd.fired
+}
+
+// pacedBody is a request body whose reads from the client do not count against the worker's
+// header deadline.
+type pacedBody struct {
+	io.ReadCloser
+	deadline *headerDeadline
+}
+
+func (b *pacedBody) Read(p []byte) (int, error) {
+	b.deadline.pause()
+	defer b.deadline.resume()
+	return b.ReadCloser.Read(p)
+}
+
+// idleBody is a worker's response body that may go at most idle without a byte. When it does,
+// the request to the worker is ended (the worker sees its client gone) and the response ends
+// for the client: a server-sent event stream, whose headers are long gone, ends cleanly with an
+// "error" event in the shape the workers use (code "timeout"), any other body with a read error
+// (the reverse proxy then aborts the client's response). Close tells the balancer the outcome.
+type idleBody struct {
+	rc       io.ReadCloser
+	idle     time.Duration
+	sse      bool
+	cancel   context.CancelCauseFunc
+	done     func(idled bool)
+	timedOut func(reason string)
+	timer    *time.Timer // nil without an idle timeout
+	idled    atomic.Bool
+	last     [2]byte // the last two bytes passed on, to find where an event ends
+	tail     []byte  // what is left to send of the closing error event
+	ended    bool    // the closing event is sent: EOF
+}
+
+func newIdleBody(resp *http.Response, idle time.Duration, cancel context.CancelCauseFunc, done func(idled bool), timedOut func(string)) *idleBody {
+	mt, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
+	b := &idleBody{rc: resp.Body, idle: idle, sse: strings.EqualFold(strings.TrimSpace(mt), "text/event-stream"),
+		cancel: cancel, done: done, timedOut: timedOut, last: [2]byte{'\n', '\n'}}
+	if idle > 0 {
+		b.timer = time.AfterFunc(idle, func() {
+			b.idled.Store(true)
+			if b.timedOut != nil {
+				b.timedOut("idle")
+			}
+			cancel(errIdleTimeout)
+		})
+		b.timer.Stop() // it runs only while a Read waits on the worker
+	}
+	return b
+}
+
+// Read passes on the worker's bytes. Only the time spent waiting on the worker counts: a client
+// that is slow to take the response holds up the next Read, and is not the worker's fault.
+func (b *idleBody) Read(p []byte) (int, error) {
+	if b.tail != nil || b.ended {
+		return b.sendTail(p)
+	}
+	if b.timer != nil && !b.idled.Load() {
+		b.timer.Reset(b.idle)
+	}
+	n, err := b.rc.Read(p)
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	if n >= 2 {
+		b.last = [2]byte{p[n-2], p[n-1]}
+	} else if n == 1 {
+		b.last = [2]byte{b.last[1], p[0]}
+	}
+	if err == nil || err == io.EOF || !b.idled.Load() {
+		return n, err
+	}
+	if !b.sse {
+		return n, errIdleTimeout
+	}
+	// Headers went out long ago: the stream ends with an error event, on a line of its own.
+	b.tail = nil
+	if b.last != [2]byte{'\n', '\n'} {
+		b.tail = append(b.tail, "\n\n"...)
+	}
+	b.tail = append(b.tail, "event: error\ndata: {\"code\":\""+ragplane.ETIMEOUT+"\",\"detail\":\"The data-plane worker sent nothing for "+
+		b.idle.String()+"; the stream is cut.\"}\n\n"...)
+	if n > 0 {
+		return n, nil
+	}
+	return b.sendTail(p)
+}
+
+func (b *idleBody) sendTail(p []byte) (int, error) {
+	if len(b.tail) == 0 {
+		b.tail, b.ended = nil, true
+		return 0, io.EOF
+	}
+	n := copy(p, b.tail)
+	b.tail = b.tail[n:]
+	return n, nil
+}
+
+func (b *idleBody) Close() error {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	err := b.rc.Close()
+	b.cancel(nil)
+	b.done(b.idled.Load())
+	return err
 }

@@ -41,6 +41,7 @@ var statuses = map[string]int{
 	ragplane.EQUOTA:        http.StatusTooManyRequests,
 	ragplane.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	ragplane.EUPSTREAM:     http.StatusBadGateway,
+	ragplane.ETIMEOUT:      http.StatusGatewayTimeout,
 	ragplane.EINTERNAL:     http.StatusInternalServerError,
 }
 
@@ -120,7 +121,7 @@ func Write(w http.ResponseWriter, r *http.Request, err error, logger *slog.Logge
 		logger.ErrorContext(r.Context(), "request failed", "status", d.Status, "path", r.URL.Path,
 			"request_id", d.RequestID, "error", err)
 	}
-	if d.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+	if (d.Status == http.StatusServiceUnavailable || d.Status == http.StatusGatewayTimeout) && w.Header().Get("Retry-After") == "" {
 		w.Header().Set("Retry-After", "1")
 	}
 	if d.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {

@@ -35,6 +35,7 @@ func TestStatus(t *testing.T) {
 		{name: "quota", given: ragplane.EQUOTA, expect: http.StatusTooManyRequests},
 		{name: "unavailable", given: ragplane.EUNAVAILABLE, expect: http.StatusServiceUnavailable},
 		{name: "upstream", given: ragplane.EUPSTREAM, expect: http.StatusBadGateway},
+		{name: "timeout", given: ragplane.ETIMEOUT, expect: http.StatusGatewayTimeout},
 		{name: "internal", given: ragplane.EINTERNAL, expect: http.StatusInternalServerError},
 		{name: "unknown code", given: "no_such_code", expect: http.StatusInternalServerError},
 		{name: "empty code", given: "", expect: http.StatusInternalServerError},
@@ -201,6 +202,14 @@ func TestWrite(t *testing.T) {
 		problem.Write(rec, httptest.NewRequest(http.MethodGet, "/", nil), ragplane.Errorf(ragplane.EUNAUTHORIZED, "Expired."), nil)
 		if got := rec.Header().Get("WWW-Authenticate"); got != `Bearer error="invalid_token"` {
 			t.Fatalf("WWW-Authenticate = %q, want the handler's own", got)
+		}
+	})
+
+	t.Run("a timeout says when to retry", func(t *testing.T) {
+		rec := httptest.NewRecorder()
+		problem.Write(rec, httptest.NewRequest(http.MethodGet, "/", nil), ragplane.Errorf(ragplane.ETIMEOUT, "Too slow."), nil)
+		if rec.Code != http.StatusGatewayTimeout || rec.Header().Get("Retry-After") == "" {
+			t.Fatalf("status %d, Retry-After %q, want 504 with a Retry-After", rec.Code, rec.Header().Get("Retry-After"))
 		}
 	})
 
