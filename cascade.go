@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // Overrides is one layer of the config cascade: a partial map from setting or limit key to value.
@@ -137,6 +138,9 @@ type field struct {
 	Kind       kind
 	Min, Max   float64
 	Enum       []string
+	// Aliases maps other names an enum accepts to the enum value they stand for (model names
+	// for model tiers); the normal form is the enum value.
+	Aliases map[string]string
 	PerRequest bool   // a request may override it
 	Fixed      bool   // set once, when the tenant is provisioned
 	ClampBy    string // the limit that bounds it
@@ -194,7 +198,13 @@ func (f field) normalise(name string, v any) (any, error) {
 		return x, nil
 	case kindEnum:
 		s, ok := v.(string)
+		if alias, found := f.Aliases[strings.ToLower(s)]; ok && found {
+			s = alias
+		}
 		if !ok || !slices.Contains(f.Enum, s) {
+			if len(f.Aliases) > 0 {
+				return nil, FieldErrorf(name, "Must be one of %v or a model name of a tier (%s).", f.Enum, strings.Join(slices.Sorted(maps.Keys(f.Aliases)), ", "))
+			}
 			return nil, FieldErrorf(name, "Must be one of %v.", f.Enum)
 		}
 		return s, nil

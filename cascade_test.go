@@ -363,6 +363,21 @@ func TestResolve(t *testing.T) {
 			expect: ragplane.Sourced{Value: "small", Source: ragplane.LayerSystem, Clamped: true},
 		},
 		{
+			name:   "model_tier as a model name (the compliance seed's gpt-4) is its tier, clamped",
+			given:  given{request: ragplane.Overrides{"model_tier": "gpt-4"}},
+			when:   when{key: "model_tier"},
+			expect: ragplane.Sourced{Value: "standard", Source: ragplane.LayerRequest, Clamped: true},
+		},
+		{
+			name: "model_tier as a model name within the limit",
+			given: given{
+				tenant:  ragplane.ConfigLayer{Limits: ragplane.Overrides{"max_model_tier": "large"}},
+				request: ragplane.Overrides{"model_tier": "gpt-3.5-turbo"},
+			},
+			when:   when{key: "model_tier"},
+			expect: ragplane.Sourced{Value: "small", Source: ragplane.LayerRequest},
+		},
+		{
 			name: "model_tier large from tenant allowed by plan limit",
 			given: given{
 				plan:   ragplane.ConfigLayer{Limits: ragplane.Overrides{"max_model_tier": "large"}},
@@ -698,6 +713,18 @@ func TestValidateSettings(t *testing.T) {
 			given:  ragplane.Overrides{"chunk_size": float64(512)},
 			when:   when{"settings"},
 			expect: expect{value: ragplane.Overrides{"chunk_size": int64(512)}},
+		},
+		{
+			name:   "a model name stands for its tier",
+			given:  ragplane.Overrides{"model_tier": "GPT-4o-mini"},
+			when:   when{"settings"},
+			expect: expect{value: ragplane.Overrides{"model_tier": "small"}},
+		},
+		{
+			name:   "an unknown model name is refused",
+			given:  ragplane.Overrides{"model_tier": "gpt-9000"},
+			when:   when{"settings"},
+			expect: expect{code: ragplane.EINVALID, field: "settings.model_tier"},
 		},
 		{
 			name:   "json.Number int",

@@ -53,7 +53,7 @@ var limitFields = []field{
 	{Key: "max_documents", Kind: kindInt, Min: 1, Max: 1_000_000_000, Doc: "Documents stored."},
 	{Key: "max_storage_mb", Kind: kindInt, Min: 1, Max: 100_000_000, Doc: "Storage in MiB."},
 	{Key: "max_top_k", Kind: kindInt, Min: 1, Max: 100, Doc: "Largest top_k."},
-	{Key: "max_model_tier", Kind: kindEnum, Enum: modelTiers, Doc: "Most expensive model tier."},
+	{Key: "max_model_tier", Kind: kindEnum, Enum: modelTiers, Aliases: ModelTierAliases, Doc: "Most expensive model tier."},
 	{Key: "max_request_bytes", Kind: kindInt, Min: 1024, Max: 1 << 30, Doc: "Largest request body in bytes."},
 	{Key: "monthly_tokens", Kind: kindInt, Min: 1, Max: 1_000_000_000_000, Doc: "Tokens per calendar month."},
 	{Key: "rate_limit_fail_policy", Kind: kindEnum, Enum: FailPolicies,

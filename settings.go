@@ -56,6 +56,20 @@ var TextSearchConfigs = []string{"arabic", "armenian", "basque", "catalan", "dan
 // Model tiers, in increasing order of cost.
 var modelTiers = []string{"small", "standard", "large"}
 
+// ModelTierAliases maps model names a client may send as model_tier (the compliance seed sends
+// "gpt-4") to the tier whose cost class they belong to. The model that answers is the one the
+// workers configure for that tier (RAGPLANE_MODEL_SMALL|STANDARD|LARGE).
+var ModelTierAliases = map[string]string{
+	"gpt-3.5-turbo": "small",
+	"gpt-4o-mini":   "small",
+	"gpt-4.1-mini":  "small",
+	"gpt-4.1-nano":  "small",
+	"gpt-4o":        "standard",
+	"gpt-4-turbo":   "standard",
+	"gpt-4":         "large",
+	"gpt-4.1":       "large",
+}
+
 // Retrieval modes.
 const (
 	RetrievalVector  = "vector"
@@ -67,8 +81,8 @@ const (
 
 // settingFields describes every setting: its type, bounds, and whether a request may override it.
 var settingFields = []field{
-	{Key: "model_tier", Kind: kindEnum, Enum: modelTiers, PerRequest: true, ClampBy: "max_model_tier",
-		Doc: "Answer model class."},
+	{Key: "model_tier", Kind: kindEnum, Enum: modelTiers, Aliases: ModelTierAliases, PerRequest: true, ClampBy: "max_model_tier",
+		Doc: "Answer model class; a model name of a tier (gpt-4, gpt-4o-mini, ...) stands for its tier."},
 	{Key: "retrieval_mode", Kind: kindEnum, PerRequest: true,
 		Enum: []string{RetrievalVector, RetrievalKeyword, RetrievalHybrid, RetrievalGraph, RetrievalAgentic},
 		Doc:  "How chunks are retrieved."},
