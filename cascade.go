@@ -134,13 +134,13 @@ const (
 
 // field describes one setting or limit.
 type field struct {
-	Key        string
-	Kind       kind
-	Min, Max   float64
-	Enum       []string
+	Key      string
+	Kind     kind
+	Min, Max float64
+	Enum     []string
 	// Aliases maps other names an enum accepts to the enum value they stand for (model names
 	// for model tiers); the normal form is the enum value.
-	Aliases map[string]string
+	Aliases    map[string]string
 	PerRequest bool   // a request may override it
 	Fixed      bool   // set once, when the tenant is provisioned
 	ClampBy    string // the limit that bounds it
