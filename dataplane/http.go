@@ -41,7 +41,7 @@ func (s *Server) newEcho() *echo.Echo {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(s.metricsHandler))
 
-	v1 := e.Group("/v1", s.verifyContext, middleware.BodyLimit(strconv.FormatInt(s.cfg.MaxUploadBytes, 10)+"B"))
+	v1 := e.Group("/v1", s.verifyContext, middleware.BodyLimit(strconv.FormatInt(s.cfg.MaxUploadBytes, 10)+"B"), s.tenantField)
 	v1.POST("/documents", s.createDocument, need(ragplane.RoleWriter))
 	v1.POST("/documents/batch", s.createDocuments, need(ragplane.RoleWriter))
 	v1.POST("/ingest", s.ingest, need(ragplane.RoleWriter))
