@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ragplane/ragplane/internal/apidocs"
 	"github.com/ragplane/ragplane/internal/envconfig"
 	"github.com/ragplane/ragplane/internal/tenantctx"
 )
@@ -60,6 +61,9 @@ type Config struct {
 	// EjectAfter consecutive failures take a worker out of rotation for EjectFor.
 	EjectAfter int
 	EjectFor   time.Duration
+	// WebDir holds the API reference viewer served at /docs (RAGPLANE_WEB_DIR, from ops/web.sh);
+	// empty serves a plain page linking /openapi.json.
+	WebDir string
 	// AccessLog writes one Info line per proxied request (message "request": tenant_id,
 	// request_id, trace_id, method, path without query, status, duration_ms, bytes); default true.
 	AccessLog bool
@@ -99,6 +103,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.Bool("RAGPLANE_RATELIMIT_FAIL_OPEN", &cfg.RateLimitFailOpen)
 	env.Bool("RAGPLANE_CONCURRENCY_FAIL_OPEN", &cfg.ConcurrencyFailOpen)
 	env.Bool("RAGPLANE_ACCESS_LOG", &cfg.AccessLog)
+	env.String("RAGPLANE_WEB_DIR", &cfg.WebDir)
 	env.Duration("RAGPLANE_JWT_LEEWAY", &cfg.Leeway)
 	env.Duration("RAGPLANE_UPSTREAM_TIMEOUT", &cfg.UpstreamTimeout)
 	env.Duration("RAGPLANE_UPSTREAM_TIMEOUT_QUERY", &cfg.QueryTimeout)
@@ -134,6 +139,9 @@ func (c Config) Validate() error {
 	}
 	if c.UpstreamTimeout <= 0 || c.QueryTimeout <= 0 || c.IngestTimeout <= 0 || c.StreamIdleTimeout < 0 {
 		bad("RAGPLANE_UPSTREAM_TIMEOUT, RAGPLANE_UPSTREAM_TIMEOUT_QUERY and RAGPLANE_UPSTREAM_TIMEOUT_INGEST must be > 0, RAGPLANE_STREAM_IDLE_TIMEOUT >= 0 (0: no limit)")
+	}
+	if err := apidocs.CheckWebDir(c.WebDir); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

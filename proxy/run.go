@@ -301,6 +301,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// listener says only whether the proxy is live and ready, for the load balancers in front of
 	// it; metrics and the detail (tenant ids among rejected resources, workers) are on the admin
 	// listener only.
+	if s.serveDocs(w, r) {
+		return
+	}
 	switch r.URL.Path {
 	case "/healthz":
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
