@@ -113,55 +113,6 @@ func (s *Store) Usage(ctx context.Context, tenant ragplane.TenantID, granularity
 	return pts, pgError(err, "Usage")
 }
 
-// UsageSummary is the deployment guide's per-tenant summary over a window.
-type UsageSummary struct {
-	TenantID         ragplane.TenantID `json:"tenant_id"`
-	From             time.Time         `json:"from"`
-	To               time.Time         `json:"to"`
-	TotalQueries     int               `json:"total_queries"`
-	SuccessfulQuery  int               `json:"successful_queries"`
-	SuccessRate      float64           `json:"success_rate"`
-	AvgLatencyMS     float64           `json:"avg_latency_ms"`
-	P95LatencyMS     float64           `json:"p95_latency_ms"`
-	PromptTokens     int64             `json:"prompt_tokens"`
-	CompletionTokens int64             `json:"completion_tokens"`
-	EmbeddingTokens  int64             `json:"embedding_tokens"`
-	// ByModel holds token sums per model, for pricing.
-	ByModel map[string][2]int64 `json:"-"`
-}
-
-// Summary computes a tenant's usage summary over [from, to); "queries" are search and query requests.
-func (s *Store) Summary(ctx context.Context, tenant ragplane.TenantID, from, to time.Time) (UsageSummary, error) {
-	sum := UsageSummary{TenantID: tenant, From: from, To: to, ByModel: map[string][2]int64{}}
-	err := s.pool.QueryRow(ctx, `select count(*), count(*) filter (where status < 400),
-		coalesce(avg(latency_ms), 0), coalesce(percentile_cont(0.95) within group (order by latency_ms), 0),
-		coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), coalesce(sum(embedding_tokens), 0)
-		from usage_events where tenant_id = $1 and at >= $2 and at < $3 and route in ('POST /v1/query', 'POST /v1/search')`,
-		tenant, from, to).Scan(&sum.TotalQueries, &sum.SuccessfulQuery, &sum.AvgLatencyMS, &sum.P95LatencyMS,
-		&sum.PromptTokens, &sum.CompletionTokens, &sum.EmbeddingTokens)
-	if err != nil {
-		return sum, pgError(err, "Usage")
-	}
-	if sum.TotalQueries > 0 {
-		sum.SuccessRate = float64(sum.SuccessfulQuery) / float64(sum.TotalQueries)
-	}
-	rows, err := s.pool.Query(ctx, `select model, coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0)
-		from usage_events where tenant_id = $1 and at >= $2 and at < $3 and model <> '' group by model`, tenant, from, to)
-	if err != nil {
-		return sum, pgError(err, "Usage")
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var m string
-		var p, c int64
-		if err := rows.Scan(&m, &p, &c); err != nil {
-			return sum, pgError(err, "Usage")
-		}
-		sum.ByModel[m] = [2]int64{p, c}
-	}
-	return sum, pgError(rows.Err(), "Usage")
-}
-
 // ExportUsage calls fn for every usage event in [from, to), optionally of one tenant, in time
 // order; ids are the events' own, stable across exports.
 func (s *Store) ExportUsage(ctx context.Context, tenant ragplane.TenantID, from, to time.Time, fn func(ragplane.UsageEvent) error) error {

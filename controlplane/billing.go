@@ -2,7 +2,6 @@ package controlplane
 
 import (
 	"encoding/csv"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -13,62 +12,46 @@ import (
 	"github.com/ragplane/ragplane/catalog"
 )
 
-// Price is what a model costs per 1,000 tokens, in the operator's currency.
-type Price struct {
-	PromptPer1K     float64 `json:"prompt_per_1k"`
-	CompletionPer1K float64 `json:"completion_per_1k"`
-}
+// Price is what a model costs per 1,000 tokens (catalog.Price).
+type Price = catalog.Price
 
-// DefaultPrices is the built-in price table (RAGPLANE_PRICES, a JSON object of model -> Price,
-// replaces it). The local embedder and the extractive answerer cost nothing.
-func DefaultPrices() map[string]Price {
-	return map[string]Price{
-		"extractive":  {},
-		"gpt-4o-mini": {PromptPer1K: 0.00015, CompletionPer1K: 0.0006},
-		"gpt-4o":      {PromptPer1K: 0.0025, CompletionPer1K: 0.01},
-		"gpt-4.1":     {PromptPer1K: 0.002, CompletionPer1K: 0.008},
-	}
-}
+// DefaultPrices is the built-in price table (RAGPLANE_PRICES replaces it).
+func DefaultPrices() map[string]Price { return catalog.DefaultPrices() }
 
-func parsePrices(s string) (map[string]Price, error) {
-	var p map[string]Price
-	if err := json.Unmarshal([]byte(s), &p); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
+func parsePrices(s string) (map[string]Price, error) { return catalog.ParsePrices(s) }
 
-// tenantMetrics answers GET /v1/metrics/{tenant_id}: the deployment guide's summary (total and
-// successful queries, average and p95 latency, tokens, estimated cost, success rate) over a window
-// (?hours=, default 24).
+// tenantMetrics answers GET /v1/metrics/{tenant_id}: the compliance seed's metrics of a tenant
+// over the last ?hours= (default 24), field for field (catalog.TenantMetrics).
 func (s *Server) tenantMetrics(c echo.Context) error {
 	id := ragplane.TenantID(c.Param("tenant_id"))
 	if id.Validate() != nil {
 		return ragplane.Errorf(ragplane.ENOTFOUND, "Tenant %q not found.", id)
 	}
-	hours := 24
-	if v := c.QueryParam("hours"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 24*366 {
-			return ragplane.FieldErrorf("hours", "hours must be a whole number from 1 to 8784.")
-		}
-		hours = n
+	hours, err := metricsHours(c.QueryParam("hours"))
+	if err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
 	if _, err := s.store.GetTenant(ctx, id); err != nil {
 		return err
 	}
-	to := time.Now().UTC()
-	sum, err := s.store.Summary(ctx, id, to.Add(-time.Duration(hours)*time.Hour), to)
+	m, err := s.store.TenantMetrics(ctx, id, hours, time.Now().UTC(), s.cfg.Prices)
 	if err != nil {
 		return err
 	}
-	cost := 0.0
-	for model, t := range sum.ByModel {
-		p := s.cfg.Prices[model]
-		cost += float64(t[0])/1000*p.PromptPer1K + float64(t[1])/1000*p.CompletionPer1K
+	return c.JSON(http.StatusOK, m)
+}
+
+// metricsHours reads the window of GET /v1/metrics/{tenant_id}: 1-8784 hours, default 24.
+func metricsHours(v string) (int, error) {
+	if v == "" {
+		return 24, nil
 	}
-	return c.JSON(http.StatusOK, map[string]any{"summary": sum, "window_hours": hours, "estimated_cost": cost})
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 24*366 {
+		return 0, ragplane.FieldErrorf("hours", "hours must be a whole number from 1 to 8784.")
+	}
+	return n, nil
 }
 
 // exportUsage answers GET /v1/usage/export?month=YYYY-MM[&tenant=]: every usage record of the

@@ -35,6 +35,9 @@ type Config struct {
 	MaxUploadBytes   int64
 	// MaxQueryBytes caps a query's text.
 	MaxQueryBytes int
+	// Prices estimate the cost in GET /v1/metrics/{tenant_id} (RAGPLANE_PRICES, JSON, as on the
+	// control plane).
+	Prices map[string]catalog.Price
 	// ModelDir holds the local embedding models' files, fetched and verified by ops/models.sh (which
 	// prints it; `make up` exports it in .ragplane/stack.env). Only tenants that choose a model with
 	// files (glove-6b-100d-sif) need it; the default is where ops/models.sh puts them by default.
@@ -132,6 +135,7 @@ func DefaultConfig() Config {
 		MaxDocumentBytes: 5 << 20,
 		MaxUploadBytes:   20 << 20,
 		MaxQueryBytes:    8 << 10,
+		Prices:           catalog.DefaultPrices(),
 		ModelDir:         "/var/cache/ragplane/models",
 		OpenAI: OpenAIConfig{Provider: "openai", Timeout: time.Minute,
 			Models: map[string]string{"small": "gpt-4o-mini", "standard": "gpt-4o", "large": "gpt-4.1"}},
@@ -180,6 +184,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.Duration("RAGPLANE_HEARTBEAT_INTERVAL", &cfg.HeartbeatInterval)
 	env.String("RAGPLANE_GRAPH_STORE", &cfg.Graph.Store)
 	env.Int("RAGPLANE_SYNC_EMBED_CHUNKS", &cfg.SyncEmbedChunks)
+	if v := env.Lookup("RAGPLANE_PRICES"); v != "" {
+		p, err := catalog.ParsePrices(v)
+		if err != nil {
+			env.Errorf("RAGPLANE_PRICES: want a JSON object of model -> {prompt_per_1k, completion_per_1k}")
+		}
+		cfg.Prices = p
+	}
 	env.String("NEO4J_URI", &cfg.Graph.Neo4j.URI)
 	env.String("NEO4J_USERNAME", &cfg.Graph.Neo4j.Username)
 	env.String("NEO4J_PASSWORD", &cfg.Graph.Neo4j.Password)

@@ -121,3 +121,29 @@ func (s *Server) tenantUsage(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, map[string]any{"tenant_id": tenant, "granularity": gran, "from": from, "to": to, "items": pts})
 }
+
+// tenantMetrics answers GET /v1/metrics/{tenant_id} for a tenant's own token: the compliance
+// seed's metrics (catalog.TenantMetrics) over the last ?hours= (default 24). Another tenant's id
+// is 404, as any other tenant's object.
+func (s *Server) tenantMetrics(c echo.Context) error {
+	tenant, err := ragplane.TenantFromContext(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if c.Param("tenant_id") != string(tenant) {
+		return ragplane.Errorf(ragplane.ENOTFOUND, "Tenant not found.")
+	}
+	hours := 24
+	if v := c.QueryParam("hours"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 24*366 {
+			return ragplane.FieldErrorf("hours", "hours must be a whole number from 1 to 8784.")
+		}
+		hours = n
+	}
+	m, err := s.store.TenantMetrics(c.Request().Context(), tenant, hours, time.Now().UTC(), s.cfg.Prices)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, m)
+}

@@ -129,25 +129,27 @@ func TestUsageMetering(t *testing.T) {
 	if !found {
 		t.Fatalf("daily usage %+v lacks requests = 6", u.Items)
 	}
-	// The summary: 5 queries (4 searches/queries answered, 1 refused), and the CSV export.
-	r = st.Admin("GET", "/v1/metrics/acme_corp", nil)
-	mustStatus(t, r, http.StatusOK)
-	var m struct {
-		Summary struct {
-			Total       int     `json:"total_queries"`
-			Successful  int     `json:"successful_queries"`
-			SuccessRate float64 `json:"success_rate"`
-		} `json:"summary"`
-		Cost *float64 `json:"estimated_cost"`
+	// The compliance seed's metrics, field for field: 4 queries (3 answered, 1 refused as bad
+	// input, which is the client's error, not a failure) of 6 requests; the same for the operator
+	// and, through a tenant token, for the tenant itself; another tenant's id is 404.
+	for _, r := range []e2etest.Response{st.Admin("GET", "/v1/metrics/acme_corp", nil), c.Do("GET", "/v1/metrics/acme_corp?hours=48", nil)} {
+		mustStatus(t, r, http.StatusOK)
+		var shape map[string]any
+		r.Decode(t, &shape)
+		costs, _ := shape["costs"].(map[string]any)
+		if len(shape) != 6 || len(costs) != 4 || shape["tenant_id"] != "acme_corp" || shape["total_queries"] != float64(4) ||
+			shape["successful_queries"] != float64(4) || shape["avg_latency_ms"] == nil || costs["total_requests"] != float64(6) ||
+			costs["success_rate"] != float64(1) || costs["estimated_llm_cost"] == nil || costs["total_tokens"].(float64) <= 0 {
+			t.Fatalf("metrics %s, want the seed's shape with 4 of 4 queries and 6 requests", r.Body)
+		}
 	}
-	r.Decode(t, &m)
-	if m.Summary.Total != 4 || m.Summary.Successful != 3 || m.Cost == nil {
-		t.Fatalf("summary %+v", m)
-	}
+	st.CreateTenant("globex", "pro", nil)
+	mustStatus(t, st.Tenant("globex").Do("GET", "/v1/metrics/acme_corp", nil), http.StatusNotFound)
+	waitUsage(t, st, "acme_corp", 7) // the tenant's own metrics read is a request too
 	r = st.Admin("GET", "/v1/usage/export?month="+time.Now().UTC().Format("2006-01")+"&tenant=acme_corp", nil)
 	mustStatus(t, r, http.StatusOK)
 	lines := strings.Split(strings.TrimSpace(string(r.Body)), "\n")
-	if len(lines) != 7 || !strings.HasPrefix(lines[0], "id,tenant_id,") {
+	if len(lines) != 8 || !strings.HasPrefix(lines[0], "id,tenant_id,") {
 		t.Fatalf("export has %d lines: %s", len(lines), r.Body)
 	}
 	again := st.Admin("GET", "/v1/usage/export?month="+time.Now().UTC().Format("2006-01")+"&tenant=acme_corp", nil)

@@ -373,7 +373,7 @@ func TestCLIUsageRows(t *testing.T) {
 	}
 	var rows []struct {
 		TenantID string         `json:"tenant_id"`
-		Summary  map[string]any `json:"summary"`
+		Costs    map[string]any `json:"costs"`
 		Error    *apiError      `json:"error"`
 	}
 	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 3 {
@@ -384,10 +384,10 @@ func TestCLIUsageRows(t *testing.T) {
 			t.Fatalf("row %d is %q, want %q", i, rows[i].TenantID, want)
 		}
 	}
-	if rows[0].Summary == nil || rows[2].Summary == nil || rows[0].Error != nil {
+	if rows[0].Costs == nil || rows[2].Costs == nil || rows[0].Error != nil {
 		t.Fatalf("known tenants' rows %+v %+v", rows[0], rows[2])
 	}
-	if rows[1].Error == nil || rows[1].Error.Status != http.StatusNotFound || rows[1].Summary != nil {
+	if rows[1].Error == nil || rows[1].Error.Status != http.StatusNotFound || rows[1].Costs != nil {
 		t.Fatalf("unknown tenant's row %+v", rows[1])
 	}
 	if !strings.Contains(stderr.String(), "no_such_tenant") {

@@ -12,20 +12,20 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// usageRow is one tenant's line of `usage`: its figures, or why there are none.
+// usageRow is one tenant's line of `usage`: its metrics (GET /v1/metrics/{tenant_id}, the
+// compliance seed's shape), or why there are none.
 type usageRow struct {
-	TenantID    string `json:"tenant_id"`
-	WindowHours int    `json:"window_hours,omitempty"`
-	Summary     *struct {
-		Total      int     `json:"total_queries"`
-		Successful int     `json:"successful_queries"`
-		Avg        float64 `json:"avg_latency_ms"`
-		P95        float64 `json:"p95_latency_ms"`
-		Prompt     int64   `json:"prompt_tokens"`
-		Completion int64   `json:"completion_tokens"`
-		Embedding  int64   `json:"embedding_tokens"`
-	} `json:"summary,omitempty"`
-	Cost  *float64  `json:"estimated_cost,omitempty"`
+	TenantID    string  `json:"tenant_id"`
+	WindowHours int     `json:"time_window_hours,omitempty"`
+	Total       *int    `json:"total_queries,omitempty"`
+	Successful  int     `json:"successful_queries,omitempty"`
+	AvgLatency  float64 `json:"avg_latency_ms,omitempty"`
+	Costs       *struct {
+		TotalTokens   int64   `json:"total_tokens"`
+		Cost          float64 `json:"estimated_llm_cost"`
+		TotalRequests int     `json:"total_requests"`
+		SuccessRate   float64 `json:"success_rate"`
+	} `json:"costs,omitempty"`
 	Error *apiError `json:"error,omitempty"`
 }
 
@@ -39,7 +39,7 @@ func newUsageCommand(cli *cliContext) *cobra.Command {
 others: its row carries the error, the error goes to stderr, and the exit code is that of the
 first failure (4 for an unknown tenant).`,
 		Example: `  ragplane usage acme_corp globex --hours 168
-  ragplane usage acme_corp -o json | jq '.[] | {tenant_id, cost: .estimated_cost}'
+  ragplane usage acme_corp -o json | jq '.[] | {tenant_id, cost: .costs.estimated_llm_cost}'
   ragplane usage export --month 2026-11 > usage-2026-11.csv`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -55,7 +55,7 @@ first failure (4 for an unknown tenant).`,
 					if !errors.As(err, &ae) {
 						return err // the admin API is not there: the other tenants would fail alike
 					}
-					r.Error, r.Summary, r.Cost = ae, nil, nil
+					r.Error, r.Total, r.Costs = ae, nil, nil
 					fmt.Fprintf(cmd.ErrOrStderr(), "%s: %v\n", t, err)
 					if first == nil {
 						first = fmt.Errorf("%s: %w", t, err)
@@ -64,23 +64,18 @@ first failure (4 for an unknown tenant).`,
 					continue
 				}
 				rows = append(rows, r)
-				s := r.Summary
-				if s == nil {
+				if r.Total == nil || r.Costs == nil {
 					continue
 				}
-				cost := 0.0
-				if r.Cost != nil {
-					cost = *r.Cost
-				}
-				table = append(table, []string{t, fmt.Sprint(s.Total), fmt.Sprint(s.Successful), fmt.Sprintf("%.0f", s.Avg),
-					fmt.Sprintf("%.0f", s.P95), fmt.Sprint(s.Prompt + s.Completion), fmt.Sprint(s.Embedding), fmt.Sprintf("%.4f", cost)})
+				table = append(table, []string{t, fmt.Sprint(*r.Total), fmt.Sprint(r.Successful), fmt.Sprintf("%.0f", r.AvgLatency),
+					fmt.Sprint(r.Costs.TotalRequests), fmt.Sprint(r.Costs.TotalTokens), fmt.Sprintf("%.4f", r.Costs.Cost)})
 			}
 			if cli.structured() {
 				if err := cli.printData(rows); err != nil {
 					return err
 				}
 			} else {
-				printTable([]string{"TENANT", "QUERIES", "OK", "AVG MS", "P95 MS", "LLM TOKENS", "EMBED TOKENS", "EST. COST"}, table)
+				printTable([]string{"TENANT", "QUERIES", "OK", "AVG MS", "REQUESTS", "TOKENS", "EST. COST"}, table)
 			}
 			return first
 		},
