@@ -93,7 +93,9 @@ func TestTenantAPIConformsToOpenAPI(t *testing.T) {
 		"filters": []any{map[string]any{"field": "year", "op": "exists", "value": true}}}, http.StatusOK)
 	send("POST", "/v1/search", map[string]any{"query": "SOC 2", "retrieval_mode": "graph"}, http.StatusOK)
 	sendInvalid("POST", "/v1/search", `{"query":"SOC 2","top_k":"three"}`, http.StatusUnprocessableEntity)
-	sendInvalid("POST", "/v1/search", `{"query":"SOC 2","tenant_id":"someone_else"}`, http.StatusBadRequest)
+	send("POST", "/v1/search", map[string]any{"query": "SOC 2", "tenant_id": "openapi_co"}, http.StatusOK)
+	send("POST", "/v1/search", map[string]any{"query": "SOC 2", "tenant_id": "someone_else"}, http.StatusForbidden)
+	send("POST", "/v1/query", map[string]any{"query": "Who complies with SOC 2?", "model_tier": "gpt-4o-mini"}, http.StatusOK)
 	sendInvalid("POST", "/v1/documents/batch", map[string]any{"documents": []any{}}, http.StatusUnprocessableEntity)
 	send("POST", "/v1/query", map[string]any{"query": "How often are vendors assessed?"}, http.StatusOK)
 	r := send("POST", "/v1/query", map[string]any{"query": "How often are vendors assessed?", "stream": true}, http.StatusOK)
@@ -114,6 +116,8 @@ func TestTenantAPIConformsToOpenAPI(t *testing.T) {
 	// Usage, and a bad query parameter.
 	send("GET", "/v1/usage?granularity=day", nil, http.StatusOK)
 	send("GET", "/v1/usage?from=yesterday", nil, http.StatusUnprocessableEntity)
+	send("GET", "/v1/metrics/openapi_co?hours=48", nil, http.StatusOK)
+	send("GET", "/v1/metrics/someone_else", nil, http.StatusNotFound)
 
 	send("DELETE", "/v1/documents/"+created.ID, nil, http.StatusNoContent)
 	send("DELETE", "/v1/documents/"+created.ID, nil, http.StatusNotFound)
