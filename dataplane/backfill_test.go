@@ -83,6 +83,10 @@ func TestLargeIngestionEmbedsInTheBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
+	// Row level security: the tenant's rows only, as the worker sees them.
+	if _, err := conn.Exec(context.Background(), `select set_config('ragplane.tenant_id', 'bulk', false)`); err != nil {
+		t.Fatal(err)
+	}
 	for _, q := range []string{`update chunks set embedding = null where document_id = $1`,
 		`update documents set status = 'embedding' where id = $1`} {
 		if _, err := conn.Exec(context.Background(), q, doc.ID); err != nil {

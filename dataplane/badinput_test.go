@@ -95,6 +95,10 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
+	// Row level security: the tenant's rows only, as the worker sees them.
+	if _, err := conn.Exec(context.Background(), `select set_config('ragplane.tenant_id', 'acme_corp', false)`); err != nil {
+		t.Fatal(err)
+	}
 	var docs, chunks int
 	conn.QueryRow(context.Background(), `select (select count(*) from documents), (select count(*) from chunks)`).Scan(&docs, &chunks)
 	if docs != 0 || chunks != 0 {

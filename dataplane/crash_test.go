@@ -54,6 +54,10 @@ func TestKilledMidIngestLeavesNothingHalfWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
+	// Row level security: the tenant's rows only, as the worker sees them.
+	if _, err := conn.Exec(ctx, `select set_config('ragplane.tenant_id', 'acme_corp', false)`); err != nil {
+		t.Fatal(err)
+	}
 	blocker, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)

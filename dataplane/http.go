@@ -7,12 +7,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/catalog/tenantdb"
 	"github.com/ragplane/ragplane/internal/pgerr"
 	"github.com/ragplane/ragplane/internal/problem"
 	"github.com/ragplane/ragplane/internal/tenantctx"
@@ -144,12 +144,13 @@ func (s *Server) readyz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// scope is one request's hold on its tenant: the catalog entry, the resolved config and a pool.
+// scope is one request's hold on its tenant: the catalog entry, the resolved config and the
+// tenant's view of its database (its own, or its pool: the same code either way).
 type scope struct {
 	tenant  ragplane.TenantID
 	rt      *catalog.Runtime
 	cfg     *ragplane.Config
-	pool    *pgxpool.Pool
+	pool    *tenantdb.Scoped
 	release func()
 }
 
@@ -174,5 +175,5 @@ func (s *Server) open(ctx context.Context, request ragplane.Overrides) (*scope, 
 	if err != nil {
 		return nil, err
 	}
-	return &scope{tenant: tenant, rt: rt, cfg: cfg, pool: pool, release: release}, nil
+	return &scope{tenant: tenant, rt: rt, cfg: cfg, pool: tenantdb.Scope(pool, string(tenant)), release: release}, nil
 }

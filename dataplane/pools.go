@@ -17,7 +17,9 @@ import (
 	"github.com/ragplane/ragplane"
 )
 
-// pools holds a pgx pool per tenant database, most recently used first. The worker's connection
+// pools holds a pgx pool per database, most recently used first: a siloed tenant's own, or a pool
+// database shared by the tenants in it (keyed by URL, which is the same for all of them: they
+// share its pgx pool and its slot). The worker's connection
 // budget is split into slots of PerTenant connections; at most MaxConns/PerTenant pools are open,
 // so the worker never holds more than MaxConns connections whatever the number of tenants. When
 // every slot is taken, the least recently used pool that nobody is using is closed to make room;
@@ -29,7 +31,9 @@ type pools struct {
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	entries *lru.Cache[ragplane.TenantID, *poolEntry]
+	entries *lru.Cache[string, *poolEntry]
+	// tenants is the database URL each tenant last acquired, for forget.
+	tenants map[ragplane.TenantID]string
 
 	open     prometheus.Gauge
 	inUse    prometheus.Gauge
@@ -39,17 +43,18 @@ type pools struct {
 }
 
 type poolEntry struct {
-	pool  *pgxpool.Pool
-	url   string
-	users int // requests holding this pool
-	last  time.Time
+	pool   *pgxpool.Pool
+	tenant ragplane.TenantID // the first tenant that acquired it
+	shared bool              // another tenant acquired it too: a pool database
+	users  int               // requests holding this pool
+	last   time.Time
 }
 
 func newPools(cfg DBConfig, reg prometheus.Registerer, log *slog.Logger) *pools {
 	// The cache never evicts by itself (the size is past any slot count): eviction is ours, because
 	// only a pool nobody uses may be closed.
-	entries, _ := lru.New[ragplane.TenantID, *poolEntry](1 << 30)
-	p := &pools{cfg: cfg, slots: max(1, cfg.MaxConns/cfg.PerTenant), log: log, entries: entries,
+	entries, _ := lru.New[string, *poolEntry](1 << 30)
+	p := &pools{cfg: cfg, slots: max(1, cfg.MaxConns/cfg.PerTenant), log: log, entries: entries, tenants: map[ragplane.TenantID]string{},
 		open: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ragplane_dataplane_db_pools_open",
 			Help: "Tenant database pools open on this worker."}),
 		inUse: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ragplane_dataplane_db_pools_in_use",
@@ -76,23 +81,30 @@ func (p *pools) acquire(ctx context.Context, tenant ragplane.TenantID, url strin
 	defer p.mu.Unlock()
 	waited := false
 	for {
-		if e, ok := p.entries.Get(tenant); ok && e.url == url {
-			return p.hold(tenant, e)
-		} else if ok {
+		if old, ok := p.tenants[tenant]; ok && old != url {
 			// The tenant's database moved (re-provisioned): drop the old pool once unused.
-			if e.users == 0 {
-				p.closeLocked(tenant, e)
+			delete(p.tenants, tenant)
+			if e, ok := p.entries.Peek(old); ok && e.users == 0 && !e.shared {
+				p.closeLocked(old, e)
 			}
+		}
+		if e, ok := p.entries.Get(url); ok {
+			p.tenants[tenant] = url
+			if e.tenant != tenant {
+				e.shared = true
+			}
+			return p.hold(e)
 		}
 		if p.entries.Len() < p.slots || p.evictOneLocked() {
 			pool, err := p.openPool(url)
 			if err != nil {
 				return nil, nil, err
 			}
-			e := &poolEntry{pool: pool, url: url}
-			p.entries.Add(tenant, e)
+			e := &poolEntry{pool: pool, tenant: tenant}
+			p.entries.Add(url, e)
+			p.tenants[tenant] = url
 			p.open.Set(float64(p.entries.Len()))
-			return p.hold(tenant, e)
+			return p.hold(e)
 		}
 		if !waited {
 			waited = true
@@ -109,7 +121,7 @@ func (p *pools) acquire(ctx context.Context, tenant ragplane.TenantID, url strin
 	}
 }
 
-func (p *pools) hold(tenant ragplane.TenantID, e *poolEntry) (*pgxpool.Pool, func(), error) {
+func (p *pools) hold(e *poolEntry) (*pgxpool.Pool, func(), error) {
 	if e.users == 0 {
 		p.inUse.Inc()
 	}
@@ -141,7 +153,7 @@ func (p *pools) evictOneLocked() bool {
 	return false
 }
 
-func (p *pools) closeLocked(k ragplane.TenantID, e *poolEntry) {
+func (p *pools) closeLocked(k string, e *poolEntry) {
 	p.entries.Remove(k)
 	p.open.Set(float64(p.entries.Len()))
 	// Nobody holds it, so Close does not wait on acquired connections; it is synchronous so that
@@ -175,12 +187,18 @@ func (p *pools) closeIdle() {
 	}
 }
 
-// forget closes a tenant's pool when nobody holds it (the tenant was deleted or suspended).
+// forget closes a tenant's pool when nobody holds it (the tenant was deleted or suspended), unless
+// other tenants share it.
 func (p *pools) forget(tenant ragplane.TenantID) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if e, ok := p.entries.Peek(tenant); ok && e.users == 0 {
-		p.closeLocked(tenant, e)
+	url, ok := p.tenants[tenant]
+	if !ok {
+		return
+	}
+	delete(p.tenants, tenant)
+	if e, ok := p.entries.Peek(url); ok && e.users == 0 && !e.shared {
+		p.closeLocked(url, e)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/catalog/tenantdb"
 	"github.com/ragplane/ragplane/dataplane/docstore"
 )
 
@@ -78,14 +79,18 @@ func Reembed(ctx context.Context, cfg Config, id ragplane.TenantID, to Embedding
 		return err
 	}
 	defer pool.Close()
+	// The tenant's rows only (row level security). Its columns are changed with DDL, which only
+	// the owner of a siloed tenant's tables may run: a pooled tenant's role is refused (its pool
+	// has one embedding dimension for every tenant in it).
+	db := tenantdb.Scope(pool, string(id))
 	name := to.Provider + "/" + to.Model
 	var comment string
-	if err := pool.QueryRow(ctx, `select coalesce(col_description('chunks'::regclass, attnum), '') from pg_attribute
+	if err := db.QueryRow(ctx, `select coalesce(col_description('chunks'::regclass, attnum), '') from pg_attribute
 		where attrelid = 'chunks'::regclass and attname = 'embedding'`).Scan(&comment); err != nil {
 		return err
 	}
 	if comment != name {
-		if err := reembedChunks(ctx, pool, emb, to.Dimension, name, progress); err != nil {
+		if err := reembedChunks(ctx, db, emb, to.Dimension, name, progress); err != nil {
 			return err
 		}
 	}
@@ -97,7 +102,7 @@ func Reembed(ctx context.Context, cfg Config, id ragplane.TenantID, to Embedding
 }
 
 // reembedChunks does steps 1 and 2 of Reembed in the tenant's database.
-func reembedChunks(ctx context.Context, pool *pgxpool.Pool, emb Embedder, dim int, name string, progress ReembedProgress) error {
+func reembedChunks(ctx context.Context, pool *tenantdb.Scoped, emb Embedder, dim int, name string, progress ReembedProgress) error {
 	// dim is an integer and name goes through quote_literal: both are safe in DDL.
 	if _, err := pool.Exec(ctx, fmt.Sprintf(`alter table chunks add column if not exists embedding_next vector(%d)`, dim)); err != nil {
 		return err

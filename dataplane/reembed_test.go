@@ -52,6 +52,10 @@ func TestReembed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
+	// Row level security: the tenant's rows only, as the worker sees them.
+	if _, err := conn.Exec(ctx, `select set_config('ragplane.tenant_id', 'reemb', false)`); err != nil {
+		t.Fatal(err)
+	}
 	var typ, comment string
 	var nulls int
 	if err := conn.QueryRow(ctx, `select format_type(atttypid, atttypmod), coalesce(col_description(attrelid, attnum), ''),

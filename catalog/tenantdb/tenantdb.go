@@ -8,6 +8,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/tern/v2/migrate"
@@ -23,12 +24,20 @@ const VersionTable = "ragplane_schema_version"
 // embedding dimension, fixed at provisioning. It is safe to run again: applied migrations are
 // skipped, and tern serialises concurrent runs with an advisory lock. It returns the schema version.
 func Migrate(ctx context.Context, conn *pgx.Conn, dimension int) (int, error) {
-	return MigrateTo(ctx, conn, dimension, -1)
+	return MigrateTo(ctx, conn, dimension, "", -1)
 }
 
-// MigrateTo is Migrate to a given schema version, up or down; -1 is the latest. Down migrations
-// lose what the later versions added: it exists for tests of upgrades and for operators' repairs.
-func MigrateTo(ctx context.Context, conn *pgx.Conn, dimension, version int) (int, error) {
+// MigrateSilo is Migrate for the database of one tenant, whose rows, if it has any from before
+// schema version 8, are given tenant's id (see migrations/008_tenant_rows.sql). A pool and a new
+// database take Migrate.
+func MigrateSilo(ctx context.Context, conn *pgx.Conn, dimension int, tenant string) (int, error) {
+	return MigrateTo(ctx, conn, dimension, tenant, -1)
+}
+
+// MigrateTo is MigrateSilo to a given schema version, up or down; -1 is the latest. Down
+// migrations lose what the later versions added: it exists for tests of upgrades and for
+// operators' repairs.
+func MigrateTo(ctx context.Context, conn *pgx.Conn, dimension int, tenant string, version int) (int, error) {
 	if dimension < 1 || dimension > 2000 {
 		return 0, fmt.Errorf("embedding dimension %d out of range", dimension)
 	}
@@ -42,6 +51,9 @@ func MigrateTo(ctx context.Context, conn *pgx.Conn, dimension, version int) (int
 	}
 	// Templates are evaluated when loaded, so the data goes in first.
 	m.Data["embedding_dimension"] = dimension
+	// The tenant of existing rows, for 008, as an SQL string literal (standard_conforming_strings
+	// is on in every supported PostgreSQL: only quotes need doubling).
+	m.Data["tenant_literal"] = "'" + strings.ReplaceAll(tenant, "'", "''") + "'"
 	if err := m.LoadMigrations(sub); err != nil {
 		return 0, fmt.Errorf("load tenant migrations: %w", err)
 	}
@@ -66,3 +78,8 @@ func LatestVersion() int {
 	}
 	return len(names)
 }
+
+// TenantTables are the tables that hold tenants' rows, each with a tenant_id column and row level
+// security (migrations/008_tenant_rows.sql), children before parents: a pooled tenant is removed
+// from its pool by deleting its rows from each, in this order.
+var TenantTables = []string{"relations", "entities", "query_results", "idempotency_keys", "text_configs", "chunks", "documents"}

@@ -20,7 +20,14 @@ type Request struct {
 	ProjectID string
 	// EmbeddingDimension sizes the tenant's vector column.
 	EmbeddingDimension int
+	// Pooled asks for the pooled tier: the tenant's rows go to a database shared with other
+	// tenants (a pool), confined by row level security, instead of a database of its own. A
+	// provisioner without pools answers EINVALID.
+	Pooled bool
 }
+
+// PooledProjectPrefix starts the project id of a pooled tenant: "pool:" and the pool's name.
+const PooledProjectPrefix = "pool:"
 
 // Database is a provisioned tenant database.
 type Database struct {

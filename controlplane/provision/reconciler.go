@@ -305,7 +305,7 @@ func (r *Reconciler) upgradeTenant(ctx context.Context, id ragplane.TenantID, ve
 		return err
 	}
 	start := time.Now()
-	got, err := tenantdb.Migrate(ctx, conn, cfg.Settings.EmbeddingDimension)
+	got, err := tenantdb.MigrateSilo(ctx, conn, cfg.Settings.EmbeddingDimension, string(id))
 	if err != nil {
 		return err
 	}

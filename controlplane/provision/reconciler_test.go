@@ -221,7 +221,7 @@ func TestReconcilerUpgradesTenantSchemas(t *testing.T) {
 			return db, err
 		}
 		defer conn.Close(ctx)
-		if db.SchemaVersion, err = tenantdb.MigrateTo(ctx, conn, 512, old); err != nil {
+		if db.SchemaVersion, err = tenantdb.MigrateTo(ctx, conn, 512, "veteran", old); err != nil {
 			return db, err
 		}
 		_, err = conn.Exec(ctx, `insert into documents (id, title, content_hash) values ('00000000-0000-0000-0000-000000000001', 'Zanzibar handbook', '\x01');
@@ -264,6 +264,15 @@ func TestReconcilerUpgradesTenantSchemas(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
+	// The old rows are the tenant's (008 gave them its id): invisible with no tenant set, visible
+	// with it.
+	var n int
+	if err := conn.QueryRow(ctx, `select count(*) from chunks`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("chunks seen with no tenant set: %d, %v; want 0", n, err)
+	}
+	if _, err := conn.Exec(ctx, `select set_config('ragplane.tenant_id', 'veteran', false)`); err != nil {
+		t.Fatal(err)
+	}
 	var title, cfg string
 	var titleMatch bool
 	if err := conn.QueryRow(ctx, `select title, text_config::text, tsv @@ 'zanzibar:A'::tsquery from chunks`).Scan(&title, &cfg, &titleMatch); err != nil {

@@ -54,7 +54,7 @@ func (s *Store) StoreAnswer(ctx context.Context, key string, requestHash, body [
 			return err
 		}
 		// A racing insert of the same key makes this one wait for it, then do nothing.
-		tag, err := tx.Exec(ctx, `insert into query_results (key, request_hash, body) values ($1, $2, $3) on conflict (key) do nothing`,
+		tag, err := tx.Exec(ctx, `insert into query_results (key, request_hash, body) values ($1, $2, $3) on conflict (tenant_id, key) do nothing`,
 			key, requestHash, body)
 		if err != nil {
 			return err

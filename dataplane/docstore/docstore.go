@@ -17,7 +17,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/pgvector/pgvector-go"
 
 	"github.com/ragplane/ragplane"
@@ -236,12 +235,9 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, d NewDocument) (Result, e
 	if cfg == "" {
 		cfg = lang.Default
 	}
-	// The configuration's oid is what a regconfig column takes in binary COPY; the insert into
-	// text_configs records that the tenant now has text in it (a no-op after the first time).
-	var cfgOID uint32
-	if err := tx.QueryRow(ctx, `with c as (select $1::regconfig as config),
-		i as (insert into text_configs (config) select config from c on conflict do nothing)
-		select config::oid from c`, cfg).Scan(&cfgOID); err != nil {
+	// The insert into text_configs records that the tenant now has text in it (a no-op after
+	// the first time).
+	if _, err := tx.Exec(ctx, `insert into text_configs (config) values ($1::regconfig) on conflict do nothing`, cfg); err != nil {
 		return Result{}, err
 	}
 	if err := tx.QueryRow(ctx, `insert into documents (id, title, source, content_hash, metadata, bytes, chunk_count, content, text_config, status)
@@ -249,17 +245,26 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, d NewDocument) (Result, e
 		doc.ID, doc.Title, doc.Source, d.Hash, doc.Metadata, doc.Bytes, doc.ChunkCount, d.Text, cfg, doc.Status).Scan(&doc.CreatedAt, &doc.UpdatedAt); err != nil {
 		return Result{}, err
 	}
-	registerRegconfig(tx.Conn().TypeMap())
-	rows := make([][]any, len(d.Chunks))
+	// One insert of arrays rather than COPY, which PostgreSQL refuses on tables with row level
+	// security (every tenant table: see tenantdb's 008).
+	n := len(d.Chunks)
+	ids, ordinals, contents, tokens := make([]uuid.UUID, n), make([]int32, n), make([]string, n), make([]int32, n)
+	vecs := make([]*pgvector.Vector, n) // nil: NULL, embedded later (Pending)
 	for i, c := range d.Chunks {
-		var vec any // NULL: embedded later (Pending)
-		if c.Embedding != nil {
-			vec = pgvector.NewVector(c.Embedding)
+		id, err := uuid.Parse(c.ID)
+		if err != nil {
+			return Result{}, fmt.Errorf("chunk id: %w", err)
 		}
-		rows[i] = []any{c.ID, c.DocumentID, c.Ordinal, c.Content, c.Tokens, vec, doc.Title, cfgOID}
+		ids[i], ordinals[i], contents[i], tokens[i] = id, int32(c.Ordinal), c.Content, int32(c.Tokens)
+		if c.Embedding != nil {
+			v := pgvector.NewVector(c.Embedding)
+			vecs[i] = &v
+		}
 	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"chunks"}, []string{"id", "document_id", "ordinal", "content", "tokens", "embedding", "title", "text_config"},
-		pgx.CopyFromRows(rows)); err != nil {
+	if _, err := tx.Exec(ctx, `insert into chunks (id, document_id, ordinal, content, tokens, embedding, title, text_config)
+		select u.id, $1, u.ordinal, u.content, u.tokens, u.embedding, $2, $3::regconfig
+		from unnest($4::uuid[], $5::int[], $6::text[], $7::int[], $8::vector[]) as u(id, ordinal, content, tokens, embedding)`,
+		doc.ID, doc.Title, cfg, ids, ordinals, contents, tokens, vecs); err != nil {
 		return Result{}, err
 	}
 	for facts := d.Facts; len(facts) > 0; {
@@ -270,16 +275,6 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, d NewDocument) (Result, e
 		facts = facts[n:]
 	}
 	return Result{Document: doc}, nil
-}
-
-// regconfigOID is PostgreSQL's type oid of regconfig, which pgx does not know. Its binary form is
-// an oid's (oidsend), so pgx's uint32 codec encodes it.
-const regconfigOID = 3734
-
-func registerRegconfig(m *pgtype.Map) {
-	if _, ok := m.TypeForOID(regconfigOID); !ok {
-		m.RegisterType(&pgtype.Type{Name: "regconfig", OID: regconfigOID, Codec: pgtype.Uint32Codec{}})
-	}
 }
 
 // documentID is the document id the chunks were made for.

@@ -31,7 +31,7 @@ func MustStore(tb testing.TB) (*docstore.Store, *pgxpool.Pool) {
 		tb.Fatalf("connect: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := tenantdb.Migrate(ctx, conn, dimension); err != nil {
+	if _, err := tenantdb.MigrateSilo(ctx, conn, dimension, "acme"); err != nil {
 		tb.Fatalf("migrate: %v", err)
 	}
 	cfg, err := pgxpool.ParseConfig(url)
@@ -39,12 +39,15 @@ func MustStore(tb testing.TB) (*docstore.Store, *pgxpool.Pool) {
 		tb.Fatalf("pool config: %v", err)
 	}
 	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error { return pgxvec.RegisterTypes(ctx, c) }
+	// The test's own SQL runs as a superuser, whom row level security does not confine; the
+	// tenant set for the session fills the rows' tenant_id.
+	cfg.ConnConfig.RuntimeParams["ragplane.tenant_id"] = "acme"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		tb.Fatalf("pool: %v", err)
 	}
 	tb.Cleanup(pool.Close)
-	return docstore.New(docstore.Config{DB: pool, Graph: func(tx pgx.Tx) graph.Store { return postgres.New(tx) }}), pool
+	return docstore.New(docstore.Config{DB: tenantdb.Scope(pool, "acme"), Graph: func(tx pgx.Tx) graph.Store { return postgres.New(tx) }}), pool
 }
 
 // MustNewDocument returns a document of text with one chunk and one fact.

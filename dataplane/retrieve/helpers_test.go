@@ -36,7 +36,7 @@ func MustTenantDB(tb testing.TB, dim int) *pgxpool.Pool {
 	if _, err := conn.Exec(ctx, "create extension if not exists vector"); err != nil {
 		tb.Fatalf("create extension: %v", err)
 	}
-	if _, err := tenantdb.Migrate(ctx, conn, dim); err != nil {
+	if _, err := tenantdb.MigrateSilo(ctx, conn, dim, "acme"); err != nil {
 		tb.Fatalf("migrate: %v", err)
 	}
 	cfg, err := pgxpool.ParseConfig(dbURL)
@@ -44,6 +44,9 @@ func MustTenantDB(tb testing.TB, dim int) *pgxpool.Pool {
 		tb.Fatalf("parse url: %v", err)
 	}
 	cfg.AfterConnect = pgxvec.RegisterTypes
+	// The test's own SQL runs as a superuser, whom row level security does not confine; the
+	// tenant set for the session fills the rows' tenant_id.
+	cfg.ConnConfig.RuntimeParams["ragplane.tenant_id"] = "acme"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		tb.Fatalf("open pool: %v", err)

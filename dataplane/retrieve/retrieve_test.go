@@ -568,15 +568,15 @@ func TestSearchSettings(t *testing.T) {
 		{name: "vector ef_search", when: func(db retrieve.DB) error {
 			_, err := retrieve.Vector(ctx, db, retrieve.Request{Embedding: emb, TopK: 5, EFSearch: 123})
 			return err
-		}, expectEF: "123", expectIterative: "off", expectQueries: 1},
+		}, expectEF: "123", expectIterative: "relaxed_order", expectQueries: 1},
 		{name: "vector default", when: func(db retrieve.DB) error {
 			_, err := retrieve.Vector(ctx, db, retrieve.Request{Embedding: emb, TopK: 5})
 			return err
-		}, expectEF: "100", expectIterative: "off", expectQueries: 1},
+		}, expectEF: "100", expectIterative: "relaxed_order", expectQueries: 1},
 		{name: "vector ef_search at least top_k", when: func(db retrieve.DB) error {
 			_, err := retrieve.Vector(ctx, db, retrieve.Request{Embedding: emb, TopK: 50, EFSearch: 10})
 			return err
-		}, expectEF: "50", expectIterative: "off", expectQueries: 1},
+		}, expectEF: "50", expectIterative: "relaxed_order", expectQueries: 1},
 		{name: "vector filtered is iterative", when: func(db retrieve.DB) error {
 			_, err := retrieve.Vector(ctx, db, retrieve.Request{Embedding: emb, TopK: 5, EFSearch: 40, Filters: filter})
 			return err
@@ -584,7 +584,7 @@ func TestSearchSettings(t *testing.T) {
 		{name: "hybrid ef_search covers candidates", when: func(db retrieve.DB) error {
 			_, err := retrieve.Hybrid(ctx, db, retrieve.Request{Query: "refund", Embedding: emb, TopK: 50, EFSearch: 100})
 			return err
-		}, expectEF: "200", expectIterative: "off", expectQueries: 1},
+		}, expectEF: "200", expectIterative: "relaxed_order", expectQueries: 1},
 		{name: "hybrid filtered", when: func(db retrieve.DB) error {
 			_, err := retrieve.Hybrid(ctx, db, retrieve.Request{Query: "refund", Embedding: emb, TopK: 5, EFSearch: 300, Filters: filter})
 			return err

@@ -229,9 +229,12 @@ func fuse(k int, weights []float64, lists ...[]scored) []scored {
 }
 
 // vectorSettings are the hnsw settings for fetching limit nearest chunks: without an iterative
-// scan the index returns at most ef_search rows.
+// scan the index returns at most ef_search rows. The scan is always iterative: besides the
+// request's filters there may be row level security's, in a pool database whose index holds
+// other tenants' chunks too, nearer ones among them; where every row is the tenant's (a siloed
+// database, no filter) the scan stops at the first limit rows as a plain one would.
 func vectorSettings(req Request, limit int) *vectorTx {
-	return &vectorTx{efSearch: min(max(req.EFSearch, limit), maxEFSearch), iterative: len(req.Filters) > 0 || len(req.onlyConfigs) > 0}
+	return &vectorTx{efSearch: min(max(req.EFSearch, limit), maxEFSearch), iterative: true}
 }
 
 // vectorSearch returns up to limit chunks nearest to req.Embedding, nearest first.

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -45,6 +46,9 @@ type Config struct {
 	CatalogURL string
 	// Logger receives the provisioner's logs.
 	Logger *slog.Logger
+	// PoolCapacity is how many tenants of the pooled tier share one pool database (10,000 by
+	// default); a full pool's next tenant starts a new one. See pool.go.
+	PoolCapacity int
 }
 
 // Provisioner creates databases on one PostgreSQL server.
@@ -52,6 +56,7 @@ type Provisioner struct {
 	cfg   Config
 	admin *pgxpool.Pool
 	log   *slog.Logger
+	pools pools
 }
 
 var _ provision.Provisioner = (*Provisioner)(nil)
@@ -64,6 +69,9 @@ func New(ctx context.Context, cfg Config) (*Provisioner, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.PoolCapacity <= 0 {
+		cfg.PoolCapacity = 10_000
+	}
 	pcfg, err := pgxpool.ParseConfig(cfg.AdminURL)
 	if err != nil {
 		return nil, errors.New("local provisioner: the admin URL cannot be parsed")
@@ -75,7 +83,8 @@ func New(ctx context.Context, cfg Config) (*Provisioner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local provisioner: %w", err)
 	}
-	p := &Provisioner{cfg: cfg, admin: pool, log: cfg.Logger.With("component", "provision.local")}
+	p := &Provisioner{cfg: cfg, admin: pool, log: cfg.Logger.With("component", "provision.local"),
+		pools: newPools()}
 	if err := p.closeSharedDatabases(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -168,8 +177,11 @@ func (p *Provisioner) closeSharedDatabases(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the admin pool.
-func (p *Provisioner) Close() { p.admin.Close() }
+// Close closes the admin pools.
+func (p *Provisioner) Close() {
+	p.pools.closeAll()
+	p.admin.Close()
+}
 
 // Name returns the database (and role) name of a tenant.
 func (p *Provisioner) Name(tenant ragplane.TenantID) string { return p.cfg.Prefix + string(tenant) }
@@ -178,6 +190,9 @@ func (p *Provisioner) Name(tenant ragplane.TenantID) string { return p.cfg.Prefi
 // installs pgvector and migrates the tenant schema. Every step checks what exists first, so a
 // resumed attempt finishes the work of an interrupted one.
 func (p *Provisioner) Provision(ctx context.Context, req provision.Request, record func(string) error) (provision.Database, error) {
+	if req.Pooled {
+		return p.provisionPooled(ctx, req, record)
+	}
 	name := p.Name(req.TenantID)
 	if err := record(name); err != nil {
 		return provision.Database{}, err
@@ -229,7 +244,7 @@ func (p *Provisioner) Provision(ctx context.Context, req provision.Request, reco
 	var version int
 	if err := p.inDatabase(ctx, tenantURL, "", func(c *pgx.Conn) error {
 		var err error
-		version, err = tenantdb.Migrate(ctx, c, req.EmbeddingDimension)
+		version, err = tenantdb.MigrateSilo(ctx, c, req.EmbeddingDimension, string(req.TenantID))
 		return err
 	}); err != nil {
 		return provision.Database{}, transient("migrate tenant schema", err)
@@ -237,8 +252,12 @@ func (p *Provisioner) Provision(ctx context.Context, req provision.Request, reco
 	return provision.Database{ProjectID: name, URL: tenantURL, SchemaVersion: version}, nil
 }
 
-// Deprovision drops the tenant's database (closing its sessions) and role. Missing ones are fine.
-func (p *Provisioner) Deprovision(ctx context.Context, tenant ragplane.TenantID, _ string) error {
+// Deprovision drops the tenant's database (closing its sessions) and role, or deletes a pooled
+// tenant's rows from its pool. Missing ones are fine.
+func (p *Provisioner) Deprovision(ctx context.Context, tenant ragplane.TenantID, projectID string) error {
+	if name, ok := strings.CutPrefix(projectID, provision.PooledProjectPrefix); ok {
+		return p.deprovisionPooled(ctx, tenant, name)
+	}
 	ident := pgx.Identifier{p.Name(tenant)}.Sanitize()
 	if _, err := p.admin.Exec(ctx, fmt.Sprintf(`drop database if exists %s with (force)`, ident)); err != nil {
 		return transient("drop database", err)
@@ -304,3 +323,6 @@ func randomHex(n int) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// AdminURL returns the URL the provisioner connects with.
+func (p *Provisioner) AdminURL() string { return p.cfg.AdminURL }

@@ -49,6 +49,10 @@ func TestProvisionIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Row level security: the tenant's rows, as the worker writes them.
+	if _, err := conn.Exec(ctx, `select set_config('ragplane.tenant_id', 'acme', false)`); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := conn.Exec(ctx, `insert into documents (id, content_hash) values (gen_random_uuid(), 'x')`); err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +66,9 @@ func TestProvisionIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `select set_config('ragplane.tenant_id', 'acme', false)`); err != nil {
+		t.Fatal(err)
+	}
 	var docs int
 	conn.QueryRow(ctx, `select count(*) from documents`).Scan(&docs)
 	if docs != 1 || second.SchemaVersion != first.SchemaVersion {

@@ -128,6 +128,10 @@ func (p *Provisioner) Provision(ctx context.Context, req provision.Request, reco
 	if err := req.TenantID.Validate(); err != nil {
 		return provision.Database{}, err
 	}
+	if req.Pooled {
+		// A shared Neon project for pools is not built yet: pooled tenants need the local provider.
+		return provision.Database{}, ragplane.FieldErrorf("isolation_tier", "The pooled tier is not available on Neon; use the local provider or the siloed tier.")
+	}
 	// tenantdb.Migrate checks this too, but only after a project has been paid for.
 	if req.EmbeddingDimension < 1 || req.EmbeddingDimension > 2000 {
 		return provision.Database{}, ragplane.FieldErrorf("embedding_dimension", "The embedding dimension must be between 1 and 2000.")
@@ -149,7 +153,7 @@ func (p *Provisioner) Provision(ctx context.Context, req provision.Request, reco
 	if err != nil {
 		return provision.Database{}, err
 	}
-	version, err := p.migrate(ctx, projectID, uri, req.EmbeddingDimension)
+	version, err := p.migrate(ctx, projectID, uri, req.EmbeddingDimension, string(req.TenantID))
 	if err != nil {
 		return provision.Database{}, err
 	}
@@ -271,7 +275,7 @@ func (p *Provisioner) waitOperations(ctx context.Context, projectID string, opID
 }
 
 // migrate connects to the tenant database and brings it to the latest tenant schema.
-func (p *Provisioner) migrate(ctx context.Context, projectID, uri string, dimension int) (int, error) {
+func (p *Provisioner) migrate(ctx context.Context, projectID, uri string, dimension int, tenant string) (int, error) {
 	ccfg, err := pgx.ParseConfig(uri)
 	if err != nil {
 		// The parse error would quote the URI.
@@ -293,7 +297,7 @@ func (p *Provisioner) migrate(ctx context.Context, projectID, uri string, dimens
 		defer cancel()
 		_ = conn.Close(closeCtx)
 	}()
-	version, err := tenantdb.Migrate(ctx, conn, dimension)
+	version, err := tenantdb.MigrateSilo(ctx, conn, dimension, tenant)
 	if err != nil {
 		return 0, fmt.Errorf("neon: migrate the database of project %s: %w", projectID, err)
 	}

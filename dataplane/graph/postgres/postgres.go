@@ -58,7 +58,7 @@ insert into entities (id, name, norm_name, kind)
 select gen_random_uuid(), e.name, e.norm_name, e.kind
 from unnest($1::text[], $2::text[], $3::text[]) as e(name, norm_name, kind)
 order by e.norm_name
-on conflict (norm_name) do update set kind = excluded.kind
+on conflict (tenant_id, norm_name) do update set kind = excluded.kind
 where entities.kind = '' and excluded.kind <> ''`
 
 	// sqlAddRelation inserts one relation unless the same fact of the same chunk is there already,

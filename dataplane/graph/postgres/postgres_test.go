@@ -35,10 +35,17 @@ func MustTenantDB(tb testing.TB) *pgxpool.Pool {
 		tb.Fatalf("connect: %v", err)
 	}
 	defer conn.Close(ctx)
-	if _, err := tenantdb.Migrate(ctx, conn, dimension); err != nil {
+	if _, err := tenantdb.MigrateSilo(ctx, conn, dimension, "acme"); err != nil {
 		tb.Fatalf("migrate: %v", err)
 	}
-	pool, err := pgxpool.New(ctx, url)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		tb.Fatalf("pool config: %v", err)
+	}
+	// The test's own SQL runs as a superuser, whom row level security does not confine; the
+	// tenant set for the session fills the rows' tenant_id.
+	cfg.ConnConfig.RuntimeParams["ragplane.tenant_id"] = "acme"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		tb.Fatalf("pool: %v", err)
 	}

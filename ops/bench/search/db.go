@@ -26,6 +26,9 @@ type tenantDB struct {
 // across runs.
 var dbSeq int
 
+// benchTenant is the tenant whose rows the benchmark's databases hold.
+const benchTenant = "bench"
+
 // newTenantDB creates a database named for the run and what it is for, installs pgvector,
 // migrates it with tenantdb.Migrate at dim, and opens a pool of conns connections with pgvector's
 // types registered (as the worker's pools are).
@@ -58,7 +61,7 @@ func newTenantDB(ctx context.Context, adminURL, purpose string, dim, conns int) 
 		t.drop()
 		return nil, fmt.Errorf("create extension: %w", err)
 	}
-	if _, err := tenantdb.Migrate(ctx, conn, dim); err != nil {
+	if _, err := tenantdb.MigrateSilo(ctx, conn, dim, benchTenant); err != nil {
 		t.drop()
 		return nil, err
 	}
@@ -70,6 +73,9 @@ func newTenantDB(ctx context.Context, adminURL, purpose string, dim, conns int) 
 	cfg.MaxConns = int32(conns)
 	cfg.MinConns = int32(conns)
 	cfg.AfterConnect = pgxvec.RegisterTypes
+	// The benchmark connects as the admin role, which row level security does not confine; the
+	// session's tenant fills the rows' tenant_id (COPY included) as a worker's transaction does.
+	cfg.ConnConfig.RuntimeParams["ragplane.tenant_id"] = benchTenant
 	if t.Pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		t.drop()
 		return nil, err

@@ -1,0 +1,175 @@
+package tenantdb
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// setTenant makes the tenant's rows, and only them, visible to the rest of the transaction (see
+// migrations/008_tenant_rows.sql). is_local=true: the setting ends with the transaction, so a
+// pooled connection never carries one tenant's id to the next statement it runs for another.
+const setTenant = `select set_config('ragplane.tenant_id', $1, true)`
+
+// ErrNoTenant is returned by a Scoped with no tenant: it never runs a statement unscoped.
+var ErrNoTenant = errors.New("tenantdb: no tenant for the tenant database")
+
+// Scoped is one tenant's view of a database that holds its rows: its own (siloed) or a pool
+// shared with other tenants. Every statement runs with the tenant set for its transaction, so row
+// level security shows and accepts that tenant's rows only; the callers' SQL never names the
+// tenant, and is the same in both tiers.
+//
+// A statement outside a transaction is sent as a batch of two, the tenant's set_config and the
+// statement, in one round trip: PostgreSQL runs a batch (up to its Sync) as one implicit
+// transaction. Begin sends the transaction's BEGIN and the tenant's set_config as one batch too.
+//
+// Its connections must have pgvector's types registered (pgvector-go/pgx RegisterTypes in
+// AfterConnect) where the callers read or write vectors.
+type Scoped struct {
+	pool   *pgxpool.Pool
+	tenant string
+}
+
+// Scope returns tenant's view of the database behind pool.
+func Scope(pool *pgxpool.Pool, tenant string) *Scoped { return &Scoped{pool: pool, tenant: tenant} }
+
+// Tenant returns the tenant the view is scoped to.
+func (s *Scoped) Tenant() string { return s.tenant }
+
+// Begin starts a transaction scoped to the tenant.
+func (s *Scoped) Begin(ctx context.Context) (pgx.Tx, error) {
+	if s.tenant == "" {
+		return nil, ErrNoTenant
+	}
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue(setTenant, s.tenant)
+	br := s.pool.SendBatch(ctx, b)
+	tx := br.Tx()
+	if err := br.Close(); err != nil {
+		if tx != nil {
+			tx.Rollback(context.WithoutCancel(ctx))
+		}
+		return nil, err
+	}
+	return tx, nil
+}
+
+// send sends the tenant's set_config followed by b's statements and reads the set_config's result.
+func (s *Scoped) send(ctx context.Context, queue func(b *pgx.Batch)) (pgx.BatchResults, error) {
+	if s.tenant == "" {
+		return nil, ErrNoTenant
+	}
+	b := &pgx.Batch{}
+	b.Queue(setTenant, s.tenant)
+	queue(b)
+	br := s.pool.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return nil, err
+	}
+	return br, nil
+}
+
+// Exec runs a statement scoped to the tenant.
+func (s *Scoped) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	br, err := s.send(ctx, func(b *pgx.Batch) { b.Queue(sql, args...) })
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
+}
+
+// Query runs a query scoped to the tenant. The connection is held until the rows are closed (or
+// read to the end), like pgxpool's.
+func (s *Scoped) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	br, err := s.send(ctx, func(b *pgx.Batch) { b.Queue(sql, args...) })
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		rows.Close()
+		br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+// QueryRow runs a query scoped to the tenant and reads its first row, like pgx's.
+func (s *Scoped) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, err := s.Query(ctx, sql, args...)
+	return &scopedRow{rows: rows, err: err}
+}
+
+// SendBatch sends b scoped to the tenant, in one implicit transaction. Its queued queries'
+// callbacks run as usual.
+func (s *Scoped) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	br, err := s.send(ctx, func(nb *pgx.Batch) { nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...) })
+	if err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	return br
+}
+
+// batchRows are a batch's rows that close the batch, releasing its connection, when closed.
+type batchRows struct {
+	pgx.Rows
+	br     pgx.BatchResults
+	closed bool
+	err    error
+}
+
+func (r *batchRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.Close()
+	return false
+}
+
+func (r *batchRows) Close() {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.Rows.Close()
+	r.err = r.br.Close() // the implicit transaction's end: a failed commit shows here
+}
+
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
+
+type scopedRow struct {
+	rows pgx.Rows
+	err  error
+}
+
+func (r *scopedRow) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
+}
