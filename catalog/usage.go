@@ -13,8 +13,8 @@ import (
 )
 
 // RecordUsage stores usage events and folds the new ones into the hourly and daily rollups, in one
-// transaction. Events are keyed by id: an event delivered twice is stored and counted once. It
-// returns how many events were new.
+// transaction that also ends the events' token reservations (see ReserveTokens). Events are keyed
+// by id: an event delivered twice is stored and counted once. It returns how many events were new.
 func (s *Store) RecordUsage(ctx context.Context, events []ragplane.UsageEvent) (int, error) {
 	if len(events) == 0 {
 		return 0, nil
@@ -59,6 +59,15 @@ func (s *Store) RecordUsage(ctx context.Context, events []ragplane.UsageEvent) (
 					sums[key{string(e.TenantID), metric, g.name, p}] += v
 				}
 			}
+		}
+		// The events' token reservations (ReserveTokens) end here, in the transaction that counts
+		// the events: a request is counted as its reservation or as its usage, never both or neither.
+		ids := make([]string, len(events))
+		for i, e := range events {
+			ids[i] = e.ID
+		}
+		if _, err := tx.Exec(ctx, `delete from token_reservations where id = any($1)`, ids); err != nil {
+			return pgError(err, "Token reservation")
 		}
 		if len(sums) == 0 {
 			return nil

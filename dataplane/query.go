@@ -79,6 +79,8 @@ func (s *Server) query(c echo.Context) error {
 			return replayAnswer(c, req.Stream, stored)
 		}
 	}
+	// A tenant already over its monthly tokens is refused here, from a cached count, before any
+	// retrieval; a query that calls a model then reserves its tokens in the catalog (reserve.go).
 	if err := s.checkMonthlyTokens(ctx, sc); err != nil {
 		return err
 	}
@@ -94,6 +96,13 @@ func (s *Server) query(c echo.Context) error {
 		if err != nil {
 			return ragplane.FieldErrorf("retrieval_mode", "agentic retrieval needs a model: set answer_provider to openai on a worker with an OpenAI-compatible provider configured.")
 		}
+		hold, err := s.reserveTokens(ctx, sc, agentEstimate(areq, maxAgentSteps))
+		if err != nil {
+			return err
+		}
+		rec := usageOf(c)
+		rec.id = hold.id
+		defer func() { hold.settle(rec.tokens()) }()
 		res, err = model.RunAgent(ctx, areq, s.tools(sc, req.Filters, &sources), maxAgentSteps)
 		if err != nil {
 			return err
@@ -106,11 +115,21 @@ func (s *Server) query(c echo.Context) error {
 		sources, embedTokens = r.hits, r.embedTokens
 		meta.GraphFallback = r.graphFallback
 		areq.Sources = r.hits
+		rec := usageOf(c)
+		if set.AnswerProvider == "openai" && len(areq.Sources) > 0 {
+			// The model will be called: hold its tokens until the answer or stream has ended,
+			// then settle to what the usage record bills (nothing when the call failed).
+			hold, err := s.reserveTokens(ctx, sc, answerEstimate(areq, embedTokens))
+			if err != nil {
+				return err
+			}
+			rec.id = hold.id
+			defer func() { hold.settle(rec.tokens()) }()
+		}
 		if req.Stream {
-			// A stream's headers go out before its tokens are known: what is known now is
-			// recorded; token counts of streams come from the metrics.
-			rec := usageOf(c)
-			rec.mode, rec.embedding = set.RetrievalMode, embedTokens
+			// A stream's headers go out before its tokens are known: its usage record is
+			// written when it ends or is cut off (stream).
+			rec.mode, rec.embedding, rec.deferred = set.RetrievalMode, embedTokens, true
 			return s.stream(c, sc, areq, meta, start, idem)
 		}
 		if res, err = s.answer(ctx, set, areq); err != nil {
@@ -219,9 +238,13 @@ func (s *Server) answer(ctx context.Context, set ragplane.Settings, req answer.R
 // stream sends the answer as server-sent events: "delta" events with text as it is written, then
 // one "done" event with the whole answer, its sources and metadata. A client that goes away
 // cancels the model call. With an Idempotency-Key, a stream that reached its "done" event is
-// recorded for replay; one cut short is not, and its retry is answered anew.
+// recorded for replay; one cut short is not, and its retry is answered anew. The stream's usage
+// record (deferred) is written when it ends, with the model's tokens: the provider's count, or
+// for a stream cut off before the provider sent one, the prompt and the text received so far.
 func (s *Server) stream(c echo.Context, sc *scope, req answer.Request, meta ragplane.AnswerMetadata, start time.Time, idem idempotency) error {
+	rec := usageOf(c)
 	w := startEvents(c)
+	defer rec.finish()
 	send := func(event string, v any) error { return sendEvent(w, event, []byte(mustJSON(v))) }
 	ctx := c.Request().Context()
 	var res answer.Result
@@ -248,6 +271,13 @@ func (s *Server) stream(c echo.Context, sc *scope, req answer.Request, meta ragp
 	if err == nil {
 		err = sendClean(clean.Close())
 	}
+	if sc.cfg.Settings.AnswerProvider == "openai" && len(req.Sources) > 0 && res.PromptTokens == 0 && res.CompletionTokens == 0 && res.Answer != "" {
+		// Cut off (the client gone, an idle timeout) or failed before the usage chunk: the model
+		// was sent the prompt and wrote what arrived.
+		res.PromptTokens, res.CompletionTokens = countPrompt(req), prose.CountTokens(res.Answer)
+	}
+	rec.model, rec.prompt, rec.completion = res.Model, res.PromptTokens, res.CompletionTokens
+	s.countTokens(sc.tenant, res, rec.embedding)
 	if err != nil {
 		// Headers are gone: the error travels as an event in the problem shape.
 		_ = send("error", map[string]string{"code": ragplane.ErrorCode(err), "detail": ragplane.ErrorMessage(err)})
@@ -257,7 +287,6 @@ func (s *Server) stream(c echo.Context, sc *scope, req answer.Request, meta ragp
 	meta.Model = res.Model
 	meta.TokensUsed = res.PromptTokens + res.CompletionTokens
 	meta.LatencyMS = time.Since(start).Milliseconds()
-	s.countTokens(sc.tenant, res, prose.CountTokens(req.Query))
 	sources := req.Sources
 	if sources == nil {
 		sources = []ragplane.SearchHit{}

@@ -9,9 +9,12 @@ import (
 	"github.com/ragplane/ragplane"
 )
 
-// monthlyTokens enforces limits.monthly_tokens: a tenant whose shipped usage this calendar month
-// (UTC) has reached the quota gets 429 on queries until the month turns or the quota is raised.
-// The count lives in the catalog and is cached per tenant for a few seconds.
+// monthlyTokens enforces limits.monthly_tokens cheaply, before retrieval: a tenant whose shipped
+// usage this calendar month (UTC) has reached the quota gets 429 on queries until the month turns
+// or the quota is raised. The count lives in the catalog and is cached per tenant for a few
+// seconds. A query that calls a model is then admitted by reserving its tokens in the catalog
+// (reserve.go), which bounds what concurrent queries can use; one answered without a model (the
+// extractive answerer) is checked only here.
 type monthlyTokens struct {
 	cfg monthlyTokensConfig
 

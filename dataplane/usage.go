@@ -201,13 +201,32 @@ func readSegment(path string) ([]ragplane.UsageEvent, error) {
 
 // usageRecord collects what a handler used; the usage writer turns it into an event.
 type usageRecord struct {
+	// id is the event's id: a query that reserved tokens uses its reservation's, so that shipping
+	// the event ends the reservation (catalog.Store.RecordUsage); empty means a new one.
+	id                            string
 	mode, model                   string
 	prompt, completion, embedding int
 	documents, chunks             int
+	// deferred records the event when finish is called rather than when the headers leave: a
+	// stream's tokens are known only when it ends (or is cut off).
+	deferred bool
+	write    func()
+}
+
+// tokens is what the record bills against the monthly token quota.
+func (r *usageRecord) tokens() int { return r.prompt + r.completion + r.embedding }
+
+// finish writes a deferred record, once; it does nothing before the headers have left.
+func (r *usageRecord) finish() {
+	if w := r.write; w != nil {
+		r.write = nil
+		w()
+	}
 }
 
 // usageWriter writes the request's usage record to the spool when the response header is about
-// to be sent, so a worker killed right after answering has already recorded it.
+// to be sent, so a worker killed right after answering has already recorded it (a deferred record,
+// a stream's, when the handler finishes it).
 type usageWriter struct {
 	http.ResponseWriter
 	s       *Server
@@ -220,7 +239,11 @@ type usageWriter struct {
 func (w *usageWriter) WriteHeader(code int) {
 	if !w.written {
 		w.written = true
-		w.s.recordUsage(w.r, w.rec, code, w.start)
+		if w.rec.deferred {
+			w.rec.write = func() { w.s.recordUsage(w.r, w.rec, code, w.start) }
+		} else {
+			w.s.recordUsage(w.r, w.rec, code, w.start)
+		}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -246,7 +269,11 @@ func (s *Server) recordUsage(r *http.Request, rec *usageRecord, status int, star
 		return
 	}
 	rid := r.Header.Get("X-Request-ID")
-	e := ragplane.UsageEvent{ID: ragplane.NewRequestID(), TenantID: id.TenantID, Subject: id.Subject,
+	eid := rec.id
+	if eid == "" {
+		eid = ragplane.NewRequestID()
+	}
+	e := ragplane.UsageEvent{ID: eid, TenantID: id.TenantID, Subject: id.Subject,
 		Route: r.Method + " " + routeOf(r.URL.Path), RetrievalMode: rec.mode, Model: rec.model,
 		PromptTokens: rec.prompt, CompletionTokens: rec.completion, EmbeddingTokens: rec.embedding,
 		DocumentsWritten: rec.documents, ChunksWritten: rec.chunks, LatencyMS: int(time.Since(start).Milliseconds()),

@@ -151,7 +151,8 @@ func (c *Client) Answer(ctx context.Context, req answer.Request) (answer.Result,
 // and the Result holds the whole answer and the token usage (servers that ignore
 // stream_options.include_usage report none). If onDelta returns an error, the stream stops and
 // Stream returns that error. When ctx is done, Stream stops reading, closes the connection and
-// returns ctx.Err().
+// returns ctx.Err(). With an error, the Result still holds what arrived before it (the text so
+// far, the usage if the provider sent it), so that a cut-off stream can be billed for it.
 func (c *Client) Stream(ctx context.Context, req answer.Request, onDelta func(string) error) (answer.Result, error) {
 	params, model, err := c.params(req)
 	if err != nil {
@@ -181,12 +182,14 @@ func (c *Client) Stream(ctx context.Context, req answer.Request, onDelta func(st
 			}
 			sb.WriteString(choice.Delta.Content)
 			if err := onDelta(choice.Delta.Content); err != nil {
-				return answer.Result{}, err
+				res.Answer = sb.String()
+				return res, err
 			}
 		}
 	}
 	if err := stream.Err(); err != nil {
-		return answer.Result{}, c.providerError(ctx, err)
+		res.Answer = sb.String()
+		return res, c.providerError(ctx, err)
 	}
 	res.Answer = sb.String()
 	return res, nil
