@@ -28,7 +28,8 @@ func TestBadInput(t *testing.T) {
 		field  string
 	}{
 		{name: "malformed json", method: "POST", path: "/v1/documents", given: `{"content": `, expect: 400},
-		{name: "unknown field", method: "POST", path: "/v1/documents", given: map[string]any{"content": "x", "tenant_id": "b"}, expect: 400, field: "tenant_id"},
+		{name: "unknown field", method: "POST", path: "/v1/documents", given: map[string]any{"content": "x", "colour": "b"}, expect: 400, field: "colour"},
+		{name: "another tenant's tenant_id", method: "POST", path: "/v1/documents", given: map[string]any{"content": "x", "tenant_id": "b"}, expect: 403, field: "tenant_id"},
 		{name: "empty content", method: "POST", path: "/v1/documents", given: map[string]any{"content": "   "}, expect: 422, field: "content"},
 		{name: "nul byte", method: "POST", path: "/v1/documents", given: map[string]any{"content": "a\x00b"}, expect: 422, field: "content"},
 		{name: "invalid utf-8", method: "POST", path: "/v1/documents", given: []byte("{\"content\": \"\xff\xfe\"}"), expect: 422},

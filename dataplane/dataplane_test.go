@@ -225,7 +225,7 @@ func TestTenantIsolation(t *testing.T) {
 	}
 	// A client-sent tenant header or body field selects nothing.
 	r := a.Do("POST", "/v1/search", `{"query":"vault code","tenant_id":"tenant_b"}`, "X-Tenant-ID", "tenant_b")
-	mustStatus(t, r, http.StatusBadRequest) // unknown field
+	mustStatus(t, r, http.StatusForbidden) // another tenant's id: refused, never selected
 	r = a.Do("GET", "/v1/documents/"+ids["tenant_b0"], nil, "X-Tenant-ID", "tenant_b")
 	mustStatus(t, r, http.StatusNotFound)
 	mustStatus(t, b.Do("GET", "/v1/documents/"+ids["tenant_b0"], nil), http.StatusOK)

@@ -95,7 +95,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, err
 	}
 	s.tenants = newTenants(tenantCacheConfig{Load: store.TenantRuntime, TTL: cfg.TenantCacheTTL, Logger: s.log, Registerer: reg})
-	s.tokens = newMonthlyTokens(monthlyTokensConfig{Load: store.TokensSince})
+	s.tokens = newMonthlyTokens(monthlyTokensConfig{Load: store.TokensCounted})
 
 	// 3. Tenant database pools under the connection budget, and the outside providers.
 	s.pools = newPools(cfg.DB, reg, s.log)
