@@ -83,3 +83,14 @@ func LatestVersion() int {
 // security (migrations/008_tenant_rows.sql), children before parents: a pooled tenant is removed
 // from its pool by deleting its rows from each, in this order.
 var TenantTables = []string{"relations", "entities", "query_results", "idempotency_keys", "text_configs", "chunks", "documents"}
+
+// ForcePolicies makes the tenant tables' row level security bind their owner too (FORCE), as a
+// pool database's must: see migrations/008_tenant_rows.sql. It is idempotent.
+func ForcePolicies(ctx context.Context, conn *pgx.Conn) error {
+	for _, t := range TenantTables {
+		if _, err := conn.Exec(ctx, "alter table "+pgx.Identifier{t}.Sanitize()+" force row level security"); err != nil {
+			return fmt.Errorf("force row level security on %s: %w", t, err)
+		}
+	}
+	return nil
+}

@@ -217,10 +217,15 @@ func planKeyword(ctx context.Context, tx pgx.Tx, query string) (*keywordPlan, er
 // the essential-term cutoff.
 func (p *keywordPlan) weigh(ctx context.Context, tx pgx.Tx) error {
 	var n, avgLen float64
-	err := tx.QueryRow(ctx, `select case when s.est < $1 then (select count(*) from chunks)::float8 else s.est end,
-			case when s.est < $1 then (select coalesce(avg(tokens), 0) from chunks)::float8
+	// In a pool database (row level security binds this session) the table's size, its samples
+	// and its statistics are every tenant's: N and the mean length are counted over the tenant's
+	// own chunks (found through chunks_tenant), and pg_stats, which hides the statistics of such a
+	// table, gives no document frequency: each term's is counted, the tenant's own, below.
+	err := tx.QueryRow(ctx, `select case when s.est < $1 or s.bound then (select count(*) from chunks)::float8 else s.est end,
+			case when s.est < $1 or s.bound then (select coalesce(avg(tokens), 0) from chunks)::float8
 				else (select coalesce(avg(tokens), 0) from chunks tablesample system (least(100, 100 * $2 / s.est)) repeatable (0))::float8 end
-		from (select greatest(reltuples, -1)::float8 as est from pg_class where oid = 'chunks'::regclass) s`, exactStats, statsSample).Scan(&n, &avgLen)
+		from (select greatest(reltuples, -1)::float8 as est, row_security_active('chunks') as bound from pg_class where oid = 'chunks'::regclass) s`,
+		exactStats, statsSample).Scan(&n, &avgLen)
 	if err != nil {
 		return dbError("keyword statistics", err)
 	}

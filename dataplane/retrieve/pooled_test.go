@@ -188,3 +188,66 @@ func TestPooledTenantSeesOnlyItsOwn(t *testing.T) {
 		}
 	}
 }
+
+// TestPooledScoresMatchSiloed: a pooled tenant's keyword (BM25) and vector scores are those of
+// the same documents in a database of their own, however many chunks other tenants have that use
+// the same words: the statistics are the tenant's.
+func TestPooledScoresMatchSiloed(t *testing.T) {
+	const dim = 16
+	pool, silo := MustPoolDB(t, dim), MustTenantDB(t, dim)
+	texts := []string{"revenue report for the quarter", "the quarter was long", "annual revenue revenue summary", "a report on staff"}
+	emb := func(seed uint64) func(int) []float32 {
+		return func(i int) []float32 { return axis(dim, seed*100+uint64(i), map[int]float32{int(seed) % dim: 1}) }
+	}
+	for i, text := range texts {
+		mustPooledDoc(t, tenantdb.Scope(pool, "mine"), `{}`, text, 3, emb(uint64(i)))
+		mustPooledDoc(t, tenantdb.Scope(silo, "acme"), `{}`, text, 3, emb(uint64(i)))
+	}
+	// Enough chunks of another tenant that the table's size is an estimate (past exactStats).
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 6 {
+		mustPooledDoc(t, tenantdb.Scope(pool, "crowd"), `{}`, "revenue revenue report quarter", 1000, func(int) []float32 { return randomUnit(r, dim) })
+	}
+	mustAnalyze(t, pool)
+	ctx := context.Background()
+	req := retrieve.Request{Query: "quarterly revenue report", Embedding: axis(dim, 9, map[int]float32{0: 1}), TopK: 8}
+	for mode, search := range map[string]func(retrieve.DB) ([]ragplane.SearchHit, error){
+		"keyword": func(db retrieve.DB) ([]ragplane.SearchHit, error) { return retrieve.Keyword(ctx, db, req) },
+		"vector":  func(db retrieve.DB) ([]ragplane.SearchHit, error) { return retrieve.Vector(ctx, db, req) },
+	} {
+		pooled, err := search(tenantdb.Scope(pool, "mine"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		siloed, err := search(tenantdb.Scope(silo, "acme"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pooled) != len(siloed) || len(pooled) == 0 {
+			t.Fatalf("%s: %d pooled hits, %d siloed", mode, len(pooled), len(siloed))
+		}
+		for i := range pooled { // equal scores are ordered by chunk id, which differs
+			if d := pooled[i].Score - siloed[i].Score; d > 1e-6 || d < -1e-6 {
+				t.Errorf("%s hit %d: pooled %q %.6f, siloed %q %.6f", mode, i, pooled[i].Content, pooled[i].Score, siloed[i].Content, siloed[i].Score)
+			}
+		}
+	}
+}
+
+// mustAnalyze refreshes the planner's statistics of pool's database, as its owner.
+func mustAnalyze(tb testing.TB, pool *pgxpool.Pool) {
+	tb.Helper()
+	u, err := url.Parse(catalogtest.ServerURL(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u.Path = "/" + pool.Config().ConnConfig.Database
+	conn, err := pgx.Connect(context.Background(), u.String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), "analyze"); err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -248,12 +248,9 @@ func vectorSettings(req Request, limit int) *vectorTx {
 // index it would walk a large part of the graph to find them, slowly, and could stop at
 // hnsw.max_scan_tuples with fewer than limit.
 func vectorSearch(ctx context.Context, tx pgx.Tx, req Request, limit int) ([]scored, error) {
-	exact := false
-	if len(req.Filters) > 0 || len(req.onlyConfigs) > 0 {
-		var err error
-		if exact, err = useExactScan(ctx, tx, req, limit); err != nil {
-			return nil, err
-		}
+	exact, err := useExactScan(ctx, tx, req, limit)
+	if err != nil {
+		return nil, err
 	}
 	var q query
 	vec := q.arg(pgvector.NewVector(req.Embedding))
@@ -297,11 +294,21 @@ const (
 
 // useExactScan counts, up to the cutoff, the chunks that pass the filters. The total comes from
 // the planner's statistics (pg_class.reltuples), which is all the precision this needs.
+//
+// Row level security is a filter too: in a pool database (the policies bind this session) the
+// HNSW index holds every tenant's chunks, and a small tenant's are a small share of them, so the
+// same choice is made with the filters and the tenant's rows; the count then reads the tenant's
+// chunks through chunks_tenant. Where the policies bind nobody (a siloed tenant's own tables)
+// and there is no filter, every chunk passes and the index is used as it is.
 func useExactScan(ctx context.Context, tx pgx.Tx, req Request, limit int) (bool, error) {
 	var total float64
-	err := tx.QueryRow(ctx, "select greatest(reltuples, 0)::float8 from pg_class where oid = 'chunks'::regclass").Scan(&total)
+	var bound bool
+	err := tx.QueryRow(ctx, "select greatest(reltuples, 0)::float8, row_security_active('chunks') from pg_class where oid = 'chunks'::regclass").Scan(&total, &bound)
 	if err != nil {
 		return false, dbError("vector search statistics", err)
+	}
+	if !bound && len(req.Filters) == 0 && len(req.onlyConfigs) == 0 {
+		return false, nil
 	}
 	cutoff := max(exactScanFloor, int(math.Sqrt(exactScanRatio*float64(limit)*total)))
 	var q query

@@ -5,9 +5,14 @@
 --
 -- Fail closed: with no tenant set, current_setting(..., true) is null (or '' once a transaction
 -- that set it has ended), nullif makes both null, and null matches no row: reads return nothing,
--- and inserts fail (the default is null, and tenant_id is not null). FORCE applies the policies to
--- the tables' owner too; only superusers and BYPASSRLS roles are exempt, and neither connects for
--- a tenant.
+-- and inserts fail (the default is null, and tenant_id is not null).
+--
+-- The policies bind every role but the tables' owner (and superusers and BYPASSRLS roles). A
+-- pool's tables belong to the admin role and its tenants connect as another role, which they
+-- bind; the pool also FORCEs them, so they bind the owner too (tenantdb.ForcePolicies). A siloed
+-- tenant's role owns its tables and is not bound: its database holds nobody else's rows, and the
+-- planner's statistics stay readable to it (pg_stats hides a table's from a role its policies
+-- bind), which keyword search's document frequencies come from.
 --
 -- Existing rows get the tenant being migrated (tenant_literal, given by tenantdb.MigrateSilo):
 -- a siloed database's own tenant. A pool has no rows yet, except the 'english' text configuration
@@ -56,13 +61,6 @@ alter table entities enable row level security;
 alter table relations enable row level security;
 alter table text_configs enable row level security;
 alter table query_results enable row level security;
-alter table documents force row level security;
-alter table chunks force row level security;
-alter table idempotency_keys force row level security;
-alter table entities force row level security;
-alter table relations force row level security;
-alter table text_configs force row level security;
-alter table query_results force row level security;
 
 create policy tenant_rows on documents using (tenant_id = nullif(current_setting('ragplane.tenant_id', true), ''));
 create policy tenant_rows on chunks using (tenant_id = nullif(current_setting('ragplane.tenant_id', true), ''));
@@ -81,13 +79,6 @@ drop policy tenant_rows on entities;
 drop policy tenant_rows on relations;
 drop policy tenant_rows on text_configs;
 drop policy tenant_rows on query_results;
-alter table documents no force row level security;
-alter table chunks no force row level security;
-alter table idempotency_keys no force row level security;
-alter table entities no force row level security;
-alter table relations no force row level security;
-alter table text_configs no force row level security;
-alter table query_results no force row level security;
 alter table documents disable row level security;
 alter table chunks disable row level security;
 alter table idempotency_keys disable row level security;

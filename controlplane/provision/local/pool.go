@@ -178,6 +178,9 @@ func (p *Provisioner) preparePool(ctx context.Context, pl *pool, dimension int) 
 	if pl.version, err = tenantdb.Migrate(ctx, conn.Conn(), dimension); err != nil {
 		return transient("migrate pool schema", err)
 	}
+	if err := tenantdb.ForcePolicies(ctx, conn.Conn()); err != nil {
+		return transient("force row level security", err)
+	}
 	ident := pgx.Identifier{pl.name}.Sanitize()
 	var password string
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {

@@ -116,6 +116,13 @@ func TestPooledTier(t *testing.T) {
 	if super || bypass || owned != 0 {
 		t.Fatalf("pool role: superuser %v, bypassrls %v, owns %d tables", super, bypass, owned)
 	}
+	var unforced []string
+	if rows, err := pool.Query(ctx, `select relname::text from pg_class where relname = any($1) and not (relrowsecurity and relforcerowsecurity)`,
+		tenantdb.TenantTables); err != nil {
+		t.Fatal(err)
+	} else if unforced, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil || len(unforced) > 0 {
+		t.Fatalf("tenant tables without forced row level security: %v %v", unforced, err)
+	}
 	// The same natural keys (content hash, idempotency key, entity names, text configuration) in
 	// both tenants do not collide.
 	mustWriteRows(t, pool, "alpha")
