@@ -1,8 +1,6 @@
 package controlplane
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,7 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/ragplane/ragplane"
-	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/internal/apidocs"
 )
 
 // routes registers the admin API. Every route here must be in openapi.json (a test checks both ways).
@@ -19,6 +17,8 @@ func (s *Server) routes(e *echo.Echo) {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", echo.WrapHandler(s.metricsHandler))
 	e.GET("/openapi.json", s.openAPI)
+	e.GET("/docs", s.docs)
+	e.GET("/docs/:file", s.docs)
 	e.GET("/.well-known/jwks.json", s.getJWKS)
 	e.POST("/v1/auth/token", s.issueToken)
 
@@ -50,21 +50,10 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.PUT("/config/defaults", s.putDefaults)
 	v1.POST("/signing-keys/rotate", s.rotateSigningKey)
 	v1.GET("/audit", s.listAudit)
-}
-
-// requireAdmin checks the operator's bearer token in constant time (over fixed-size digests, so
-// not even the token's length leaks). A failure is audited, within caps (see authAuditor).
-func (s *Server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
-	want := sha256.Sum256([]byte(s.cfg.AdminToken))
-	return func(c echo.Context) error {
-		tok, ok := bearer(c.Request())
-		got := sha256.Sum256([]byte(tok))
-		if !ok || subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
-			s.authAudit.record(c, tok)
-			return ragplane.Errorf(ragplane.EUNAUTHORIZED, "A valid admin bearer token is required.")
-		}
-		return next(c)
-	}
+	v1.GET("/operators", s.listOperators)
+	v1.POST("/operators", s.createOperator)
+	v1.GET("/operators/me", s.whoami)
+	v1.DELETE("/operators/:name", s.revokeOperator)
 }
 
 func bearer(r *http.Request) (string, bool) {
@@ -79,8 +68,10 @@ func bearer(r *http.Request) (string, bool) {
 	return strings.TrimSpace(tok), true
 }
 
-func (s *Server) actor(c echo.Context, name string) catalog.Actor {
-	return catalog.Actor{Name: name, RequestID: c.Response().Header().Get(echo.HeaderXRequestID)}
+// docs serves the API reference page and its files (internal/apidocs), showing /openapi.json.
+func (s *Server) docs(c echo.Context) error {
+	apidocs.Viewer{WebDir: s.cfg.WebDir}.ServeHTTP(c.Response(), c.Request())
+	return nil
 }
 
 func (s *Server) healthz(c echo.Context) error {

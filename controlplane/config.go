@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/internal/apidocs"
 	"github.com/ragplane/ragplane/internal/durability"
 	"github.com/ragplane/ragplane/internal/envconfig"
 )
@@ -38,6 +39,9 @@ type Config struct {
 	Prices map[string]Price
 	// MaxBodyBytes caps admin request bodies (default 1 MiB).
 	MaxBodyBytes int64
+	// WebDir holds the API reference viewer served at /docs (RAGPLANE_WEB_DIR, from ops/web.sh);
+	// empty serves a plain page linking /openapi.json.
+	WebDir string
 	// AllowUndurable lets the control plane start on a catalog server with fsync,
 	// synchronous_commit or full_page_writes off (RAGPLANE_ALLOW_UNDURABLE), with a warning; for
 	// development and tests only, as such a server may lose acknowledged writes in a crash.
@@ -132,6 +136,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.Duration("RAGPLANE_TOKEN_TTL", &cfg.Tokens.TTL)
 	env.Duration("RAGPLANE_KEY_ROTATION", &cfg.Tokens.RotateEvery)
 	env.Bool(durability.AllowEnv, &cfg.AllowUndurable)
+	env.String("RAGPLANE_WEB_DIR", &cfg.WebDir)
 	return cfg, env.Err()
 }
 
@@ -191,6 +196,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		bad("max body bytes must be positive")
+	}
+	if err := apidocs.CheckWebDir(c.WebDir); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -39,7 +39,7 @@ func (s *Server) putDefaults(c echo.Context) error {
 	if err := httpjson.Decode(c, body, &req); err != nil {
 		return err
 	}
-	if err := s.store.PutSystemConfig(c.Request().Context(), req, s.actor(c, "admin")); err != nil {
+	if err := s.store.PutSystemConfig(c.Request().Context(), req, s.actor(c)); err != nil {
 		return err
 	}
 	return s.getDefaults(c)

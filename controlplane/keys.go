@@ -29,7 +29,7 @@ func (s *Server) createKey(c echo.Context) error {
 	if err := httpjson.Decode(c, body, &req); err != nil {
 		return err
 	}
-	k, secret, err := s.store.CreateAPIKey(c.Request().Context(), id, req, s.actor(c, "admin"))
+	k, secret, err := s.store.CreateAPIKey(c.Request().Context(), id, req, s.actor(c))
 	if err != nil {
 		return err
 	}
@@ -57,7 +57,7 @@ func (s *Server) revokeKey(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	k, err := s.store.RevokeAPIKey(c.Request().Context(), id, c.Param("key_id"), s.actor(c, "admin"))
+	k, err := s.store.RevokeAPIKey(c.Request().Context(), id, c.Param("key_id"), s.actor(c))
 	if err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ func (s *Server) putPlan(c echo.Context) error {
 		}
 	}
 	p, err := s.store.PutPlan(c.Request().Context(), ragplane.Plan{Name: c.Param("name"), Description: req.Description,
-		Limits: req.Limits, Settings: req.Settings}, s.actor(c, "admin"))
+		Limits: req.Limits, Settings: req.Settings}, s.actor(c))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -10,17 +11,77 @@ import (
 	"github.com/ragplane/ragplane/internal/httpjson"
 )
 
-// createTenantRequest is the body of POST /v1/tenants.
-type createTenantRequest = catalog.NewTenant
+// createTenantRequest is the body of POST /v1/tenants: a catalog.NewTenant, plus the deployment
+// guide's flat max_documents and max_storage_mb, which are the limits of those names. (Not an
+// embedded NewTenant: decoding errors would then name fields "NewTenant.id".)
+type createTenantRequest struct {
+	ID           ragplane.TenantID  `json:"id"`
+	Name         string             `json:"name"`
+	Email        string             `json:"email"`
+	Plan         string             `json:"plan"`
+	Region       string             `json:"region"`
+	Provider     ragplane.Provider  `json:"provider"`
+	Limits       ragplane.Overrides `json:"limits"`
+	Settings     ragplane.Overrides `json:"settings"`
+	MaxDocuments any                `json:"max_documents"`
+	MaxStorageMB any                `json:"max_storage_mb"`
+}
+
+// flatLimits moves the flat limits into Limits; a limit given both ways is refused.
+func (r *createTenantRequest) flatLimits() error {
+	for _, f := range []struct {
+		key string
+		v   any
+	}{{"max_documents", r.MaxDocuments}, {"max_storage_mb", r.MaxStorageMB}} {
+		if f.v == nil {
+			continue
+		}
+		if _, dup := r.Limits[f.key]; dup {
+			return ragplane.FieldErrorf(f.key, "%s is given both at the top level and in limits; give it once.", f.key)
+		}
+		if r.Limits == nil {
+			r.Limits = ragplane.Overrides{}
+		}
+		r.Limits[f.key] = f.v
+	}
+	return nil
+}
+
+// asSent names a flat limit in an error as the client sent it (max_documents, not
+// limits.max_documents).
+func (r *createTenantRequest) asSent(err error) error {
+	var e *ragplane.Error
+	if errors.As(err, &e) {
+		for key, v := range map[string]any{"max_documents": r.MaxDocuments, "max_storage_mb": r.MaxStorageMB} {
+			if v != nil && e.Field == "limits."+key {
+				c := *e
+				c.Field = key
+				return &c
+			}
+		}
+	}
+	return err
+}
+
+// defaultPlan is the plan of a tenant created without one.
+const defaultPlan = "free"
 
 func (s *Server) createTenant(c echo.Context) error {
 	body, err := httpjson.ReadBody(c)
 	if err != nil {
 		return err
 	}
-	var req createTenantRequest
-	if err := httpjson.Decode(c, body, &req); err != nil {
+	var flat createTenantRequest
+	if err := httpjson.Decode(c, body, &flat); err != nil {
 		return err
+	}
+	if err := flat.flatLimits(); err != nil {
+		return err
+	}
+	req := catalog.NewTenant{ID: flat.ID, Name: flat.Name, Email: flat.Email, Plan: flat.Plan, Region: flat.Region,
+		Provider: flat.Provider, Limits: flat.Limits, Settings: flat.Settings}
+	if req.Plan == "" {
+		req.Plan = defaultPlan
 	}
 	if req.Provider == "" {
 		req.Provider = ragplane.Provider(s.cfg.Provision.DefaultProvider)
@@ -35,9 +96,9 @@ func (s *Server) createTenant(c echo.Context) error {
 	if key := c.Request().Header.Get("Idempotency-Key"); key != "" {
 		idem = &catalog.Idempotency{Key: key, Body: body}
 	}
-	t, replay, err := s.store.CreateTenant(c.Request().Context(), req, idem, s.actor(c, "admin"))
+	t, replay, err := s.store.CreateTenant(c.Request().Context(), req, idem, s.actor(c))
 	if err != nil {
-		return err
+		return flat.asSent(err)
 	}
 	s.reconciler.Kick()
 	c.Response().Header().Set("Location", "/v1/tenants/"+string(t.ID))
@@ -95,7 +156,7 @@ func (s *Server) patchTenant(c echo.Context) error {
 	if err := httpjson.Decode(c, body, &p); err != nil {
 		return err
 	}
-	t, err := s.store.UpdateTenant(c.Request().Context(), id, p, s.actor(c, "admin"))
+	t, err := s.store.UpdateTenant(c.Request().Context(), id, p, s.actor(c))
 	if err != nil {
 		return err
 	}
@@ -125,7 +186,7 @@ func (s *Server) setStatus(c echo.Context, to ragplane.TenantStatus, code int) e
 			return ragplane.FieldErrorf("reason", "reason must be at most 500 characters.")
 		}
 	}
-	t, err := s.store.SetStatus(c.Request().Context(), id, to, req.Reason, s.actor(c, "admin"))
+	t, err := s.store.SetStatus(c.Request().Context(), id, to, req.Reason, s.actor(c))
 	if err != nil {
 		return err
 	}
