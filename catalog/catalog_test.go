@@ -1008,7 +1008,7 @@ func TestSigningKeys(t *testing.T) {
 	s, _ := catalogtest.MustOpen(t)
 	ctx := t.Context()
 
-	rotated, err := s.EnsureSigningKey(ctx, time.Hour, time.Minute)
+	rotated, err := s.EnsureSigningKey(ctx, time.Hour, time.Minute, 0)
 	if err != nil || !rotated {
 		t.Fatalf("first EnsureSigningKey = %v, %v; want a new key", rotated, err)
 	}
@@ -1029,7 +1029,7 @@ func TestSigningKeys(t *testing.T) {
 	}
 
 	t.Run("no rotation within rotateEvery", func(t *testing.T) {
-		rotated, err := s.EnsureSigningKey(ctx, time.Hour, time.Minute)
+		rotated, err := s.EnsureSigningKey(ctx, time.Hour, time.Minute, 0)
 		if err != nil || rotated {
 			t.Fatalf("EnsureSigningKey = %v, %v; want no rotation", rotated, err)
 		}
@@ -1040,7 +1040,7 @@ func TestSigningKeys(t *testing.T) {
 	})
 
 	t.Run("rotate", func(t *testing.T) {
-		if err := s.RotateSigningKey(ctx, time.Hour); err != nil {
+		if err := s.RotateSigningKey(ctx, time.Hour, 0); err != nil {
 			t.Fatal(err)
 		}
 		keys, err := s.SigningKeys(ctx)
@@ -1067,7 +1067,7 @@ func TestSigningKeys(t *testing.T) {
 
 	t.Run("rotation after rotateEvery", func(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
-		rotated, err := s.EnsureSigningKey(ctx, 10*time.Millisecond, 0)
+		rotated, err := s.EnsureSigningKey(ctx, 10*time.Millisecond, 0, 0)
 		if err != nil || !rotated {
 			t.Fatalf("EnsureSigningKey = %v, %v; want a rotation", rotated, err)
 		}
@@ -1078,10 +1078,78 @@ func TestSigningKeys(t *testing.T) {
 		}
 	})
 
+	t.Run("the next key is published before it signs", func(t *testing.T) {
+		before, err := s.SigningKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		current := before[0]
+		if err := s.RotateSigningKey(ctx, time.Hour, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := s.SigningKeys(ctx)
+		if err != nil || len(keys) != len(before)+1 {
+			t.Fatalf("SigningKeys = %d, %v; want %d", len(keys), err, len(before)+1)
+		}
+		next := keys[0]
+		if next.KID == current.KID || next.Private == nil || next.PublishUntil != nil || time.Until(next.ActiveAt) < 50*time.Minute {
+			t.Fatalf("next key %+v, want it published, pending for about the hour", next)
+		}
+		// The current key keeps its private half (it signs until the next one is active) and stays
+		// published for the overlap after that.
+		if keys[1].KID != current.KID || keys[1].Private == nil || keys[1].PublishUntil == nil ||
+			keys[1].PublishUntil.Sub(next.ActiveAt) != time.Hour {
+			t.Fatalf("current key %+v, want it signing until %s and published an hour after", keys[1], next.ActiveAt)
+		}
+		// A live replica whose proxies do not all hold it yet keeps it pending; one that fell
+		// silent (older than liveFor) does not.
+		if err := s.ReportKeyHolder(ctx, "replica-a", []string{current.KID}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReportKeyHolder(ctx, "replica-b", []string{current.KID, next.KID}); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.ActivateSigningKey(ctx, next.KID, time.Hour); err != nil || ok {
+			t.Fatalf("ActivateSigningKey while replica-a lacks the key = %v, %v; want false", ok, err)
+		}
+		if keys, err := s.SigningKeys(ctx); err != nil || time.Until(keys[0].ActiveAt) < 50*time.Minute {
+			t.Fatalf("next key after a refused activation: %+v, %v; want it still pending", keys[0], err)
+		}
+		if ok, err := s.ActivateSigningKey(ctx, "k-unknown", 0); err != nil || ok {
+			t.Fatalf("ActivateSigningKey of an unknown key = %v, %v; want false", ok, err)
+		}
+		if ok, err := s.ActivateSigningKey(ctx, current.KID, 0); err != nil || ok {
+			t.Fatalf("ActivateSigningKey of the superseded key = %v, %v; want false", ok, err)
+		}
+		// Once every live replica holds it (every proxy does), it signs now and the current key retires.
+		if err := s.ReportKeyHolder(ctx, "replica-a", []string{current.KID, next.KID}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReportKeyHolder(ctx, "replica-gone", nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ForgetKeyHolder(ctx, "replica-gone"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.ActivateSigningKey(ctx, next.KID, time.Hour); err != nil || !ok {
+			t.Fatalf("ActivateSigningKey = %v, %v; want true", ok, err)
+		}
+		if ok, err := s.ActivateSigningKey(ctx, next.KID, time.Hour); err != nil || ok {
+			t.Fatalf("second ActivateSigningKey = %v, %v; want false (already active)", ok, err)
+		}
+		keys, err = s.SigningKeys(ctx)
+		if err != nil || keys[0].KID != next.KID || keys[0].Private == nil || time.Until(keys[0].ActiveAt) > 0 {
+			t.Fatalf("after activation keys[0] = %+v, %v; want the next key active", keys[0], err)
+		}
+		if keys[1].KID != current.KID || keys[1].Private != nil || keys[1].PublishUntil == nil {
+			t.Fatalf("after activation the old key %+v, want it retired and still published", keys[1])
+		}
+	})
+
 	t.Run("another secret cannot use the keys", func(t *testing.T) {
 		// A store opened with the wrong secret must fail loudly rather than sign with garbage.
 		good, dbURL := catalogtest.MustOpen(t)
-		if _, err := good.EnsureSigningKey(ctx, time.Hour, time.Minute); err != nil {
+		if _, err := good.EnsureSigningKey(ctx, time.Hour, time.Minute, 0); err != nil {
 			t.Fatal(err)
 		}
 		bad, err := catalog.Open(ctx, catalog.Config{URL: dbURL, SecretKey: strings.Repeat("z", 40)})
@@ -1103,7 +1171,7 @@ func TestEnsureSigningKeyConcurrent(t *testing.T) {
 	rotated := make([]bool, callers)
 	errs := make([]error, callers)
 	for i := range callers {
-		wg.Go(func() { rotated[i], errs[i] = s.EnsureSigningKey(t.Context(), time.Hour, time.Minute) })
+		wg.Go(func() { rotated[i], errs[i] = s.EnsureSigningKey(t.Context(), time.Hour, time.Minute, time.Hour) })
 	}
 	wg.Wait()
 	n := 0

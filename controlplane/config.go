@@ -77,6 +77,9 @@ type TokenConfig struct {
 	TTL time.Duration
 	// RotateEvery is how often the signing key rotates.
 	RotateEvery time.Duration
+	// PublishDelay is how long a rotated-in key is published (pushed to every proxy) before it
+	// signs; it must exceed the time a key change takes to reach every proxy.
+	PublishDelay time.Duration
 }
 
 // DefaultConfig returns a config that runs locally (the admin token and secret key still must be set).
@@ -100,6 +103,9 @@ func DefaultConfig() Config {
 			Audience:    "ragplane-api",
 			TTL:         15 * time.Minute,
 			RotateEvery: 24 * time.Hour,
+			// Three xDS safety intervals: a key change normally reaches proxies in milliseconds
+			// (catalog notification, push), and within one safety interval if a notification is lost.
+			PublishDelay: 15 * time.Second,
 		},
 	}
 }
@@ -135,6 +141,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.String("RAGPLANE_TOKEN_AUDIENCE", &cfg.Tokens.Audience)
 	env.Duration("RAGPLANE_TOKEN_TTL", &cfg.Tokens.TTL)
 	env.Duration("RAGPLANE_KEY_ROTATION", &cfg.Tokens.RotateEvery)
+	env.Duration("RAGPLANE_KEY_PUBLISH_DELAY", &cfg.Tokens.PublishDelay)
 	env.Bool(durability.AllowEnv, &cfg.AllowUndurable)
 	env.String("RAGPLANE_WEB_DIR", &cfg.WebDir)
 	return cfg, env.Err()
@@ -190,6 +197,9 @@ func (c Config) Validate() error {
 	}
 	if c.Tokens.RotateEvery < time.Minute {
 		bad("RAGPLANE_KEY_ROTATION: want at least 1m")
+	}
+	if c.Tokens.PublishDelay < 0 || c.Tokens.PublishDelay > 10*time.Minute {
+		bad("RAGPLANE_KEY_PUBLISH_DELAY: want a duration from 0 to 10m")
 	}
 	if strings.TrimSpace(c.Tokens.Issuer) == "" || strings.TrimSpace(c.Tokens.Audience) == "" {
 		bad("RAGPLANE_TOKEN_ISSUER and RAGPLANE_TOKEN_AUDIENCE: must not be empty")

@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 
 	// 3. A signing key for tenant tokens.
 	s.issuer = newIssuer(issuerConfig{Keys: store.SigningKeys, Tokens: cfg.Tokens})
-	if _, err := store.EnsureSigningKey(ctx, cfg.Tokens.RotateEvery, s.keyOverlap()); err != nil {
+	if _, err := store.EnsureSigningKey(ctx, cfg.Tokens.RotateEvery, s.keyOverlap(), cfg.Tokens.PublishDelay); err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
 
@@ -211,7 +211,7 @@ func (s *Server) rotateKeys(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			rotated, err := s.store.EnsureSigningKey(ctx, s.cfg.Tokens.RotateEvery, s.keyOverlap())
+			rotated, err := s.store.EnsureSigningKey(ctx, s.cfg.Tokens.RotateEvery, s.keyOverlap(), s.cfg.Tokens.PublishDelay)
 			if err != nil {
 				s.log.Warn("signing key rotation check failed", "error", err)
 			} else if rotated {

@@ -30,8 +30,10 @@ type TenantClaims struct {
 	APIKeyID string `json:"akid,omitempty"`
 }
 
-// issuer signs tenant JWTs with the newest signing key and publishes the JWKS. Keys are read from
-// the catalog, so every replica signs with the same key and publishes the same set.
+// issuer signs tenant JWTs with the newest active signing key and publishes the JWKS. Keys are
+// read from the catalog, so every replica signs with the same key and publishes the same set. A
+// rotated-in key is published (pending) before its activation time, and the issuer signs with it
+// only from then on: by then every proxy holds it, so no fresh token is refused.
 type issuer struct {
 	cfg issuerConfig
 
@@ -91,8 +93,8 @@ func (i *issuer) issue(ctx context.Context, tenant ragplane.TenantID, subject st
 	if err != nil {
 		return "", err
 	}
-	k := keys[0]
 	now := i.cfg.Now()
+	k := signer(keys, now)
 	jti := make([]byte, 16)
 	rand.Read(jti)
 	claims := TenantClaims{
@@ -114,6 +116,24 @@ func (i *issuer) issue(ctx context.Context, tenant ragplane.TenantID, subject st
 	return tok.SignedString(k.Private)
 }
 
+// signer picks the key that signs at now from keys (newest first, keys[0] holding its private
+// half): the newest whose activation time has come. Pending keys are skipped: a proxy may not hold
+// them yet. Should none be active by this replica's clock (it runs behind the catalog's), the
+// oldest unretired key signs, the one that activated first.
+func signer(keys []catalog.SigningKey, now time.Time) catalog.SigningKey {
+	last := keys[0]
+	for _, k := range keys {
+		if k.Private == nil {
+			break // retired, and so is every older key
+		}
+		if !k.ActiveAt.After(now) {
+			return k
+		}
+		last = k
+	}
+	return last
+}
+
 // JWK is one public key in a JWK Set (RFC 7517, OKP keys per RFC 8037).
 type JWK struct {
 	Kty string `json:"kty"`
@@ -124,23 +144,30 @@ type JWK struct {
 	Use string `json:"use"`
 }
 
-// jwks returns the published public keys: the signing key and the retired ones whose tokens may
-// still be alive.
+// jwks returns the published public keys: the pending ones that will sign next, the signing key
+// and the retired ones whose tokens may still be alive.
 func (i *issuer) jwks(ctx context.Context) ([]JWK, error) {
 	keys, err := i.signingKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
+	return publicJWKs(keys), nil
+}
+
+// publicJWKs returns the public halves of keys as JWKs, in order.
+func publicJWKs(keys []catalog.SigningKey) []JWK {
 	out := make([]JWK, 0, len(keys))
 	for _, k := range keys {
 		out = append(out, JWK{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(k.Public),
 			Kid: k.KID, Alg: "EdDSA", Use: "sig"})
 	}
-	return out, nil
+	return out
 }
 
+// rotateSigningKey answers POST /v1/signing-keys/rotate: the new key is published at once (first
+// in the JWKS answered) and pushed to every proxy; it signs from RAGPLANE_KEY_PUBLISH_DELAY on.
 func (s *Server) rotateSigningKey(c echo.Context) error {
-	if err := s.store.RotateSigningKey(c.Request().Context(), s.keyOverlap()); err != nil {
+	if err := s.store.RotateSigningKey(c.Request().Context(), s.keyOverlap(), s.cfg.Tokens.PublishDelay); err != nil {
 		return err
 	}
 	s.issuer.invalidate()

@@ -71,3 +71,61 @@ func TestIssuerClock(t *testing.T) {
 		}
 	}
 }
+
+// A rotated-in key is published before it signs: the issuer keeps signing with the current key
+// until the next one's activation time has come on its clock, then switches without reading the
+// keys again; a retired key never signs.
+func TestIssuerSignsWithPendingKeyOnlyOnceActive(t *testing.T) {
+	clock := clocktest.New(time.Date(2025, 3, 10, 12, 0, 0, 0, time.UTC))
+	key := func(kid string, activeAt time.Time, retired bool) catalog.SigningKey {
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := catalog.SigningKey{KID: kid, Alg: "EdDSA", Public: pub, Private: priv, ActiveAt: activeAt}
+		if retired {
+			k.Private = nil
+		}
+		return k
+	}
+	now := clock.Now()
+	keys := []catalog.SigningKey{key("next", now.Add(5*time.Second), false), key("current", now.Add(-time.Hour), false),
+		key("retired", now.Add(-2*time.Hour), true)}
+	reads := 0
+	iss := newIssuer(issuerConfig{Tokens: TokenConfig{Issuer: "ragplane", Audience: "ragplane-api"}, Now: clock.Now,
+		Keys: func(context.Context) ([]catalog.SigningKey, error) { reads++; return keys, nil }})
+	kidOf := func() string {
+		t.Helper()
+		tok, err := iss.issue(context.Background(), "acme_corp", "alice", nil, "", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed, _, err := jwt.NewParser().ParseUnverified(tok, &TenantClaims{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return parsed.Header["kid"].(string)
+	}
+	if got := kidOf(); got != "current" {
+		t.Fatalf("signed by %q while the next key is pending, want current", got)
+	}
+	clock.Advance(5*time.Second - time.Millisecond)
+	if got := kidOf(); got != "current" {
+		t.Fatalf("signed by %q a millisecond before the next key's activation, want current", got)
+	}
+	clock.Advance(time.Millisecond)
+	if got := kidOf(); got != "next" {
+		t.Fatalf("signed by %q at the next key's activation, want next", got)
+	}
+	if reads != 1 {
+		t.Fatalf("keys read %d times, want once (the switch needs no reload)", reads)
+	}
+	// A replica whose clock runs behind the catalog's signs with the oldest unretired key.
+	if k := signer(keys, now.Add(-2*time.Hour-time.Second)); k.KID != "current" {
+		t.Fatalf("with no key active yet: %q, want current", k.KID)
+	}
+	jwks, err := iss.jwks(context.Background())
+	if err != nil || len(jwks) != 3 || jwks[0].Kid != "next" {
+		t.Fatalf("JWKS = %+v, %v; want the pending key published first with the others", jwks, err)
+	}
+}

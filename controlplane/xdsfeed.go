@@ -75,10 +75,15 @@ func (p *xdsPending) take() (tenants []ragplane.TenantID, workers, keys, resync 
 // returns nil when ctx ends, or the listener's error if that cannot go on.
 func (s *Server) feedXDS(ctx context.Context) error {
 	var mark catalog.ChangeMark
+	keys := newKeyPublication()
 	for {
-		var err error
-		if mark, err = s.loadXDS(ctx); err == nil {
-			break
+		// This replica counts among the key holders (holding nothing yet) before any of its
+		// proxies gets a key set, so no pending key activates before they hold it.
+		err := s.store.ReportKeyHolder(ctx, keys.replica, nil)
+		if err == nil {
+			if mark, err = s.loadXDS(ctx, keys); err == nil {
+				break
+			}
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -93,12 +98,13 @@ func (s *Server) feedXDS(ctx context.Context) error {
 	pending := &xdsPending{tenants: map[ragplane.TenantID]struct{}{}, wake: make(chan struct{}, 1)}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.listenCatalog(ctx, pending) })
-	g.Go(func() error { s.pushXDS(ctx, mark, pending); return nil })
+	g.Go(func() error { s.pushXDS(ctx, mark, pending, keys); return nil })
+	g.Go(func() error { s.publishKeys(ctx, keys); return nil })
 	return g.Wait()
 }
 
 // pushXDS pushes, from mark on, what the notifications collected in pending name, until ctx ends.
-func (s *Server) pushXDS(ctx context.Context, mark catalog.ChangeMark, pending *xdsPending) {
+func (s *Server) pushXDS(ctx context.Context, mark catalog.ChangeMark, pending *xdsPending, pub *keyPublication) {
 	safety := time.NewTicker(xdsSafetyInterval)
 	defer safety.Stop()
 	for {
@@ -112,7 +118,7 @@ func (s *Server) pushXDS(ctx context.Context, mark catalog.ChangeMark, pending *
 			time.Sleep(xdsBatchWindow)
 		}
 		tenants, workers, keys, resync := pending.take()
-		next, err := s.pushXDSChanges(ctx, mark, tenants, workers, keys, resync)
+		next, err := s.pushXDSChanges(ctx, mark, tenants, workers, keys, resync, pub)
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("xds update failed", "error", err)
 			// Try again on the next safety tick, from the same mark.
@@ -129,7 +135,7 @@ func (s *Server) pushXDS(ctx context.Context, mark catalog.ChangeMark, pending *
 }
 
 // loadXDS reads the whole catalog state the proxies need and hands it to the xDS server.
-func (s *Server) loadXDS(ctx context.Context) (catalog.ChangeMark, error) {
+func (s *Server) loadXDS(ctx context.Context, pub *keyPublication) (catalog.ChangeMark, error) {
 	ctx, cancel := context.WithTimeout(ctx, xdsReadTimeout)
 	defer cancel()
 	all, mark, err := s.store.TenantPoliciesChangedSince(ctx, 0)
@@ -146,18 +152,22 @@ func (s *Server) loadXDS(ctx context.Context) (catalog.ChangeMark, error) {
 	if err != nil {
 		return 0, err
 	}
-	keys, err := s.xdsKeys(ctx)
+	keys, signing, err := s.xdsKeys(ctx)
 	if err != nil {
 		return 0, err
 	}
-	return mark, s.xds.Update(xds.Input{Policies: live, Workers: workers, Keys: keys,
-		Issuer: s.cfg.Tokens.Issuer, Audience: s.cfg.Tokens.Audience})
+	if err := s.xds.Update(xds.Input{Policies: live, Workers: workers, Keys: keys,
+		Issuer: s.cfg.Tokens.Issuer, Audience: s.cfg.Tokens.Audience}); err != nil {
+		return 0, err
+	}
+	pub.pushed(s.xds.Version(xds.TypeJWTProvider), signing, time.Now())
+	return mark, nil
 }
 
 // pushXDSChanges reads what the notifications named (or, on resync, every tenant changed since
 // mark) and pushes it. It returns the next mark.
 func (s *Server) pushXDSChanges(ctx context.Context, mark catalog.ChangeMark, tenants []ragplane.TenantID,
-	workers, keys, resync bool) (catalog.ChangeMark, error) {
+	workers, keys, resync bool, pub *keyPublication) (catalog.ChangeMark, error) {
 	ctx, cancel := context.WithTimeout(ctx, xdsReadTimeout)
 	defer cancel()
 	switch {
@@ -200,29 +210,32 @@ func (s *Server) pushXDSChanges(ctx context.Context, mark catalog.ChangeMark, te
 		}
 	}
 	if keys {
-		ks, err := s.xdsKeys(ctx)
+		ks, signing, err := s.xdsKeys(ctx)
 		if err != nil {
 			return mark, err
 		}
 		if err := s.xds.UpdateJWTProvider(s.cfg.Tokens.Issuer, s.cfg.Tokens.Audience, ks); err != nil {
 			return mark, err
 		}
+		pub.pushed(s.xds.Version(xds.TypeJWTProvider), signing, time.Now())
 	}
 	return mark, nil
 }
 
-// xdsKeys reads the published verification keys fresh: another replica may have rotated.
-func (s *Server) xdsKeys(ctx context.Context) ([]xds.JWK, error) {
+// xdsKeys reads the published verification keys fresh (another replica may have rotated or
+// activated a key), pending ones included, and returns them with the signing keys they come from.
+func (s *Server) xdsKeys(ctx context.Context) ([]xds.JWK, []catalog.SigningKey, error) {
 	s.issuer.invalidate()
-	jwks, err := s.issuer.jwks(ctx)
+	signing, err := s.issuer.signingKeys(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	jwks := publicJWKs(signing)
 	keys := make([]xds.JWK, len(jwks))
 	for i, k := range jwks {
 		keys[i] = xds.JWK{Kty: k.Kty, Crv: k.Crv, X: k.X, Kid: k.Kid, Alg: k.Alg, Use: k.Use}
 	}
-	return keys, nil
+	return keys, signing, nil
 }
 
 // listenCatalog turns catalog notifications into pending work until ctx ends. Notifications sent

@@ -90,6 +90,8 @@ type streamState struct {
 	defaultType string
 	// pending holds, by type URL, the responses sent and not yet answered.
 	pending map[string][]sent
+	// requested holds the types the stream asked for.
+	requested map[string]bool
 }
 
 type versionTime struct {
@@ -132,6 +134,7 @@ func (t *tracker) open(key streamKey, protocol, defaultType string) {
 		ProxyStatus: ProxyStatus{Protocol: protocol, ConnectedSince: time.Now(), Types: map[string]TypeStatus{}},
 		defaultType: defaultType,
 		pending:     map[string][]sent{},
+		requested:   map[string]bool{},
 	}
 	t.mu.Unlock()
 	if !key.delta {
@@ -183,6 +186,7 @@ func (t *tracker) request(key streamKey, node *corev3.Node, typeURL, nonce strin
 	if typeURL == "" {
 		typeURL = s.defaultType
 	}
+	s.requested[typeURL] = true
 	if id := node.GetId(); id != "" && s.NodeID == "" {
 		s.NodeID = id
 		t.log.Info("proxy connected", "node_id", id, "protocol", s.Protocol)
