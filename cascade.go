@@ -256,6 +256,16 @@ func validateOverrides(prefix string, fields []field, o Overrides, perRequest bo
 	return nil
 }
 
+// ClampedBy names the limit that bounds setting key ("" when none does).
+func ClampedBy(key string) string {
+	for _, f := range settingFields {
+		if f.Key == key {
+			return f.ClampBy
+		}
+	}
+	return ""
+}
+
 // FieldDoc describes one setting or limit for documentation and the API.
 type FieldDoc struct {
 	Key        string   `json:"key"`

@@ -41,11 +41,40 @@ type AnswerMetadata struct {
 	// fetch or open a URL on a host the tenant does not allow (Settings.AnswerLinkHosts): keys
 	// "images", "links" and "html", each present only when not zero; absent when nothing was.
 	Sanitized map[string]int `json:"sanitized,omitempty"`
+	// Clamped lists the request's values that a limit cut down; absent when none was.
+	Clamped []Clamp `json:"clamped,omitempty"`
+	// Fallback says the request's retrieval mode was not the one used, and why; absent when it was.
+	Fallback *Fallback `json:"fallback,omitempty"`
 }
 
-// Answer is the response to a query: the text, with [n] markers citing Sources[n-1].
+// Clamp is a request value that a limit of the tenant cut down.
+type Clamp struct {
+	// Field is the request field as the client sent it (top_k, max_results, model_tier ...).
+	Field string `json:"field"`
+	// Requested is the value sent, Applied the value used.
+	Requested any `json:"requested"`
+	Applied   any `json:"applied"`
+	// Limit is the limit that bounds it (max_top_k, max_model_tier, max_tokens_per_query).
+	Limit string `json:"limit"`
+}
+
+// Fallback is a retrieval mode that gave way to another.
+type Fallback struct {
+	Requested string `json:"requested"`
+	Used      string `json:"used"`
+	Reason    string `json:"reason"`
+}
+
+// AnswerSource is a source of an answer: the hit, and the number the answer cites it by ([ID]).
+type AnswerSource struct {
+	ID int `json:"id"`
+	SearchHit
+}
+
+// Answer is the response to a query: the text, with [n] markers citing the source whose id is n
+// (Sources[n-1]).
 type Answer struct {
 	Answer   string         `json:"answer"`
-	Sources  []SearchHit    `json:"sources"`
+	Sources  []AnswerSource `json:"sources"`
 	Metadata AnswerMetadata `json:"metadata"`
 }

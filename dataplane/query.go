@@ -40,9 +40,9 @@ func (s *Server) query(c echo.Context) error {
 	if err := s.checkQuery(req.Query); err != nil {
 		return err
 	}
-	o := req.overrides()
+	o, sent := req.overrides(), req.sentAs()
 	if req.ModelTier != "" {
-		o["model_tier"] = req.ModelTier
+		o["model_tier"], sent["model_tier"] = req.ModelTier, "model_tier"
 	}
 	if _, set := o["retrieval_mode"]; !set && (req.UseVector != nil || req.UseGraph != nil) {
 		// The deployment guide's flags: vector alone, graph alone, or both (hybrid).
@@ -57,6 +57,7 @@ func (s *Server) query(c echo.Context) error {
 		default:
 			o["retrieval_mode"] = ragplane.RetrievalHybrid
 		}
+		sent["retrieval_mode"] = "use_vector"
 	}
 	ctx := c.Request().Context()
 	if err := retrieve.ValidateFilters(req.Filters); err != nil {
@@ -64,7 +65,7 @@ func (s *Server) query(c echo.Context) error {
 	}
 	sc, err := s.open(ctx, o)
 	if err != nil {
-		return err
+		return asSent(err, sent)
 	}
 	defer sc.release()
 	// A retry of a request already answered gets its answer before anything else: no retrieval,
@@ -86,7 +87,8 @@ func (s *Server) query(c echo.Context) error {
 	}
 	set := sc.cfg.Settings
 	areq := answer.Request{Query: req.Query, MaxTokens: set.MaxTokensPerQuery, Temperature: set.Temperature, ModelTier: set.ModelTier}
-	meta := ragplane.AnswerMetadata{TenantID: sc.tenant, RetrievalMode: set.RetrievalMode, ConfigVersion: sc.rt.Tenant.ConfigVersion}
+	meta := ragplane.AnswerMetadata{TenantID: sc.tenant, RetrievalMode: set.RetrievalMode, ConfigVersion: sc.rt.Tenant.ConfigVersion,
+		Clamped: clamped(sc.cfg, o, sent)}
 
 	var res answer.Result
 	var sources []ragplane.SearchHit
@@ -113,7 +115,7 @@ func (s *Server) query(c echo.Context) error {
 			return err
 		}
 		sources, embedTokens = r.hits, r.embedTokens
-		meta.GraphFallback = r.graphFallback
+		meta.GraphFallback, meta.Fallback = r.graphFallback, r.fallback()
 		areq.Sources = r.hits
 		rec := usageOf(c)
 		if set.AnswerProvider == "openai" && len(areq.Sources) > 0 {
@@ -140,10 +142,7 @@ func (s *Server) query(c echo.Context) error {
 	meta.Model = res.Model
 	meta.TokensUsed = res.PromptTokens + res.CompletionTokens
 	meta.LatencyMS = time.Since(start).Milliseconds()
-	if sources == nil {
-		sources = []ragplane.SearchHit{}
-	}
-	out, err := json.Marshal(ragplane.Answer{Answer: res.Answer, Sources: sources, Metadata: meta})
+	out, err := json.Marshal(ragplane.Answer{Answer: res.Answer, Sources: answerSources(sources), Metadata: meta})
 	if err != nil {
 		return err
 	}
@@ -287,11 +286,7 @@ func (s *Server) stream(c echo.Context, sc *scope, req answer.Request, meta ragp
 	meta.Model = res.Model
 	meta.TokensUsed = res.PromptTokens + res.CompletionTokens
 	meta.LatencyMS = time.Since(start).Milliseconds()
-	sources := req.Sources
-	if sources == nil {
-		sources = []ragplane.SearchHit{}
-	}
-	done := []byte(mustJSON(ragplane.Answer{Answer: res.Answer, Sources: sources, Metadata: meta}))
+	done := []byte(mustJSON(ragplane.Answer{Answer: res.Answer, Sources: answerSources(req.Sources), Metadata: meta}))
 	if err := sendEvent(w, "done", done); err != nil || idem.key == "" {
 		return err
 	}

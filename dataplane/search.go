@@ -1,10 +1,13 @@
 package dataplane
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -65,6 +68,65 @@ func (r *searchRequest) overrides() ragplane.Overrides {
 	return o
 }
 
+// sentAs names, for each setting the request's fields set, the field the client sent it in
+// (errors and clamps name that field, not override_config.<key>). The explicit fields win over
+// override_config, as in overrides.
+func (r *searchRequest) sentAs() map[string]string {
+	sent := map[string]string{}
+	for k := range r.Override {
+		sent[k] = "override_config." + k
+	}
+	for _, f := range []struct {
+		set        bool
+		key, field string
+	}{
+		{r.Mode != "", "retrieval_mode", "mode"}, {r.RetrievalMode != "", "retrieval_mode", "retrieval_mode"},
+		{r.MaxResults != nil, "top_k", "max_results"}, {r.TopK != nil, "top_k", "top_k"},
+		{r.EFSearch != nil, "ef_search", "ef_search"},
+	} {
+		if f.set {
+			sent[f.key] = f.field
+		}
+	}
+	return sent
+}
+
+// asSent names a request-layer setting's error by the field the client sent it in.
+func asSent(err error, sent map[string]string) error {
+	var e *ragplane.Error
+	if errors.As(err, &e) {
+		if key, ok := strings.CutPrefix(e.Field, "override_config."); ok && sent[key] != "" && sent[key] != e.Field {
+			c := *e
+			c.Field = sent[key]
+			return &c
+		}
+	}
+	return err
+}
+
+// clamped lists the request's values that a limit cut down (the cascade marks them).
+func clamped(cfg *ragplane.Config, request ragplane.Overrides, sent map[string]string) []ragplane.Clamp {
+	var out []ragplane.Clamp
+	for key, requested := range request {
+		src, ok := cfg.SettingSources[key]
+		if !ok || !src.Clamped || src.Source != ragplane.LayerRequest {
+			continue
+		}
+		out = append(out, ragplane.Clamp{Field: cmp.Or(sent[key], key), Requested: requested, Applied: src.Value, Limit: ragplane.ClampedBy(key)})
+	}
+	slices.SortFunc(out, func(a, b ragplane.Clamp) int { return strings.Compare(a.Field, b.Field) })
+	return out
+}
+
+// answerSources numbers an answer's sources by the [n] the answer cites them with.
+func answerSources(hits []ragplane.SearchHit) []ragplane.AnswerSource {
+	out := make([]ragplane.AnswerSource, len(hits))
+	for i, h := range hits {
+		out[i] = ragplane.AnswerSource{ID: i + 1, SearchHit: h}
+	}
+	return out
+}
+
 func (s *Server) checkQuery(q string) error {
 	switch {
 	case len(q) > s.cfg.MaxQueryBytes:
@@ -83,6 +145,15 @@ type retrieval struct {
 	mode          string
 	graphFallback bool
 	embedTokens   int
+}
+
+// fallback reports graph retrieval that added nothing, so that hybrid retrieval's hits were used.
+func (r retrieval) fallback() *ragplane.Fallback {
+	if !r.graphFallback {
+		return nil
+	}
+	return &ragplane.Fallback{Requested: ragplane.RetrievalGraph, Used: ragplane.RetrievalHybrid,
+		Reason: "The question names no entity or fact of the tenant's knowledge graph."}
 }
 
 // retrieve runs the tenant's retrieval mode for q.
@@ -153,9 +224,10 @@ func (s *Server) search(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	sc, err := s.open(ctx, req.overrides())
+	o, sent := req.overrides(), req.sentAs()
+	sc, err := s.open(ctx, o)
 	if err != nil {
-		return err
+		return asSent(err, sent)
 	}
 	defer sc.release()
 	mode := sc.cfg.Settings.RetrievalMode
@@ -171,8 +243,15 @@ func (s *Server) search(c echo.Context) error {
 	if r.hits == nil {
 		r.hits = []ragplane.SearchHit{}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"results": r.hits, "retrieval_mode": mode, "graph_fallback": r.graphFallback,
-		"config_version": sc.rt.Tenant.ConfigVersion})
+	out := map[string]any{"results": r.hits, "retrieval_mode": mode, "graph_fallback": r.graphFallback,
+		"config_version": sc.rt.Tenant.ConfigVersion}
+	if cl := clamped(sc.cfg, o, sent); len(cl) > 0 {
+		out["clamped"] = cl
+	}
+	if fb := r.fallback(); fb != nil {
+		out["fallback"] = fb
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // graphFacts adapts the graph store to what graph retrieval needs.

@@ -93,6 +93,8 @@ func TestTenantAPIConformsToOpenAPI(t *testing.T) {
 		"filters": []any{map[string]any{"field": "year", "op": "exists", "value": true}}}, http.StatusOK)
 	send("POST", "/v1/search", map[string]any{"query": "SOC 2", "retrieval_mode": "graph"}, http.StatusOK)
 	sendInvalid("POST", "/v1/search", `{"query":"SOC 2","top_k":"three"}`, http.StatusUnprocessableEntity)
+	send("POST", "/v1/search", map[string]any{"query": "Who supplies the payroll system?", "max_results": 100}, http.StatusOK)
+	send("POST", "/v1/search", map[string]any{"query": "the weather tomorrow", "retrieval_mode": "graph"}, http.StatusOK)
 	send("POST", "/v1/search", map[string]any{"query": "SOC 2", "tenant_id": "openapi_co"}, http.StatusOK)
 	send("POST", "/v1/search", map[string]any{"query": "SOC 2", "tenant_id": "someone_else"}, http.StatusForbidden)
 	send("POST", "/v1/query", map[string]any{"query": "Who complies with SOC 2?", "model_tier": "gpt-4o-mini"}, http.StatusOK)

@@ -175,8 +175,8 @@ func newQueryCommand(cli *cliContext) *cobra.Command {
 				return cli.printData(a)
 			}
 			fmt.Println(a.Answer)
-			for i, s := range a.Sources {
-				fmt.Printf("  [%d] %s (%s) score %.3f\n", i+1, s.Title, s.Source, s.Score)
+			for _, s := range a.Sources {
+				fmt.Printf("  [%d] %s (%s) score %.3f\n", s.ID, s.Title, s.Source, s.Score)
 			}
 			fmt.Printf("  -- %s retrieval, model %s, %d ms\n", a.Metadata.RetrievalMode, a.Metadata.Model, a.Metadata.LatencyMS)
 			return nil
