@@ -10,7 +10,7 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/ragplane
-	$(GO) build -o $(BIN) ./cmd/ragplane
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/ragplane
 
 up: ## start the local stack (PostgreSQL 17 + pgvector, Redis; installs Prometheus); writes .ragplane/stack.env
 	@$(STACK) up
