@@ -44,7 +44,17 @@ type Settings struct {
 	// may point to (http or https, exact host match); empty, the default: none. Everything else
 	// is removed from answers before they reach the client (see dataplane/answer/sanitize).
 	AnswerLinkHosts string `json:"answer_link_hosts"`
+	// IsolationTier is where a new tenant's data is provisioned: "siloed" (a database of its own)
+	// or "pooled" (a pool database shared with other tenants, confined by row level security).
+	// It is read when the tenant is provisioned; changing it later does not move the tenant.
+	IsolationTier string `json:"isolation_tier"`
 }
+
+// Isolation tiers.
+const (
+	TierSiloed = "siloed"
+	TierPooled = "pooled"
+)
 
 // TextSearchConfigs are the PostgreSQL 17 text-search configurations the language setting may
 // name besides "auto" ("simple": words lower-cased, no stemming, no stop words).
@@ -112,6 +122,8 @@ var settingFields = []field{
 		Doc: "Weight of the knowledge-graph list in graph fusion."},
 	{Key: "answer_link_hosts", Kind: kindString, Check: checkLinkHosts,
 		Doc: "Comma-separated host names that links and images in answers may point to; empty (the default): none."},
+	{Key: "isolation_tier", Kind: kindEnum, Enum: []string{TierSiloed, TierPooled},
+		Doc: "Where a new tenant's data is provisioned: siloed (its own database) or pooled (a shared pool database); read at provisioning."},
 }
 
 // maxLinkHosts bounds the answer_link_hosts list.
@@ -178,6 +190,7 @@ func SystemSettings() Overrides {
 		"fusion_vector_weight":  1.0,
 		"fusion_graph_weight":   0.5,
 		"answer_link_hosts":     "",
+		"isolation_tier":        TierSiloed,
 	}
 }
 

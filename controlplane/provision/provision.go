@@ -54,3 +54,11 @@ type Provisioner interface {
 	// no id was ever recorded; implementations then look the resource up by tenant.
 	Deprovision(ctx context.Context, tenant ragplane.TenantID, projectID string) error
 }
+
+// PoolUpgrader is implemented by provisioners with pools: the reconciler upgrades a pooled
+// tenant's schema through it (the pool's own, shared by its tenants) instead of connecting with
+// the tenant's URL, whose role may not change the schema.
+type PoolUpgrader interface {
+	// UpgradePool migrates the pool a pooled project id names and returns its schema version.
+	UpgradePool(ctx context.Context, projectID string) (int, error)
+}

@@ -3,9 +3,11 @@ package provision
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +41,12 @@ type ReconcilerConfig struct {
 	Registerer prometheus.Registerer
 	// Logger receives the reconciler's logs.
 	Logger *slog.Logger
+	// IdleAfter marks a tenant idle once unused this long (see idle.go); zero never does.
+	IdleAfter time.Duration
+	// IdleCheckInterval is how often unused tenants are looked for (default IdleAfter/4, at most 1m).
+	IdleCheckInterval time.Duration
+	// Now is the clock idleness is judged by (default time.Now).
+	Now func() time.Time
 }
 
 // Reconciler drives tenants through provisioning and deletion. Every control-plane replica runs
@@ -56,6 +64,7 @@ type Reconciler struct {
 	attempts *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	leaderG  prometheus.Gauge
+	sleep    *idleState
 }
 
 // leaderLockKey is the advisory lock that elects the reconciler leader.
@@ -111,6 +120,7 @@ func NewReconciler(cfg ReconcilerConfig) *Reconciler {
 	if cfg.Registerer != nil {
 		cfg.Registerer.MustRegister(r.attempts, r.duration, r.leaderG)
 	}
+	r.initIdle()
 	return r
 }
 
@@ -179,6 +189,8 @@ func (r *Reconciler) lead(ctx context.Context) error {
 	defer wg.Wait()
 	wg.Add(1)
 	go func() { defer wg.Done(); r.upgrade(ctx) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); r.sleepIdle(ctx) }()
 	done := make(chan struct{}, r.cfg.Concurrency)
 	for {
 		if err := r.dispatch(ctx, &wg, done); err != nil && ctx.Err() == nil {
@@ -295,6 +307,17 @@ func (r *Reconciler) upgradeTenant(ctx context.Context, id ragplane.TenantID, ve
 	if rt.DatabaseURL == "" {
 		return nil
 	}
+	if strings.HasPrefix(rt.Tenant.ProviderProjectID, PooledProjectPrefix) {
+		up, ok := r.cfg.Provisioners[rt.Tenant.Provider].(PoolUpgrader)
+		if !ok {
+			return fmt.Errorf("provider %s has no pools to upgrade", rt.Tenant.Provider)
+		}
+		got, err := up.UpgradePool(ctx, rt.Tenant.ProviderProjectID)
+		if err != nil {
+			return err
+		}
+		return r.cfg.Store.SetSchemaVersion(ctx, id, got)
+	}
 	conn, err := pgx.Connect(ctx, rt.DatabaseURL)
 	if err != nil {
 		return err
@@ -356,9 +379,20 @@ func (r *Reconciler) provision(ctx context.Context, t *ragplane.Tenant) {
 		return
 	}
 	dim, _ := t.Settings["embedding_dimension"].(float64)
+	pooled, err := r.pooled(ctx, t)
+	if err != nil {
+		log.Warn("reading the tenant's isolation tier failed", "error", err)
+		if ferr := r.cfg.Store.FinishOperation(context.WithoutCancel(ctx), opID, r.reason(err)); ferr != nil {
+			log.Warn("recording operation failed", "error", ferr)
+		}
+		if err := r.cfg.Store.RetryLater(ctx, t.ID, r.reason(err), time.Now().Add(r.backoff(attempt))); err != nil {
+			log.Warn("scheduling retry failed", "error", err)
+		}
+		return
+	}
 	start := time.Now()
 	db, err := p.Provision(ctx, Request{
-		TenantID: t.ID, Region: t.Region, ProjectID: t.ProviderProjectID, EmbeddingDimension: int(dim),
+		TenantID: t.ID, Region: t.Region, ProjectID: t.ProviderProjectID, EmbeddingDimension: int(dim), Pooled: pooled,
 	}, func(projectID string) error {
 		t.ProviderProjectID = projectID
 		return r.cfg.Store.RecordProjectID(ctx, t.ID, projectID)
@@ -388,6 +422,23 @@ func (r *Reconciler) provision(ctx context.Context, t *ragplane.Tenant) {
 	if err := r.cfg.Store.RetryLater(ctx, t.ID, reason, time.Now().Add(r.backoff(attempt))); err != nil {
 		log.Warn("scheduling retry failed", "error", err)
 	}
+}
+
+// pooled reports whether the tenant goes to the pooled tier: its resolved isolation_tier setting
+// (plan, then tenant), or a pool an interrupted attempt recorded.
+func (r *Reconciler) pooled(ctx context.Context, t *ragplane.Tenant) (bool, error) {
+	if strings.HasPrefix(t.ProviderProjectID, PooledProjectPrefix) {
+		return true, nil
+	}
+	rt, err := r.cfg.Store.TenantRuntime(ctx, t.ID)
+	if err != nil {
+		return false, err
+	}
+	cfg, err := rt.Resolve(nil)
+	if err != nil {
+		return false, err
+	}
+	return cfg.Settings.IsolationTier == ragplane.TierPooled, nil
 }
 
 // giveUp removes whatever an attempt left behind and marks the tenant failed. If the cleanup itself

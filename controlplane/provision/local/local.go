@@ -59,7 +59,10 @@ type Provisioner struct {
 	pools pools
 }
 
-var _ provision.Provisioner = (*Provisioner)(nil)
+var (
+	_ provision.Provisioner  = (*Provisioner)(nil)
+	_ provision.PoolUpgrader = (*Provisioner)(nil)
+)
 
 // New connects to the server with the admin URL.
 func New(ctx context.Context, cfg Config) (*Provisioner, error) {

@@ -227,13 +227,7 @@ func (p *Provisioner) preparePool(ctx context.Context, pl *pool, dimension int) 
 // deprovisionPooled deletes the tenant's rows from every tenant table of its pool, then its
 // membership, in one transaction.
 func (p *Provisioner) deprovisionPooled(ctx context.Context, tenant ragplane.TenantID, name string) error {
-	var dimension, n int
-	if _, err := fmt.Sscanf(strings.TrimPrefix(name, p.cfg.Prefix), "pool_%d_%d", &dimension, &n); err != nil {
-		return ragplane.Errorf(ragplane.EINVALID, "local provisioner: %q is not a pool of this installation", name)
-	}
-	p.pools.mu.Lock()
-	pl, err := p.openPoolLocked(ctx, name, dimension)
-	p.pools.mu.Unlock()
+	pl, err := p.openPoolByName(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -260,6 +254,33 @@ func (p *Provisioner) deprovisionPooled(ctx context.Context, tenant ragplane.Ten
 		return transient("delete tenant rows from pool", err)
 	}
 	return nil
+}
+
+// openPoolByName opens a pool named in a project id; its embedding dimension is in its name.
+func (p *Provisioner) openPoolByName(ctx context.Context, name string) (*pool, error) {
+	var dimension, n int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(name, p.cfg.Prefix), "pool_%d_%d", &dimension, &n); err != nil {
+		return nil, ragplane.Errorf(ragplane.EINVALID, "local provisioner: %q is not a pool of this installation", name)
+	}
+	p.pools.mu.Lock()
+	defer p.pools.mu.Unlock()
+	return p.openPoolLocked(ctx, name, dimension)
+}
+
+// UpgradePool brings the pool of a pooled tenant's project id to the latest tenant schema (a pool
+// is migrated when this provisioner first opens it) and returns its schema version. The
+// reconciler calls it where it would migrate a siloed tenant's own database: the pool's role may
+// not change the schema.
+func (p *Provisioner) UpgradePool(ctx context.Context, projectID string) (int, error) {
+	name, ok := strings.CutPrefix(projectID, provision.PooledProjectPrefix)
+	if !ok {
+		return 0, ragplane.Errorf(ragplane.EINVALID, "local provisioner: %q is not a pooled project id", projectID)
+	}
+	pl, err := p.openPoolByName(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	return pl.version, nil
 }
 
 func (ps *pools) closeAll() {

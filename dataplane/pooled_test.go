@@ -1,0 +1,141 @@
+package dataplane_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/controlplane/provision"
+	"github.com/ragplane/ragplane/e2etest"
+)
+
+// A pooled tenant (isolation_tier pooled) is served by the same code as a siloed one with the
+// same documents, with the same results; two pooled tenants in one pool never see each other's
+// documents, chunks, graph facts or idempotency records.
+func TestPooledTenants(t *testing.T) {
+	st := e2etest.Start(t, e2etest.Options{})
+	pooled := map[string]any{"isolation_tier": "pooled"}
+	st.CreateTenant("pool_a", "free", pooled)
+	st.CreateTenant("pool_b", "free", pooled)
+	st.CreateTenant("silo_c", "free", map[string]any{"isolation_tier": "siloed"})
+	ctx := context.Background()
+	urls, projects := map[string]string{}, map[string]string{}
+	for _, id := range []string{"pool_a", "pool_b", "silo_c"} {
+		rt, err := st.Store().TenantRuntime(ctx, ragplane.TenantID(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		urls[id], projects[id] = rt.DatabaseURL, rt.Tenant.ProviderProjectID
+	}
+	if urls["pool_a"] != urls["pool_b"] || !strings.HasPrefix(projects["pool_a"], provision.PooledProjectPrefix) {
+		t.Fatalf("pooled tenants are in %q and %q, want one pool", projects["pool_a"], projects["pool_b"])
+	}
+	if urls["silo_c"] == urls["pool_a"] || strings.HasPrefix(projects["silo_c"], provision.PooledProjectPrefix) {
+		t.Fatalf("the siloed tenant is in %q", projects["silo_c"])
+	}
+
+	a, b, c := st.Tenant("pool_a"), st.Tenant("pool_b"), st.Tenant("silo_c")
+	docs := []string{policy,
+		"The billing team closes the books on the fifth working day. Invoices above 10,000 EUR need two approvals from Acme Corp finance.",
+		"Globex Inc. hosts its services in Frankfurt. Globex Inc. rotates every API key every ninety days."}
+	ids := map[string][]string{}
+	for name, cl := range map[string]*e2etest.Client{"pool_a": a, "silo_c": c, "pool_b": b} {
+		for i, content := range docs {
+			if name == "pool_b" {
+				content = "Secret of pool_b: " + content
+			}
+			// The same Idempotency-Key in every tenant: each tenant's own record.
+			r := cl.Do("POST", "/v1/documents", map[string]any{"title": fmt.Sprintf("doc %d", i), "content": content, "metadata": map[string]any{"n": i}},
+				"Idempotency-Key", fmt.Sprintf("key-%d", i))
+			mustStatus(t, r, http.StatusCreated)
+			if r.Header.Get("Idempotent-Replayed") == "true" {
+				t.Fatalf("%s: a first request was replayed: another tenant's idempotency record", name)
+			}
+			var d docResp
+			r.Decode(t, &d)
+			ids[name] = append(ids[name], d.ID)
+		}
+	}
+	// A retry in the tenant that made it is replayed.
+	r := a.Do("POST", "/v1/documents", map[string]any{"title": "doc 0", "content": policy, "metadata": map[string]any{"n": 0}}, "Idempotency-Key", "key-0")
+	mustStatus(t, r, http.StatusOK)
+	var replay docResp
+	r.Decode(t, &replay)
+	if r.Header.Get("Idempotent-Replayed") != "true" || replay.ID != ids["pool_a"][0] {
+		t.Fatalf("a retry in pool_a answered %s (replayed %q), want %s", replay.ID, r.Header.Get("Idempotent-Replayed"), ids["pool_a"][0])
+	}
+
+	for _, mode := range []string{"vector", "keyword", "hybrid", "graph"} {
+		for _, filter := range []any{nil, []map[string]any{{"field": "n", "op": "eq", "value": 1}}} {
+			body := map[string]any{"query": "Acme Corp administrator approvals", "retrieval_mode": mode, "top_k": 10}
+			if filter != nil {
+				body["filters"] = filter
+			}
+			var got [2]searchResp
+			for i, cl := range []*e2etest.Client{a, c} {
+				r := cl.Do("POST", "/v1/search", body)
+				mustStatus(t, r, http.StatusOK)
+				r.Decode(t, &got[i])
+			}
+			if len(got[0].Results) == 0 || len(got[0].Results) != len(got[1].Results) {
+				t.Fatalf("%s (filter %v): %d pooled hits, %d siloed", mode, filter != nil, len(got[0].Results), len(got[1].Results))
+			}
+			for i, h := range got[0].Results {
+				s := got[1].Results[i]
+				if h.Content != s.Content || math.Abs(h.Score-s.Score) > 1e-6 {
+					t.Errorf("%s (filter %v) hit %d: pooled %q %.6f, siloed %q %.6f", mode, filter != nil, i, h.Content, h.Score, s.Content, s.Score)
+				}
+				if strings.Contains(h.Content, "pool_b") {
+					t.Fatalf("%s: pool_a sees pool_b's chunk", mode)
+				}
+			}
+		}
+		// pool_b finds its own, never pool_a's.
+		r := b.Do("POST", "/v1/search", map[string]any{"query": "Acme Corp administrator approvals", "retrieval_mode": mode, "top_k": 20})
+		mustStatus(t, r, http.StatusOK)
+		var sr searchResp
+		r.Decode(t, &sr)
+		if len(sr.Results) == 0 {
+			t.Fatalf("%s: pool_b finds nothing", mode)
+		}
+		for _, h := range sr.Results {
+			if !slices.Contains(ids["pool_b"], h.DocumentID) {
+				t.Fatalf("%s: pool_b sees another tenant's chunk %+v", mode, h)
+			}
+		}
+	}
+	// Documents, graph and answers are the tenant's own.
+	var page struct {
+		Items []docResp `json:"items"`
+	}
+	r = a.Do("GET", "/v1/documents", nil)
+	mustStatus(t, r, http.StatusOK)
+	r.Decode(t, &page)
+	if len(page.Items) != len(docs) {
+		t.Fatalf("pool_a lists %d documents, want %d", len(page.Items), len(docs))
+	}
+	for _, id := range ids["pool_b"] {
+		mustStatus(t, a.Do("GET", "/v1/documents/"+id, nil), http.StatusNotFound)
+		mustStatus(t, a.Do("DELETE", "/v1/documents/"+id, nil), http.StatusNotFound)
+	}
+	r = b.Do("GET", "/v1/graph/entities?q=acme", nil)
+	mustStatus(t, r, http.StatusOK)
+	r2 := a.Do("GET", "/v1/graph/entities?q=acme", nil)
+	mustStatus(t, r2, http.StatusOK)
+	if !strings.Contains(strings.ToLower(string(r2.Body)), "acme corp") {
+		t.Fatalf("pool_a's graph has no Acme Corp: %s", r2.Body)
+	}
+	r = a.Do("POST", "/v1/query", map[string]any{"query": "Who must use multi-factor authentication?"})
+	mustStatus(t, r, http.StatusOK)
+	if !strings.Contains(strings.ToLower(string(r.Body)), "multi-factor") {
+		t.Fatalf("pool_a's answer: %s", r.Body)
+	}
+	mustStatus(t, a.Do("DELETE", "/v1/documents/"+ids["pool_a"][0], nil), http.StatusNoContent)
+	mustStatus(t, b.Do("GET", "/v1/documents/"+ids["pool_b"][0], nil), http.StatusOK)
+	mustStatus(t, a.Do("GET", "/v1/usage?granularity=day", nil), http.StatusOK)
+}
