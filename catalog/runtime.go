@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -17,6 +18,8 @@ type Runtime struct {
 	System      ragplane.ConfigLayer
 	Plan        ragplane.ConfigLayer
 	DatabaseURL string
+	// IdleSince is when the tenant was marked idle (see MarkIdle); nil while it is awake.
+	IdleSince *time.Time
 }
 
 // Resolve resolves the tenant's config with per-request overrides.
@@ -30,11 +33,12 @@ func (s *Store) TenantRuntime(ctx context.Context, id ragplane.TenantID) (*Runti
 	rt := &Runtime{}
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var sealed []byte
-		row := tx.QueryRow(ctx, `select `+tenantColumns+`, database_url_sealed from tenants where id = $1`, id)
+		row := tx.QueryRow(ctx, `select `+tenantColumns+`, database_url_sealed, a.idle_since from tenants
+			left join tenant_activity a on a.tenant_id = tenants.id where id = $1`, id)
 		var t ragplane.Tenant
 		if err := row.Scan(&t.ID, &t.Name, &t.Email, &t.Plan, &t.Region, &t.Status, &t.StatusReason, &t.Provider,
 			&t.ProviderProjectID, &t.SchemaVersion, &t.Limits, &t.Settings, &t.ConfigVersion, &t.ProvisionAttempts,
-			&t.CreatedAt, &t.UpdatedAt, &t.DeletedAt, &sealed); err != nil {
+			&t.CreatedAt, &t.UpdatedAt, &t.DeletedAt, &sealed, &rt.IdleSince); err != nil {
 			return pgError(err, fmt.Sprintf("Tenant %q", id))
 		}
 		for _, o := range []*ragplane.Overrides{&t.Limits, &t.Settings} {

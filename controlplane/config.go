@@ -66,6 +66,9 @@ type ProvisionConfig struct {
 	MaxAttempts int
 	Concurrency int
 	BaseBackoff time.Duration
+	// IdleAfter marks a tenant unused this long idle: workers close its pools and a Neon
+	// tenant's compute is suspended; its next request wakes it. Zero turns sleeping off.
+	IdleAfter time.Duration
 }
 
 // TokenConfig configures the JWTs issued to tenants.
@@ -97,6 +100,7 @@ func DefaultConfig() Config {
 			MaxAttempts:     5,
 			Concurrency:     8,
 			BaseBackoff:     time.Second,
+			IdleAfter:       time.Hour,
 		},
 		Tokens: TokenConfig{
 			Issuer:      "ragplane",
@@ -137,6 +141,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.Int("RAGPLANE_PROVISION_MAX_ATTEMPTS", &cfg.Provision.MaxAttempts)
 	env.Int("RAGPLANE_PROVISION_CONCURRENCY", &cfg.Provision.Concurrency)
 	env.Duration("RAGPLANE_PROVISION_BACKOFF", &cfg.Provision.BaseBackoff)
+	env.Duration("RAGPLANE_IDLE_AFTER", &cfg.Provision.IdleAfter)
 	env.String("RAGPLANE_TOKEN_ISSUER", &cfg.Tokens.Issuer)
 	env.String("RAGPLANE_TOKEN_AUDIENCE", &cfg.Tokens.Audience)
 	env.Duration("RAGPLANE_TOKEN_TTL", &cfg.Tokens.TTL)
@@ -191,6 +196,9 @@ func (c Config) Validate() error {
 	}
 	if c.Provision.BaseBackoff <= 0 {
 		bad("RAGPLANE_PROVISION_BACKOFF: want a positive duration")
+	}
+	if c.Provision.IdleAfter < 0 {
+		bad("RAGPLANE_IDLE_AFTER: want a duration, or 0 to never mark tenants idle")
 	}
 	if c.Tokens.TTL <= 0 || c.Tokens.TTL > time.Hour {
 		bad("RAGPLANE_TOKEN_TTL: want a duration up to 1h")

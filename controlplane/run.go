@@ -100,7 +100,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	s.reconciler = provision.NewReconciler(provision.ReconcilerConfig{
 		Store: store, Provisioners: s.provisioners, Concurrency: cfg.Provision.Concurrency,
 		MaxAttempts: cfg.Provision.MaxAttempts, BaseBackoff: cfg.Provision.BaseBackoff,
-		Registerer: reg, Logger: logger,
+		IdleAfter: cfg.Provision.IdleAfter, Registerer: reg, Logger: logger,
 	})
 
 	// 3. A signing key for tenant tokens.

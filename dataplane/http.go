@@ -175,5 +175,6 @@ func (s *Server) open(ctx context.Context, request ragplane.Overrides) (*scope, 
 	if err != nil {
 		return nil, err
 	}
+	s.wake(ctx, tenant, rt, pool)
 	return &scope{tenant: tenant, rt: rt, cfg: cfg, pool: tenantdb.Scope(pool, string(tenant)), release: release}, nil
 }

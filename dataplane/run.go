@@ -35,6 +35,7 @@ type Server struct {
 	store          *catalog.Store
 	tenants        *tenants
 	pools          *pools
+	sleep          *sleepers
 	codec          *tenantctx.Codec
 	metrics        *metrics
 	metricsHandler http.Handler
@@ -99,6 +100,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 
 	// 3. Tenant database pools under the connection budget, and the outside providers.
 	s.pools = newPools(cfg.DB, reg, s.log)
+	s.sleep = newSleepers(reg)
 	s.closers = append(s.closers, s.pools.closeAll)
 	s.providers = newProviders(cfg.OpenAI, cfg.ModelDir, s.log)
 
@@ -163,6 +165,10 @@ func (s *Server) Run(ctx context.Context) error {
 	regCtx, stopReg := context.WithCancel(context.WithoutCancel(ctx))
 	regDone := make(chan struct{})
 	go func() { defer close(regDone); s.register(regCtx) }()
+	idleCtx, stopIdle := context.WithCancel(ctx)
+	idleDone := make(chan struct{})
+	go func() { defer close(idleDone); s.listenActivity(idleCtx) }()
+	defer func() { stopIdle(); <-idleDone }()
 	janitor := time.NewTicker(s.cfg.DB.IdleTimeout / 2)
 	defer janitor.Stop()
 	s.log.Info("data plane worker started", "addr", s.Addr())

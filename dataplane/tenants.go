@@ -169,3 +169,10 @@ func fieldOf(err error) string {
 	}
 	return "tenant"
 }
+
+// drop forgets a tenant's cached entry, so the next request reads the catalog.
+func (t *tenants) drop(id ragplane.TenantID) {
+	t.mu.Lock()
+	delete(t.m, id)
+	t.mu.Unlock()
+}

@@ -144,6 +144,7 @@ type project struct {
 	host       string
 	uri        string
 	ops        []*operation
+	suspended  bool // the compute endpoint was suspended through the API
 }
 
 type operation struct {
@@ -170,13 +171,16 @@ func NewServer(cfg Config) *Server {
 	}
 	s := &Server{APIKey: cfg.APIKey, cfg: cfg, mux: http.NewServeMux(), projects: map[string]*project{}}
 	for route, h := range map[string]http.HandlerFunc{
-		RouteListProjects:   s.listProjects,
-		RouteCreateProject:  s.createProject,
-		RouteGetProject:     s.getProject,
-		RouteDeleteProject:  s.deleteProject,
-		RouteListOperations: s.listOperations,
-		RouteGetOperation:   s.getOperation,
-		RouteConnectionURI:  s.connectionURI,
+		RouteListProjects:    s.listProjects,
+		RouteCreateProject:   s.createProject,
+		RouteGetProject:      s.getProject,
+		RouteDeleteProject:   s.deleteProject,
+		RouteListOperations:  s.listOperations,
+		RouteGetOperation:    s.getOperation,
+		RouteConnectionURI:   s.connectionURI,
+		RouteListEndpoints:   s.listEndpoints,
+		RouteSuspendEndpoint: s.suspendEndpoint,
+		RouteStartEndpoint:   s.startEndpoint,
 	} {
 		method, path, _ := strings.Cut(route, " ")
 		s.mux.Handle(method+" "+basePath+path, h)
