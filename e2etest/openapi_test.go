@@ -24,7 +24,7 @@ func jsonResp(status int, body string) e2etest.Response {
 	return e2etest.Response{Status: status, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(body)}
 }
 
-const answer = `{"answer":"a [1]","sources":[{"document_id":"6f1c2b3a-1d2e-4f50-8a9b-0c1d2e3f4a5b","chunk_id":"c","title":"t","source":"s","score":0.5,"snippet":"x"}],` +
+const answer = `{"answer":"a [1]","sources":[{"id":1,"document_id":"6f1c2b3a-1d2e-4f50-8a9b-0c1d2e3f4a5b","chunk_id":"c","title":"t","source":"s","score":0.5,"snippet":"x"}],` +
 	`"metadata":{"tenant_id":"acme","model":"extractive","retrieval_mode":"hybrid","tokens_used":0,"latency_ms":3,"config_version":1}}`
 
 // TestAPIDocCheck checks that the checker tells valid exchanges from invalid ones: a checker that
