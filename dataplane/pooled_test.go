@@ -8,8 +8,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/catalog/tenantdb"
 	"github.com/ragplane/ragplane/controlplane/provision"
 	"github.com/ragplane/ragplane/e2etest"
 )
@@ -138,4 +142,42 @@ func TestPooledTenants(t *testing.T) {
 	mustStatus(t, a.Do("DELETE", "/v1/documents/"+ids["pool_a"][0], nil), http.StatusNoContent)
 	mustStatus(t, b.Do("GET", "/v1/documents/"+ids["pool_b"][0], nil), http.StatusOK)
 	mustStatus(t, a.Do("GET", "/v1/usage?granularity=day", nil), http.StatusOK)
+
+	// Deleting a pooled tenant deletes its rows from the pool, and nobody else's.
+	if r := st.Admin("DELETE", "/v1/tenants/pool_b", nil); r.Status != http.StatusAccepted {
+		t.Fatalf("delete pool_b: %d %s", r.Status, r.Body)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var tn ragplane.Tenant
+		st.Admin("GET", "/v1/tenants/pool_b", nil).Decode(t, &tn)
+		if tn.Status == ragplane.StatusDeleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pool_b still %s", tn.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	db, err := pgxpool.New(ctx, urls["pool_a"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	count := func(tenant, table string) int {
+		var n int
+		if err := tenantdb.Scope(db, tenant).QueryRow(ctx, "select count(*) from "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, table := range tenantdb.TenantTables {
+		if n := count("pool_b", table); n != 0 {
+			t.Errorf("pool_b still has %d rows in %s", n, table)
+		}
+	}
+	if count("pool_a", "documents") != len(docs)-1 || count("pool_a", "chunks") == 0 {
+		t.Errorf("pool_a lost rows with pool_b's deletion")
+	}
+	mustStatus(t, a.Do("GET", "/v1/documents/"+ids["pool_a"][1], nil), http.StatusOK)
 }
