@@ -297,6 +297,11 @@ func TestProvision_Errors(t *testing.T) {
 			expectCode: ragplane.EINVALID,
 		},
 		{
+			name:       "pooled tier",
+			req:        provision.Request{Pooled: true},
+			expectCode: ragplane.EINVALID,
+		},
+		{
 			name:       "bad embedding dimension",
 			req:        provision.Request{EmbeddingDimension: 99999},
 			expectCode: ragplane.EINVALID,
