@@ -273,8 +273,12 @@ func TestKeywordEssentialTerms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.names(hits); !slices.Equal(got, []string{"orchid", "orchid2"}) {
-		t.Errorf("top 2 %v, want the orchid chunks (the one with every word first)", got)
+	// Which orchid comes first depends on how common "green" and "meadow" are taken to be: in
+	// 1,501 of 1,502 chunks (ANALYZE's statistics) they weigh next to nothing and the shorter chunk
+	// wins on length, as in any BM25; counted only up to the essential-term cutoff they weigh more.
+	// Whether autovacuum has analysed the table yet decides which, so only the set is asserted.
+	if got := c.names(hits); !slices.Equal(sorted(got), []string{"orchid", "orchid2"}) {
+		t.Errorf("top 2 %v, want the two orchid chunks", got)
 	}
 	var scored int
 	for _, call := range db.recorded() {
@@ -293,7 +297,14 @@ func TestKeywordEssentialTerms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.names(hits); len(got) != 10 || got[0] != "orchid" {
-		t.Errorf("top 10 %v, want 10 with the orchid first", got)
+	if got := c.names(hits); len(got) != 10 || !slices.Equal(sorted(got[:2]), []string{"orchid", "orchid2"}) {
+		t.Errorf("top 10 %v, want 10 with the two orchids first", got)
 	}
+}
+
+// sorted returns a sorted copy of names.
+func sorted(names []string) []string {
+	out := slices.Clone(names)
+	slices.Sort(out)
+	return out
 }
