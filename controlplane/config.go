@@ -46,6 +46,9 @@ type Config struct {
 	// synchronous_commit or full_page_writes off (RAGPLANE_ALLOW_UNDURABLE), with a warning; for
 	// development and tests only, as such a server may lose acknowledged writes in a crash.
 	AllowUndurable bool
+	// RedisURL (REDIS_URL, optional) is the proxies' Redis: deleting a tenant removes its keys
+	// there, under RedisPrefix (RAGPLANE_REDIS_PREFIX, the proxies' own, default "ragplane:").
+	RedisURL, RedisPrefix string
 }
 
 // ProvisionConfig configures where tenant databases are made.
@@ -92,6 +95,7 @@ func DefaultConfig() Config {
 		XDSAddr:        "127.0.0.1:18000",
 		WorkerLeaseTTL: 10 * time.Second,
 		MaxBodyBytes:   1 << 20,
+		RedisPrefix:    "ragplane:",
 		Prices:         DefaultPrices(),
 		Provision: ProvisionConfig{
 			DefaultProvider: "local",
@@ -123,6 +127,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.String("RAGPLANE_ADMIN_TOKEN", &cfg.AdminToken)
 	env.String("RAGPLANE_SECRET_KEY", &cfg.SecretKey)
 	env.String("RAGPLANE_INTERNAL_KEY", &cfg.InternalKey)
+	env.String("REDIS_URL", &cfg.RedisURL)
+	env.String("RAGPLANE_REDIS_PREFIX", &cfg.RedisPrefix)
 	if v := env.Lookup("RAGPLANE_PRICES"); v != "" {
 		p, err := parsePrices(v)
 		if err != nil {

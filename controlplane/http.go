@@ -65,7 +65,10 @@ func (s *Server) newEcho(reg prometheus.Registerer) *echo.Echo {
 			return nil
 		}
 	})
-	e.Use(middleware.BodyLimit(strconv.FormatInt(s.cfg.MaxBodyBytes, 10) + "B"))
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+		Limit:   strconv.FormatInt(s.cfg.MaxBodyBytes, 10) + "B",
+		Skipper: func(c echo.Context) bool { return c.Path() == "/v1"+restoreRoute }, // streamed, see archive.go
+	}))
 	s.routes(e)
 	return e
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"golang.org/x/sync/errgroup"
 
@@ -52,6 +53,7 @@ type Server struct {
 	listener       net.Listener
 	http           *http.Server
 	closers        []func()
+	redis          *redis.Client // nil without REDIS_URL (offboard.go)
 }
 
 // Run starts the control plane and blocks until ctx ends, then shuts it down.
@@ -96,6 +98,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	// 2. Provisioners and the reconciler that drives them.
 	if err := s.newProvisioners(ctx, logger); err != nil {
 		return nil, err
+	}
+	if err := s.newRedis(); err != nil {
+		return nil, err
+	}
+	for p, prov := range s.provisioners {
+		s.provisioners[p] = s.withOffboarding(prov) // deletion reports (offboard.go)
 	}
 	s.reconciler = provision.NewReconciler(provision.ReconcilerConfig{
 		Store: store, Provisioners: s.provisioners, Concurrency: cfg.Provision.Concurrency,

@@ -1,0 +1,208 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/catalog/archive"
+	"github.com/ragplane/ragplane/controlplane/provision"
+)
+
+// tenantTables are the tenant schema's tables (catalog/tenantdb/migrations), each row carrying
+// tenant_id; graphTables hold the tenant's graph when it lives in the tenant database.
+var (
+	tenantTables = []string{"documents", "chunks", "idempotency_keys", "query_results", "text_configs"}
+	graphTables  = []string{"entities", "relations"}
+)
+
+// StoreReport is what a deletion did in one store.
+type StoreReport struct {
+	// Store names it: tenant_database, graph, neo4j, redis, worker_cache, catalog.
+	Store string `json:"store"`
+	// Action: "removed", "kept", "expires" (a cache that ends by itself) or "not_configured".
+	Action string `json:"action"`
+	// Detail says what and where, for people.
+	Detail string `json:"detail"`
+	// Rows counts the tenant's rows removed, by table.
+	Rows map[string]int64 `json:"rows,omitempty"`
+	// Keys lists the Redis keys removed.
+	Keys []string `json:"keys,omitempty"`
+}
+
+// DeletionReport is what deleting a tenant removed where, and what it kept.
+type DeletionReport struct {
+	TenantID    ragplane.TenantID `json:"tenant_id"`
+	Tier        string            `json:"tier"`
+	CompletedAt time.Time         `json:"completed_at"`
+	Stores      []StoreReport     `json:"stores"`
+}
+
+// offboarding wraps a provisioner: before it removes a deleted tenant's database (or pool rows),
+// it counts what is there, removes the tenant's Redis keys, and after it succeeds records the
+// deletion report in the audit log (GET /v1/tenants/{id}/deletion).
+type offboarding struct {
+	provision.Provisioner
+	s *Server
+}
+
+// offboardingPools is offboarding for a provisioner with pools, keeping its PoolUpgrader.
+type offboardingPools struct {
+	offboarding
+	up provision.PoolUpgrader
+}
+
+func (o offboardingPools) UpgradePool(ctx context.Context, projectID string) (int, error) {
+	return o.up.UpgradePool(ctx, projectID)
+}
+
+// withOffboarding wraps p (see offboarding).
+func (s *Server) withOffboarding(p provision.Provisioner) provision.Provisioner {
+	o := offboarding{Provisioner: p, s: s}
+	if up, ok := p.(provision.PoolUpgrader); ok {
+		return offboardingPools{offboarding: o, up: up}
+	}
+	return o
+}
+
+func (o offboarding) Deprovision(ctx context.Context, tenant ragplane.TenantID, projectID string) error {
+	t, err := o.s.store.GetTenant(ctx, tenant)
+	if err != nil || t.Status != ragplane.StatusDeleting {
+		// A failed provisioning attempt being cleaned up: nothing was served, nothing to report.
+		return o.Provisioner.Deprovision(ctx, tenant, projectID)
+	}
+	pooled := strings.HasPrefix(projectID, provision.PooledProjectPrefix)
+	rep := DeletionReport{TenantID: tenant, Tier: "siloed"}
+	if pooled {
+		rep.Tier = "pooled"
+	}
+	rows, counted := o.s.countTenantRows(ctx, tenant)
+	redisRep, err := o.s.removeRedisKeys(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	if err := o.Provisioner.Deprovision(ctx, tenant, projectID); err != nil {
+		return err
+	}
+	db := StoreReport{Store: "tenant_database", Action: "removed"}
+	graph := StoreReport{Store: "graph", Action: "removed", Detail: "The tenant's entities and relations in its database."}
+	if counted {
+		db.Rows, graph.Rows = map[string]int64{}, map[string]int64{}
+		for _, tb := range tenantTables {
+			db.Rows[tb] = rows[tb]
+		}
+		for _, tb := range graphTables {
+			graph.Rows[tb] = rows[tb]
+		}
+	}
+	switch {
+	case pooled:
+		db.Detail = fmt.Sprintf("The tenant's rows in pool %s, every table (the pool stays for its other tenants).",
+			strings.TrimPrefix(projectID, provision.PooledProjectPrefix))
+	case t.Provider == ragplane.ProviderNeon:
+		db.Detail = fmt.Sprintf("Neon project %s deleted, with its branches and computes.", projectID)
+	default:
+		db.Detail = fmt.Sprintf("Database %s and its role dropped.", projectID)
+	}
+	if !counted {
+		db.Detail += " It was already gone when counted (an earlier attempt removed it)."
+		graph.Detail += " Counted with the database: already gone."
+	}
+	rep.Stores = append(rep.Stores, db, graph,
+		StoreReport{Store: "neo4j", Action: "not_configured", Detail: "This control plane has no Neo4j: a worker with NEO4J_URI keeps that tenant's graph there by group_id, which this build does not remove."},
+		redisRep,
+		StoreReport{Store: "worker_cache", Action: "expires", Detail: "Workers cache a tenant's catalog entry and database pool for RAGPLANE_TENANT_CACHE_TTL (2s by default); past it they answer 410 and close the pool. The proxies drop the tenant at the next xDS push."},
+		StoreReport{Store: "catalog", Action: "kept", Detail: "The tenant row (status deleted, its database URL erased), its usage records and rollups, its revoked API keys and the audit log: billing and audit keep them."},
+	)
+	rep.CompletedAt = time.Now().UTC()
+	return o.s.store.Audit(ctx, catalog.Actor{Name: "reconciler"}, catalog.ActionDeletionReport, "tenant/"+string(tenant), rep)
+}
+
+// countTenantRows counts the tenant's rows in each table of its database, through its own URL and
+// row level security. false when the database cannot be reached (already removed).
+func (s *Server) countTenantRows(ctx context.Context, tenant ragplane.TenantID) (map[string]int64, bool) {
+	url, err := s.store.TenantDatabaseURL(ctx, tenant)
+	if err != nil {
+		return nil, false
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, false
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	tx, err := archive.Begin(ctx, conn, tenant, true)
+	if err != nil {
+		return nil, false
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	out := map[string]int64{}
+	for _, tb := range append(append([]string{}, tenantTables...), graphTables...) {
+		var n int64
+		if err := tx.QueryRow(ctx, `select count(*) from `+pgx.Identifier{tb}.Sanitize()).Scan(&n); err != nil {
+			return nil, false
+		}
+		out[tb] = n
+	}
+	return out, true
+}
+
+// removeRedisKeys deletes every key of the tenant under the proxies' prefix (rate-limit state
+// and concurrency leases: proxy/ratelimit puts the tenant id in braces in each).
+func (s *Server) removeRedisKeys(ctx context.Context, tenant ragplane.TenantID) (StoreReport, error) {
+	if s.redis == nil {
+		return StoreReport{Store: "redis", Action: "not_configured",
+			Detail: "REDIS_URL is not set on the control plane: the tenant's rate-limit keys expire by themselves (within an hour); its leases within their TTL."}, nil
+	}
+	pattern := s.cfg.RedisPrefix + "*{" + string(tenant) + "}*"
+	var keys []string
+	iter := s.redis.Scan(ctx, 0, pattern, 500).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		return StoreReport{}, ragplane.Errorf(ragplane.EUNAVAILABLE, "Redis is not reachable to remove the tenant's keys.")
+	}
+	if len(keys) > 0 {
+		if err := s.redis.Del(ctx, keys...).Err(); err != nil {
+			return StoreReport{}, ragplane.Errorf(ragplane.EUNAVAILABLE, "Redis is not reachable to remove the tenant's keys.")
+		}
+	}
+	return StoreReport{Store: "redis", Action: "removed", Keys: keys,
+		Detail: fmt.Sprintf("Every key matching %s: rate-limit state and concurrency leases.", pattern)}, nil
+}
+
+// newRedis connects to REDIS_URL when it is set (optional: see removeRedisKeys).
+func (s *Server) newRedis() error {
+	if s.cfg.RedisURL == "" {
+		return nil
+	}
+	opts, err := redis.ParseURL(s.cfg.RedisURL)
+	if err != nil {
+		return fmt.Errorf("REDIS_URL cannot be parsed")
+	}
+	s.redis = redis.NewClient(opts)
+	s.closers = append(s.closers, func() { s.redis.Close() })
+	return nil
+}
+
+// getDeletionReport answers GET /v1/tenants/{id}/deletion: what deleting the tenant removed where
+// and what it kept; 404 until the deletion has completed.
+func (s *Server) getDeletionReport(c echo.Context) error {
+	id, err := tenantID(c)
+	if err != nil {
+		return err
+	}
+	var rep DeletionReport
+	if err := s.store.DeletionReport(c.Request().Context(), id, &rep); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, rep)
+}
