@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -49,6 +50,11 @@ func (n *NewTenant) Validate() error {
 	if err := n.ID.Validate(); err != nil {
 		return err
 	}
+	if strings.HasPrefix(string(n.ID), ReservedTenantPrefix) {
+		// A siloed tenant's database and role are named <prefix><id>, the pools <prefix>pool_...:
+		// such an id would name a pool's database, and deleting the tenant would drop the pool.
+		return ragplane.FieldErrorf("id", "Tenant ids starting with %q are reserved for the platform's pool databases.", ReservedTenantPrefix)
+	}
 	if err := ragplane.ValidateName("name", n.Name); err != nil {
 		return err
 	}
@@ -66,6 +72,10 @@ func (n *NewTenant) Validate() error {
 	}
 	return ragplane.ValidateSettings("settings", n.Settings)
 }
+
+// ReservedTenantPrefix starts the names of pool databases after the provisioner's prefix, so no
+// tenant id may start with it.
+const ReservedTenantPrefix = "pool_"
 
 // Idempotency identifies a create request that a client may retry: the same Key with the same
 // request body returns the first result; the same Key with another body is a conflict.

@@ -39,6 +39,8 @@ func TestCreateTenantFlatLimitsAndDefaultPlan(t *testing.T) {
 		{`{"id": "dup_corp", "name": "D", "email": "d@corp.com", "max_documents": 10, "limits": {"max_documents": 20}}`, "max_documents"},
 		{`{"id": "neg_corp", "name": "N", "email": "n@corp.com", "max_storage_mb": -5}`, "max_storage_mb"},
 		{`{"id": "typ_corp", "name": "T", "email": "t@corp.com", "max_documents": "lots"}`, "max_documents"},
+		// A pool database is <prefix>pool_<dim>_<n>: a tenant of that id would own its name.
+		{`{"id": "pool_384_001", "name": "P", "email": "p@corp.com"}`, "id"},
 	} {
 		r := ts.do("POST", "/v1/tenants", c.body)
 		if r.Status != http.StatusUnprocessableEntity && r.Status != http.StatusBadRequest {

@@ -38,6 +38,10 @@ func TestTenantIDInRequests(t *testing.T) {
 			t.Errorf("%s %s: problem %v does not name tenant_id", c.method, c.path, p)
 		}
 	}
+	// The key written with a JSON escape is the same key.
+	r = acme.Do("POST", "/v1/search", `{"query": "encryption", "tenant\u005fid": "globex"}`)
+	mustStatus(t, r, http.StatusForbidden)
+	mustStatus(t, acme.Do("POST", "/v1/search", `{"query": "encryption", "tenant\u005fid": "acme_corp"}`), http.StatusOK)
 	r = acme.Do("GET", "/v1/documents?tenant_id=globex", nil)
 	mustStatus(t, r, http.StatusForbidden)
 	mustStatus(t, acme.Do("GET", "/v1/documents?tenant_id=acme_corp", nil), http.StatusOK)
