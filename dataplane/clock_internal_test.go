@@ -90,7 +90,7 @@ func TestMonthlyTokensCacheAndMonth(t *testing.T) {
 			if step.setUsed != 0 {
 				used = step.setUsed
 			}
-			got, err := m.used(ctx, "acme_corp")
+			got, err := m.used(ctx, "acme_corp", false)
 			if err != nil {
 				t.Fatal(err)
 			}

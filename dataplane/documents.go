@@ -236,6 +236,9 @@ func (s *Server) ingestDocuments(c echo.Context, inputs []documentInput, prefix 
 			return nil, false, err
 		}
 	}
+	if err := s.checkPaidEmbeddings(ctx, sc); err != nil {
+		return nil, false, err
+	}
 	docs := make([]*prepared, len(inputs))
 	chunks := 0
 	for i, in := range inputs {

@@ -47,13 +47,13 @@ func newMonthlyTokens(cfg monthlyTokensConfig) *monthlyTokens {
 	return &monthlyTokens{cfg: cfg, cache: map[ragplane.TenantID]tokenCount{}}
 }
 
-// used returns the tokens tenant used this calendar month (UTC), at most TTL old.
-func (m *monthlyTokens) used(ctx context.Context, tenant ragplane.TenantID) (int64, error) {
+// used returns the tokens tenant used this calendar month (UTC), at most TTL old (fresh: read now).
+func (m *monthlyTokens) used(ctx context.Context, tenant ragplane.TenantID, fresh bool) (int64, error) {
 	m.mu.Lock()
 	c, ok := m.cache[tenant]
 	m.mu.Unlock()
 	now := m.cfg.Now()
-	if ok && now.Sub(c.at) <= m.cfg.TTL {
+	if ok && !fresh && now.Sub(c.at) <= m.cfg.TTL {
 		return c.used, nil
 	}
 	utc := now.UTC()
@@ -68,8 +68,14 @@ func (m *monthlyTokens) used(ctx context.Context, tenant ragplane.TenantID) (int
 }
 
 func (s *Server) checkMonthlyTokens(ctx context.Context, sc *scope) error {
+	return s.checkTokens(ctx, sc, false)
+}
+
+// checkTokens refuses a tenant whose monthly tokens are used up, from a count at most the
+// counter's TTL old, or read now (fresh).
+func (s *Server) checkTokens(ctx context.Context, sc *scope, fresh bool) error {
 	limit := int64(sc.cfg.Limits.MonthlyTokens)
-	used, err := s.tokens.used(ctx, sc.tenant)
+	used, err := s.tokens.used(ctx, sc.tenant, fresh)
 	if err != nil {
 		// The catalog is away: serve rather than refuse; usage is still recorded.
 		s.log.Warn("monthly token quota unchecked", "tenant_id", sc.tenant, "error", ragplane.ErrorMessage(err))
@@ -80,4 +86,16 @@ func (s *Server) checkMonthlyTokens(ctx context.Context, sc *scope) error {
 			Message: fmt.Sprintf("The tenant has used its %d tokens for this month.", limit)}
 	}
 	return nil
+}
+
+// checkPaidEmbeddings refuses a search or an ingestion that would embed with a provider the
+// tenant pays per token (embedding_provider openai) once its monthly tokens are used up, as
+// queries are: the embedding tokens count against monthly_tokens too. The count is read now (one
+// catalog round trip next to a provider call), so the quota is overshot by at most the requests
+// in flight. Local embedders cost no tokens and are never refused here.
+func (s *Server) checkPaidEmbeddings(ctx context.Context, sc *scope) error {
+	if sc.cfg.Settings.EmbeddingProvider != "openai" {
+		return nil
+	}
+	return s.checkTokens(ctx, sc, true)
 }

@@ -234,6 +234,11 @@ func (s *Server) search(c echo.Context) error {
 	if mode == ragplane.RetrievalAgentic {
 		return ragplane.FieldErrorf("retrieval_mode", "agentic is a query mode: use POST /v1/query.")
 	}
+	if mode != ragplane.RetrievalKeyword {
+		if err := s.checkPaidEmbeddings(ctx, sc); err != nil {
+			return err
+		}
+	}
 	r, err := s.retrieve(ctx, sc, mode, req.Query, req.Filters)
 	if err != nil {
 		return err
