@@ -24,34 +24,34 @@ import (
 func TestPooledTenants(t *testing.T) {
 	st := e2etest.Start(t, e2etest.Options{})
 	pooled := map[string]any{"isolation_tier": "pooled"}
-	st.CreateTenant("pool_a", "free", pooled)
-	st.CreateTenant("pool_b", "free", pooled)
+	st.CreateTenant("pooled_a", "free", pooled)
+	st.CreateTenant("pooled_b", "free", pooled)
 	st.CreateTenant("silo_c", "free", map[string]any{"isolation_tier": "siloed"})
 	ctx := context.Background()
 	urls, projects := map[string]string{}, map[string]string{}
-	for _, id := range []string{"pool_a", "pool_b", "silo_c"} {
+	for _, id := range []string{"pooled_a", "pooled_b", "silo_c"} {
 		rt, err := st.Store().TenantRuntime(ctx, ragplane.TenantID(id))
 		if err != nil {
 			t.Fatal(err)
 		}
 		urls[id], projects[id] = rt.DatabaseURL, rt.Tenant.ProviderProjectID
 	}
-	if urls["pool_a"] != urls["pool_b"] || !strings.HasPrefix(projects["pool_a"], provision.PooledProjectPrefix) {
-		t.Fatalf("pooled tenants are in %q and %q, want one pool", projects["pool_a"], projects["pool_b"])
+	if urls["pooled_a"] != urls["pooled_b"] || !strings.HasPrefix(projects["pooled_a"], provision.PooledProjectPrefix) {
+		t.Fatalf("pooled tenants are in %q and %q, want one pool", projects["pooled_a"], projects["pooled_b"])
 	}
-	if urls["silo_c"] == urls["pool_a"] || strings.HasPrefix(projects["silo_c"], provision.PooledProjectPrefix) {
+	if urls["silo_c"] == urls["pooled_a"] || strings.HasPrefix(projects["silo_c"], provision.PooledProjectPrefix) {
 		t.Fatalf("the siloed tenant is in %q", projects["silo_c"])
 	}
 
-	a, b, c := st.Tenant("pool_a"), st.Tenant("pool_b"), st.Tenant("silo_c")
+	a, b, c := st.Tenant("pooled_a"), st.Tenant("pooled_b"), st.Tenant("silo_c")
 	docs := []string{policy,
 		"The billing team closes the books on the fifth working day. Invoices above 10,000 EUR need two approvals from Acme Corp finance.",
 		"Globex Inc. hosts its services in Frankfurt. Globex Inc. rotates every API key every ninety days."}
 	ids := map[string][]string{}
-	for name, cl := range map[string]*e2etest.Client{"pool_a": a, "silo_c": c, "pool_b": b} {
+	for name, cl := range map[string]*e2etest.Client{"pooled_a": a, "silo_c": c, "pooled_b": b} {
 		for i, content := range docs {
-			if name == "pool_b" {
-				content = "Secret of pool_b: " + content
+			if name == "pooled_b" {
+				content = "Secret of pooled_b: " + content
 			}
 			// The same Idempotency-Key in every tenant: each tenant's own record.
 			r := cl.Do("POST", "/v1/documents", map[string]any{"title": fmt.Sprintf("doc %d", i), "content": content, "metadata": map[string]any{"n": i}},
@@ -70,8 +70,8 @@ func TestPooledTenants(t *testing.T) {
 	mustStatus(t, r, http.StatusOK)
 	var replay docResp
 	r.Decode(t, &replay)
-	if r.Header.Get("Idempotent-Replayed") != "true" || replay.ID != ids["pool_a"][0] {
-		t.Fatalf("a retry in pool_a answered %s (replayed %q), want %s", replay.ID, r.Header.Get("Idempotent-Replayed"), ids["pool_a"][0])
+	if r.Header.Get("Idempotent-Replayed") != "true" || replay.ID != ids["pooled_a"][0] {
+		t.Fatalf("a retry in pooled_a answered %s (replayed %q), want %s", replay.ID, r.Header.Get("Idempotent-Replayed"), ids["pooled_a"][0])
 	}
 
 	for _, mode := range []string{"vector", "keyword", "hybrid", "graph"} {
@@ -94,22 +94,22 @@ func TestPooledTenants(t *testing.T) {
 				if h.Content != s.Content || math.Abs(h.Score-s.Score) > 1e-6 {
 					t.Errorf("%s (filter %v) hit %d: pooled %q %.6f, siloed %q %.6f", mode, filter != nil, i, h.Content, h.Score, s.Content, s.Score)
 				}
-				if strings.Contains(h.Content, "pool_b") {
-					t.Fatalf("%s: pool_a sees pool_b's chunk", mode)
+				if strings.Contains(h.Content, "pooled_b") {
+					t.Fatalf("%s: pooled_a sees pooled_b's chunk", mode)
 				}
 			}
 		}
-		// pool_b finds its own, never pool_a's.
+		// pooled_b finds its own, never pooled_a's.
 		r := b.Do("POST", "/v1/search", map[string]any{"query": "Acme Corp administrator approvals", "retrieval_mode": mode, "top_k": 20})
 		mustStatus(t, r, http.StatusOK)
 		var sr searchResp
 		r.Decode(t, &sr)
 		if len(sr.Results) == 0 {
-			t.Fatalf("%s: pool_b finds nothing", mode)
+			t.Fatalf("%s: pooled_b finds nothing", mode)
 		}
 		for _, h := range sr.Results {
-			if !slices.Contains(ids["pool_b"], h.DocumentID) {
-				t.Fatalf("%s: pool_b sees another tenant's chunk %+v", mode, h)
+			if !slices.Contains(ids["pooled_b"], h.DocumentID) {
+				t.Fatalf("%s: pooled_b sees another tenant's chunk %+v", mode, h)
 			}
 		}
 	}
@@ -121,9 +121,9 @@ func TestPooledTenants(t *testing.T) {
 	mustStatus(t, r, http.StatusOK)
 	r.Decode(t, &page)
 	if len(page.Items) != len(docs) {
-		t.Fatalf("pool_a lists %d documents, want %d", len(page.Items), len(docs))
+		t.Fatalf("pooled_a lists %d documents, want %d", len(page.Items), len(docs))
 	}
-	for _, id := range ids["pool_b"] {
+	for _, id := range ids["pooled_b"] {
 		mustStatus(t, a.Do("GET", "/v1/documents/"+id, nil), http.StatusNotFound)
 		mustStatus(t, a.Do("DELETE", "/v1/documents/"+id, nil), http.StatusNotFound)
 	}
@@ -132,34 +132,34 @@ func TestPooledTenants(t *testing.T) {
 	r2 := a.Do("GET", "/v1/graph/entities?q=acme", nil)
 	mustStatus(t, r2, http.StatusOK)
 	if !strings.Contains(strings.ToLower(string(r2.Body)), "acme corp") {
-		t.Fatalf("pool_a's graph has no Acme Corp: %s", r2.Body)
+		t.Fatalf("pooled_a's graph has no Acme Corp: %s", r2.Body)
 	}
 	r = a.Do("POST", "/v1/query", map[string]any{"query": "Who must use multi-factor authentication?"})
 	mustStatus(t, r, http.StatusOK)
 	if !strings.Contains(strings.ToLower(string(r.Body)), "multi-factor") {
-		t.Fatalf("pool_a's answer: %s", r.Body)
+		t.Fatalf("pooled_a's answer: %s", r.Body)
 	}
-	mustStatus(t, a.Do("DELETE", "/v1/documents/"+ids["pool_a"][0], nil), http.StatusNoContent)
-	mustStatus(t, b.Do("GET", "/v1/documents/"+ids["pool_b"][0], nil), http.StatusOK)
+	mustStatus(t, a.Do("DELETE", "/v1/documents/"+ids["pooled_a"][0], nil), http.StatusNoContent)
+	mustStatus(t, b.Do("GET", "/v1/documents/"+ids["pooled_b"][0], nil), http.StatusOK)
 	mustStatus(t, a.Do("GET", "/v1/usage?granularity=day", nil), http.StatusOK)
 
 	// Deleting a pooled tenant deletes its rows from the pool, and nobody else's.
-	if r := st.Admin("DELETE", "/v1/tenants/pool_b", nil); r.Status != http.StatusAccepted {
-		t.Fatalf("delete pool_b: %d %s", r.Status, r.Body)
+	if r := st.Admin("DELETE", "/v1/tenants/pooled_b", nil); r.Status != http.StatusAccepted {
+		t.Fatalf("delete pooled_b: %d %s", r.Status, r.Body)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var tn ragplane.Tenant
-		st.Admin("GET", "/v1/tenants/pool_b", nil).Decode(t, &tn)
+		st.Admin("GET", "/v1/tenants/pooled_b", nil).Decode(t, &tn)
 		if tn.Status == ragplane.StatusDeleted {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("pool_b still %s", tn.Status)
+			t.Fatalf("pooled_b still %s", tn.Status)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	db, err := pgxpool.New(ctx, urls["pool_a"])
+	db, err := pgxpool.New(ctx, urls["pooled_a"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,12 +172,12 @@ func TestPooledTenants(t *testing.T) {
 		return n
 	}
 	for _, table := range tenantdb.TenantTables {
-		if n := count("pool_b", table); n != 0 {
-			t.Errorf("pool_b still has %d rows in %s", n, table)
+		if n := count("pooled_b", table); n != 0 {
+			t.Errorf("pooled_b still has %d rows in %s", n, table)
 		}
 	}
-	if count("pool_a", "documents") != len(docs)-1 || count("pool_a", "chunks") == 0 {
-		t.Errorf("pool_a lost rows with pool_b's deletion")
+	if count("pooled_a", "documents") != len(docs)-1 || count("pooled_a", "chunks") == 0 {
+		t.Errorf("pooled_a lost rows with pooled_b's deletion")
 	}
-	mustStatus(t, a.Do("GET", "/v1/documents/"+ids["pool_a"][1], nil), http.StatusOK)
+	mustStatus(t, a.Do("GET", "/v1/documents/"+ids["pooled_a"][1], nil), http.StatusOK)
 }
