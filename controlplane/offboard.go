@@ -64,11 +64,31 @@ func (o offboardingPools) UpgradePool(ctx context.Context, projectID string) (in
 	return o.up.UpgradePool(ctx, projectID)
 }
 
-// withOffboarding wraps p (see offboarding).
+// offboardingSleeper is offboarding for a provisioner that suspends idle computes, keeping its
+// Sleeper (the reconciler finds these capabilities by type assertion, which a wrapper hides).
+type offboardingSleeper struct {
+	offboarding
+	provision.Sleeper
+}
+
+// offboardingPoolsSleeper keeps both.
+type offboardingPoolsSleeper struct {
+	offboardingPools
+	provision.Sleeper
+}
+
+// withOffboarding wraps p (see offboarding), keeping the optional interfaces it implements.
 func (s *Server) withOffboarding(p provision.Provisioner) provision.Provisioner {
 	o := offboarding{Provisioner: p, s: s}
-	if up, ok := p.(provision.PoolUpgrader); ok {
+	up, pools := p.(provision.PoolUpgrader)
+	sl, sleeps := p.(provision.Sleeper)
+	switch {
+	case pools && sleeps:
+		return offboardingPoolsSleeper{offboardingPools{offboarding: o, up: up}, sl}
+	case pools:
 		return offboardingPools{offboarding: o, up: up}
+	case sleeps:
+		return offboardingSleeper{o, sl}
 	}
 	return o
 }
