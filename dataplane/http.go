@@ -55,6 +55,7 @@ func (s *Server) newEcho() *echo.Echo {
 	v1.GET("/graph/entities/:name/timeline", s.entityTimeline, need(ragplane.RoleReader))
 	v1.GET("/usage", s.tenantUsage, need(ragplane.RoleReader))
 	v1.GET("/metrics/:tenant_id", s.tenantMetrics, need(ragplane.RoleReader))
+	v1.GET("/export", s.exportOwn, need(ragplane.RoleAdmin))
 	return e
 }
 

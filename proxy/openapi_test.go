@@ -121,6 +121,15 @@ func TestTenantAPIConformsToOpenAPI(t *testing.T) {
 	send("GET", "/v1/metrics/openapi_co?hours=48", nil, http.StatusOK)
 	send("GET", "/v1/metrics/someone_else", nil, http.StatusNotFound)
 
+	// The tenant's own export: a token with the admin role; 403 without it.
+	r = check(doc.Send(t, px, "GET", "/v1/export", nil, "Authorization", "Bearer "+st.Token("openapi_co", "admin")), "GET", "/v1/export", http.StatusOK)
+	if lines := strings.Split(strings.TrimSpace(string(r.Body)), "\n"); len(lines) < 3 ||
+		!strings.Contains(lines[0], `"type":"manifest"`) || !strings.Contains(lines[0], `"tenant_id":"openapi_co"`) ||
+		!strings.Contains(string(r.Body), `"type":"document"`) || !strings.Contains(lines[len(lines)-1], `"type":"end"`) {
+		t.Fatalf("self-export: %.500s", r.Body)
+	}
+	send("GET", "/v1/export", nil, http.StatusForbidden)
+
 	send("DELETE", "/v1/documents/"+created.ID, nil, http.StatusNoContent)
 	send("DELETE", "/v1/documents/"+created.ID, nil, http.StatusNotFound)
 
