@@ -21,6 +21,10 @@ func (s *Server) routes(e *echo.Echo) {
 	e.GET("/docs/:file", s.docs)
 	e.GET("/.well-known/jwks.json", s.getJWKS)
 	e.POST("/v1/auth/token", s.issueToken)
+	// The tenant's own keys, for tokens with the admin role, through the proxy (tenantkeys.go).
+	e.GET("/v1/keys", s.tenantListKeys, s.requireTenantContext)
+	e.POST("/v1/keys", s.tenantCreateKey, s.requireTenantContext)
+	e.DELETE("/v1/keys/:key_id", s.tenantRevokeKey, s.requireTenantContext)
 
 	e.PUT("/v1/workers/:id", s.putWorker, s.requireWorker)
 	e.DELETE("/v1/workers/:id", s.deleteWorker, s.requireWorker)

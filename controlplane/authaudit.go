@@ -30,7 +30,8 @@ const (
 // "admin.auth_failed", target the route, actor "anonymous" or, when the bearer is shaped like a
 // tenant API key, "key:<its public prefix>" (never any secret part), and the method, route,
 // source address and reason in the entry's after. The source is the connection's peer address,
-// not X-Forwarded-For, which the caller chooses.
+// not X-Forwarded-For, which the caller chooses; or, for a request a proxy forwarded, the client
+// address the proxy signed (Server.source).
 type authAuditor struct {
 	store    *catalog.Store
 	log      *slog.Logger
@@ -70,10 +71,10 @@ func (a *authAuditor) allow(src string) bool {
 	return true
 }
 
-// record audits a failed authentication of c; presented is the bearer token ("" if none).
-func (a *authAuditor) record(c echo.Context, presented string) {
+// record audits a failed authentication of c from src (see Server.source); presented is the
+// bearer token ("" if none).
+func (a *authAuditor) record(c echo.Context, presented, src string) {
 	req := c.Request()
-	src := echo.ExtractIPDirect()(req)
 	if !a.allow(src) {
 		a.failures.WithLabelValues("capped").Inc()
 		return

@@ -86,6 +86,10 @@ type TokenConfig struct {
 	// PublishDelay is how long a rotated-in key is published (pushed to every proxy) before it
 	// signs; it must exceed the time a key change takes to reach every proxy.
 	PublishDelay time.Duration
+	// ExchangesPerMinute bounds POST /v1/auth/token per source address on each replica, good
+	// key or bad, so nobody tries keys faster (burst: as many at once); 0 disables the limit.
+	// Through the proxy the source is the client's address, which the proxy signs.
+	ExchangesPerMinute int
 }
 
 // DefaultConfig returns a config that runs locally (the admin token and secret key still must be set).
@@ -113,7 +117,8 @@ func DefaultConfig() Config {
 			RotateEvery: 24 * time.Hour,
 			// Three xDS safety intervals: a key change normally reaches proxies in milliseconds
 			// (catalog notification, push), and within one safety interval if a notification is lost.
-			PublishDelay: 15 * time.Second,
+			PublishDelay:       15 * time.Second,
+			ExchangesPerMinute: 60,
 		},
 	}
 }
@@ -153,6 +158,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.Duration("RAGPLANE_TOKEN_TTL", &cfg.Tokens.TTL)
 	env.Duration("RAGPLANE_KEY_ROTATION", &cfg.Tokens.RotateEvery)
 	env.Duration("RAGPLANE_KEY_PUBLISH_DELAY", &cfg.Tokens.PublishDelay)
+	env.Int("RAGPLANE_TOKEN_EXCHANGES_PER_MINUTE", &cfg.Tokens.ExchangesPerMinute)
 	env.Bool(durability.AllowEnv, &cfg.AllowUndurable)
 	env.String("RAGPLANE_WEB_DIR", &cfg.WebDir)
 	return cfg, env.Err()
@@ -205,6 +211,9 @@ func (c Config) Validate() error {
 	}
 	if c.Provision.IdleAfter < 0 {
 		bad("RAGPLANE_IDLE_AFTER: want a duration, or 0 to never mark tenants idle")
+	}
+	if c.Tokens.ExchangesPerMinute < 0 {
+		bad("RAGPLANE_TOKEN_EXCHANGES_PER_MINUTE: want a whole number >= 0 (0: no limit)")
 	}
 	if c.Tokens.TTL <= 0 || c.Tokens.TTL > time.Hour {
 		bad("RAGPLANE_TOKEN_TTL: want a duration up to 1h")

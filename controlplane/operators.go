@@ -92,7 +92,7 @@ func (s *Server) namedOperator(c echo.Context, tok string, ok bool) (catalog.Ope
 			return op, err // the catalog is away: 503, not a failed authentication
 		}
 	}
-	s.authAudit.record(c, tok)
+	s.authAudit.record(c, tok, s.source(c))
 	return catalog.Operator{}, ragplane.Errorf(ragplane.EUNAUTHORIZED, "A valid admin bearer token is required.")
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,7 @@ import (
 	"github.com/ragplane/ragplane/controlplane/provision/neon"
 	"github.com/ragplane/ragplane/controlplane/xds"
 	"github.com/ragplane/ragplane/internal/durability"
+	"github.com/ragplane/ragplane/internal/tenantctx"
 )
 
 // The provisioners this control plane can choose from.
@@ -47,6 +49,9 @@ type Server struct {
 	reconciler     *provision.Reconciler
 	issuer         *issuer
 	authAudit      *authAuditor
+	exchanges      *exchangeLimiter // token exchanges per source (tenantkeys.go)
+	codecOnce      sync.Once
+	codec          *tenantctx.Codec // verifies what proxies sign; see proxyCodec
 	xds            *xds.Server
 	xdsListener    net.Listener
 	metricsHandler http.Handler
@@ -71,7 +76,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("controlplane config:\n%w", err)
 	}
-	s := &Server{cfg: cfg, log: logger.With("component", "controlplane")}
+	s := &Server{cfg: cfg, log: logger.With("component", "controlplane"), exchanges: newExchangeLimiter(cfg.Tokens.ExchangesPerMinute)}
 	ok := false
 	defer func() {
 		if !ok {

@@ -201,9 +201,19 @@ type tokenResponse struct {
 }
 
 // issueToken exchanges a tenant API key (the bearer credential) for a short-lived JWT.
+// Every exchange counts against its source's limit (RAGPLANE_TOKEN_EXCHANGES_PER_MINUTE), and a
+// refused key is audited like a failed admin authentication, with the source: the client's
+// address when the proxy forwarded the exchange.
 func (s *Server) issueToken(c echo.Context) error {
+	src := s.source(c)
+	if ok, wait := s.exchanges.allow(src, time.Now()); !ok {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(max(1, (wait+time.Second-1)/time.Second))))
+		return &ragplane.Error{Code: ragplane.ERATELIMITED, Field: "token_exchanges_per_minute",
+			Message: "Too many token exchanges from this address; retry after " + c.Response().Header().Get("Retry-After") + "s."}
+	}
 	presented, ok := bearer(c.Request())
 	if !ok {
+		s.authAudit.record(c, "", src)
 		return ragplane.Errorf(ragplane.EUNAUTHORIZED, "Send the tenant API key as Authorization: Bearer <key>.")
 	}
 	body, err := httpjson.ReadBody(c)
@@ -219,6 +229,9 @@ func (s *Server) issueToken(c echo.Context) error {
 	ctx := c.Request().Context()
 	key, t, err := s.store.AuthenticateAPIKey(ctx, presented)
 	if err != nil {
+		if ragplane.ErrorCode(err) == ragplane.EUNAUTHORIZED {
+			s.authAudit.record(c, presented, src)
+		}
 		return err
 	}
 	switch t.Status {

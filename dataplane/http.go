@@ -56,6 +56,7 @@ func (s *Server) newEcho() *echo.Echo {
 	v1.GET("/usage", s.tenantUsage, need(ragplane.RoleReader))
 	v1.GET("/metrics/:tenant_id", s.tenantMetrics, need(ragplane.RoleReader))
 	v1.GET("/export", s.exportOwn, need(ragplane.RoleAdmin))
+	v1.GET("/me", s.me) // any role: a token may always see its own tenant
 	return e
 }
 
@@ -73,6 +74,7 @@ func (s *Server) verifyContext(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Response().Header().Set(echo.HeaderXRequestID, tc.RequestID)
 		}
 		c.Set("tenant", tc.Identity.TenantID)
+		c.Set("queries_left", tc.QueriesLeft) // the proxy's admission decision, for GET /v1/me
 		r = r.WithContext(tracing.WithTenant(ragplane.NewContextWithIdentity(r.Context(), tc.Identity), tc.Identity.TenantID))
 		r.Header.Set(echo.HeaderXRequestID, c.Response().Header().Get(echo.HeaderXRequestID))
 		c.SetRequest(r)

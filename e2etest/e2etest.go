@@ -79,6 +79,9 @@ func Start(tb testing.TB, opts Options) *Stack {
 	cfg.WorkerLeaseTTL = 2 * time.Second
 	// The test stack runs PostgreSQL in its fast, undurable mode (make test: RAGPLANE_STACK_FAST=1).
 	cfg.AllowUndurable = true
+	// Every test client exchanges keys from 127.0.0.1, some in a loop: no per-address limit unless
+	// a test sets one.
+	cfg.Tokens.ExchangesPerMinute = 0
 	if opts.ControlPlane != nil {
 		opts.ControlPlane(&cfg)
 	}

@@ -45,8 +45,9 @@ func WaitReady(tb testing.TB, url string) {
 	}
 }
 
-// Token creates an API key for tenant and exchanges it for an access token.
-func (s *Stack) Token(tenant string, roles ...string) string {
+// APIKey creates an API key for tenant with roles (default reader and writer) through the admin
+// API and returns its secret and id.
+func (s *Stack) APIKey(tenant string, roles ...string) (secret, id string) {
 	s.t.Helper()
 	body := map[string]any{"name": "e2e"}
 	if len(roles) > 0 {
@@ -54,16 +55,24 @@ func (s *Stack) Token(tenant string, roles ...string) string {
 	}
 	var key struct {
 		Key string `json:"key"`
+		ID  string `json:"id"`
 	}
 	r := s.Admin("POST", "/v1/tenants/"+tenant+"/keys", body)
 	if r.Status != http.StatusCreated {
 		s.t.Fatalf("create key: %d %s", r.Status, r.Body)
 	}
 	r.Decode(s.t, &key)
+	return key.Key, key.ID
+}
+
+// Token creates an API key for tenant and exchanges it for an access token.
+func (s *Stack) Token(tenant string, roles ...string) string {
+	s.t.Helper()
+	key, _ := s.APIKey(tenant, roles...)
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
-	r = Send(s.t, "POST", s.AdminURL+"/v1/auth/token", nil, "Authorization", "Bearer "+key.Key)
+	r := Send(s.t, "POST", s.AdminURL+"/v1/auth/token", nil, "Authorization", "Bearer "+key)
 	if r.Status != http.StatusOK {
 		s.t.Fatalf("token: %d %s", r.Status, r.Body)
 	}

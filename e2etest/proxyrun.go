@@ -26,6 +26,7 @@ func (s *Stack) RunProxy(tb testing.TB, log *slog.Logger, mutate ...func(*proxy.
 	cfg.Addr, cfg.AdminAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.XDSAddr = s.XDSAddr
 	cfg.InternalKey = InternalKey
+	cfg.ControlPlaneURL = s.AdminURL
 	cfg.RedisURL = os.Getenv("REDIS_URL")
 	if cfg.RedisURL == "" {
 		if os.Getenv("RAGPLANE_REQUIRE_STACK") != "" {

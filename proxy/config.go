@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -32,6 +33,10 @@ type Config struct {
 	RedisPrefix string
 	// InternalKey signs the tenant context for workers.
 	InternalKey string
+	// ControlPlaneURL is the control plane's admin API, where the proxy forwards the token
+	// exchange (POST /v1/auth/token) and the tenant's key routes (/v1/keys), so that a tenant
+	// needs the proxy's address only.
+	ControlPlaneURL string
 	// Replicas is how many proxy replicas share the quotas (for the local fallback share).
 	Replicas int
 	// RateLimitFailOpen and ConcurrencyFailOpen are the fail policies of tenants whose policy
@@ -73,7 +78,7 @@ type Config struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		Addr: "127.0.0.1:8080", AdminAddr: "127.0.0.1:8082", XDSAddr: "127.0.0.1:18000", NodeID: "proxy-" + host + "-" + strconv.Itoa(os.Getpid()),
+		Addr: "127.0.0.1:8080", AdminAddr: "127.0.0.1:8082", XDSAddr: "127.0.0.1:18000", ControlPlaneURL: "http://127.0.0.1:8081", NodeID: "proxy-" + host + "-" + strconv.Itoa(os.Getpid()),
 		RedisPrefix: "ragplane:", Replicas: 1, RateLimitFailOpen: true, ConcurrencyFailOpen: true, Leeway: 30 * time.Second,
 		UpstreamTimeout: 30 * time.Second, QueryTimeout: 2 * time.Minute, IngestTimeout: 2 * time.Minute, StreamIdleTimeout: 30 * time.Second,
 		EjectAfter: 3, EjectFor: 10 * time.Second, LeaseTTL: 30 * time.Second, TokenCacheSize: DefaultTokenCacheSize,
@@ -92,6 +97,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.String("REDIS_URL", &cfg.RedisURL)
 	env.String("RAGPLANE_REDIS_PREFIX", &cfg.RedisPrefix)
 	env.String("RAGPLANE_INTERNAL_KEY", &cfg.InternalKey)
+	env.String("RAGPLANE_CONTROLPLANE_URL", &cfg.ControlPlaneURL)
 	if v := env.Lookup("RAGPLANE_TOKEN_CACHE_SIZE"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -124,6 +130,9 @@ func (c Config) Validate() error {
 	}
 	if c.AdminAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
 		bad("RAGPLANE_PROXY_ADMIN_ADDR must differ from RAGPLANE_PROXY_ADDR: metrics and health detail are not for tenants")
+	}
+	if u, err := url.Parse(c.ControlPlaneURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("RAGPLANE_CONTROLPLANE_URL: want the control plane's admin API as http(s)://host:port, got %q", c.ControlPlaneURL)
 	}
 	if c.RedisURL == "" {
 		bad("REDIS_URL: required (rate limits and concurrency caps are shared in Redis; `make up` writes one)")

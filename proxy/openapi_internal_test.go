@@ -23,21 +23,33 @@ func TestOwnRoutesDocumented(t *testing.T) {
 	if err := json.Unmarshal(apidocs.TenantOpenAPI, &doc); err != nil {
 		t.Fatal(err)
 	}
-	var marked []string
+	marked := map[string][]string{}
 	for path, item := range doc.Paths {
 		for m, raw := range item {
 			var op struct {
 				ServedBy string `json:"x-served-by"`
 			}
-			if json.Unmarshal(raw, &op) == nil && op.ServedBy == "proxy" {
-				marked = append(marked, strings.ToUpper(m)+" "+path)
+			if json.Unmarshal(raw, &op) == nil && op.ServedBy != "" {
+				marked[op.ServedBy] = append(marked[op.ServedBy], strings.ToUpper(m)+" "+path)
 			}
 		}
 	}
-	sort.Strings(marked)
+	for _, ops := range marked {
+		sort.Strings(ops)
+	}
 	own := slices.Sorted(slices.Values(ownRoutes))
-	if !slices.Equal(marked, own) {
-		t.Errorf("operations marked x-served-by: proxy = %v, want the proxy's own routes %v", marked, own)
+	if !slices.Equal(marked["proxy"], own) {
+		t.Errorf("operations marked x-served-by: proxy = %v, want the proxy's own routes %v", marked["proxy"], own)
+	}
+	forwarded := slices.Sorted(slices.Values(controlPlaneRoutes))
+	if !slices.Equal(marked["controlplane"], forwarded) {
+		t.Errorf("operations marked x-served-by: controlplane = %v, want the routes the proxy forwards there %v", marked["controlplane"], forwarded)
+	}
+	for _, r := range controlPlaneRoutes {
+		_, path, _ := strings.Cut(r, " ")
+		if path != "/v1/auth/token" && !controlPlaneRoute(strings.ReplaceAll(path, "{key_id}", "k")) {
+			t.Errorf("%s is not forwarded to the control plane", r)
+		}
 	}
 }
 

@@ -54,6 +54,28 @@ func TestTenantAPIConformsToOpenAPI(t *testing.T) {
 		t.Fatalf("GET /docs/swagger-ui-bundle.js without a viewer = %d, want 404", r.Status)
 	}
 
+	// The token exchange, the JWKS and the tenant's own keys, on the same base URL.
+	if r := doc.Send(t, px, "GET", "/.well-known/jwks.json", nil); r.Status != http.StatusOK {
+		t.Fatalf("GET /.well-known/jwks.json = %d", r.Status)
+	}
+	adminKey, _ := st.APIKey("openapi_co", "reader", "writer", "admin")
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	check(doc.Send(t, px, "POST", "/v1/auth/token", map[string]any{"roles": []string{"reader", "admin"}, "expires_in": 300},
+		"Authorization", "Bearer "+adminKey), "POST", "/v1/auth/token", http.StatusOK).Decode(t, &tok)
+	check(doc.Send(t, px, "POST", "/v1/auth/token", nil, "Authorization", "Bearer rpk_abcdefghijkl_nosuchkey"), "POST", "/v1/auth/token", http.StatusUnauthorized)
+	admin := []string{"Authorization", "Bearer " + tok.AccessToken}
+	check(doc.Send(t, px, "GET", "/v1/keys", nil, admin...), "GET", "/v1/keys", http.StatusOK)
+	var key struct {
+		ID string `json:"id"`
+	}
+	check(doc.Send(t, px, "POST", "/v1/keys", map[string]any{"name": "ci", "roles": []string{"reader"}}, admin...), "POST", "/v1/keys", http.StatusCreated).Decode(t, &key)
+	check(doc.SendInvalid(t, px, "POST", "/v1/keys", map[string]any{"roles": []string{"reader"}}, admin...), "POST", "/v1/keys", http.StatusUnprocessableEntity)
+	check(doc.Send(t, px, "DELETE", "/v1/keys/"+key.ID, nil, admin...), "DELETE", "/v1/keys/{key_id}", http.StatusOK)
+	send("GET", "/v1/keys", nil, http.StatusForbidden) // a token without the admin role
+	send("GET", "/v1/me", nil, http.StatusOK)
+
 	// Ingestion, in each shape.
 	var created struct {
 		ID string `json:"id"`

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,6 +43,7 @@ type Server struct {
 	codec    *tenantctx.Codec
 	balancer *balancer
 	rp       *httputil.ReverseProxy
+	cprp     *httputil.ReverseProxy // to the control plane (controlplane.go)
 	metrics  *metrics
 	metricsH http.Handler
 	listener net.Listener
@@ -172,6 +174,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		ModifyResponse: ownHeaders,
 	}
 
+	cpURL, _ := url.Parse(cfg.ControlPlaneURL) // checked by Validate
+	s.cprp = s.newControlPlaneProxy(cpURL)
+
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: listen on %s: %w", cfg.Addr, err)
@@ -285,7 +290,7 @@ func (s *Server) close() {
 }
 
 // internalHeaders are stripped from every client request: only the proxy sets them.
-var internalHeaders = []string{tenantctx.Header, "X-Tenant-ID", "X-Ragplane-Tenant", "X-Forwarded-For", "X-Real-IP"}
+var internalHeaders = []string{tenantctx.Header, tenantctx.ClientHeader, "X-Tenant-ID", "X-Ragplane-Tenant", "X-Forwarded-For", "X-Real-IP"}
 
 // ServeHTTP answers the proxy's own endpoints and runs every other request through serve,
 // then writes its access log line.
@@ -305,6 +310,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch r.URL.Path {
+	case "/.well-known/jwks.json":
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			s.serveJWKS(w, r)
+			return
+		}
+	case "/v1/auth/token":
+		if r.Method == http.MethodPost {
+			rec := &statusRecorder{ResponseWriter: w}
+			s.exchangeToken(rec, r, rid)
+			if s.cfg.AccessLog {
+				s.logAccess(r, rec, "", rid, start)
+			}
+			return
+		}
 	case "/healthz":
 		writeJSON(w, http.StatusOK, `{"status":"ok"}`)
 		return
@@ -411,11 +430,20 @@ func (s *Server) serve(w *statusRecorder, r *http.Request, start time.Time, rid 
 		}
 		return id.TenantID
 	}
-	r.Header.Set(tenantctx.Header, s.codec.Sign(tenantctx.Context{Identity: id, RequestID: rid, IssuedAt: time.Now()}, r.Method, r.URL.Path))
+	tc := tenantctx.Context{Identity: id, RequestID: rid, IssuedAt: time.Now()}
+	if d.HourRemaining >= 0 && d.Limit > 0 {
+		left := d.HourRemaining
+		tc.QueriesLeft = &left
+	}
+	r.Header.Set(tenantctx.Header, s.codec.Sign(tc, r.Method, r.URL.Path))
 	r.Header.Set("X-Request-ID", rid)
 	s.metrics.proxyOverhead.WithLabelValues(label).Observe(time.Since(start).Seconds())
 	forwarded := time.Now()
-	s.rp.ServeHTTP(w, r)
+	if controlPlaneRoute(r.URL.Path) {
+		s.cprp.ServeHTTP(w, r)
+	} else {
+		s.rp.ServeHTTP(w, r)
+	}
 	s.metrics.requests.WithLabelValues(label, strconv.Itoa(w.status())).Inc()
 	if !w.firstByte.IsZero() {
 		s.metrics.upstream.WithLabelValues(label).Observe(w.firstByte.Sub(forwarded).Seconds())

@@ -29,6 +29,9 @@ type keySet struct {
 	issuer    string
 	audiences []string
 	keys      map[string]ed25519.PublicKey
+	// jwks is the pushed JWK Set document as the control plane wrote it, served at
+	// /.well-known/jwks.json.
+	jwks []byte
 }
 
 // state is the last good configuration; it survives control-plane outages. Each xDS response
@@ -141,6 +144,7 @@ func decodeKeys(res *anypb.Any) (keySet, error) {
 	if len(ks.keys) == 0 {
 		return ks, fmt.Errorf("jwt provider: no keys")
 	}
+	ks.jwks = []byte(prov.GetLocalJwks().GetInlineString())
 	return ks, nil
 }
 

@@ -6,9 +6,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -296,57 +297,85 @@ func TestCLIIngestProgress(t *testing.T) {
 	})
 }
 
-// TestCLIMe runs `me` against a server of the documented GET /v1/me shape: the proxy has no
-// such route yet (another change adds it), so this checks the client side only.
+// TestCLIMe runs `me` against a real proxy with nothing but its address and an API key: the key
+// is exchanged through the proxy (one base URL), and the answer is GET /v1/me's.
 func TestCLIMe(t *testing.T) {
-	var gotAuth, gotPath string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gotAuth, gotPath = r.Header.Get("Authorization"), r.URL.Path
-		if r.Header.Get("Authorization") != "Bearer tok-123" {
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(http.StatusUnauthorized)
-			io.WriteString(w, `{"status":401,"code":"unauthorized","detail":"The token is not valid."}`)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"tenant_id":"acme_corp","plan":"pro",
-			"settings":{"top_k":{"value":5,"source":"plan"},"retrieval_mode":{"value":"hybrid","source":"tenant"}},
-			"limits":{"queries_per_hour":{"value":5000,"source":"plan"}},
-			"remaining":{"queries_this_hour":4990,"documents":9900}}`)
-	}))
-	defer srv.Close()
-	user := env{"RAGPLANE_API_URL": srv.URL, "RAGPLANE_TOKEN": "tok-123"}
+	st := e2etest.Start(t, e2etest.Options{})
+	st.CreateTenant("me_corp", "pro", map[string]any{"top_k": 4})
+	proxyURL := st.StartProxy(t)
+	key, keyID := st.APIKey("me_corp")
+	user := env{"RAGPLANE_API_URL": proxyURL, "RAGPLANE_API_KEY": key}
+	var cfg struct {
+		Limits map[string]ragplane.Sourced `json:"limits"`
+	}
+	st.Admin("GET", "/v1/tenants/me_corp/config", nil).Decode(t, &cfg)
+	qph := cfg.Limits["queries_per_hour"]
 
 	out := MustRunCLI(t, user, "me")
-	if gotPath != "/v1/me" || gotAuth != "Bearer tok-123" {
-		t.Fatalf("request %s with %q", gotPath, gotAuth)
-	}
-	if !strings.HasPrefix(out, "tenant acme_corp, plan pro\n") {
+	if !strings.HasPrefix(out, "tenant me_corp, plan pro (apikey:"+keyID+", roles reader,writer)\n") {
 		t.Fatalf("me printed:\n%s", out)
 	}
 	for _, want := range [][]string{
-		{"setting", "retrieval_mode", "hybrid", "tenant"},
-		{"setting", "top_k", "5", "plan"},
-		{"limit", "queries_per_hour", "5000", "plan"},
-		{"remaining", "queries_this_hour", "4990", "-"},
+		{"setting", "top_k", "4", "tenant"},
+		{"setting", "embedding_model", "ragplane-hash-v1", "tenant"},
+		{"limit", "queries_per_hour", formatValue(qph.Value), string(qph.Source)},
+		{"used", "documents", "0", "-"},
 	} {
-		if !strings.Contains(out, strings.Join(want, "  ")) && !containsRow(out, want) {
+		if !containsRow(out, want) {
 			t.Errorf("me lacks the row %v:\n%s", want, out)
 		}
 	}
-	data := mustSameData(t, MustRunCLI(t, user, "me", "-o", "json"), MustRunCLI(t, user, "me", "-o", "yaml"))
-	mustField(t, data, "remaining.documents", 9900.0)
-	mustField(t, data, "settings.retrieval_mode.source", "tenant")
+	if !rowStarts(out, "remaining", "queries_this_hour") {
+		t.Errorf("me lacks queries_this_hour:\n%s", out)
+	}
+	// Each call is a request of the hour: the second shows one query less (or so: the hourly
+	// bucket refills meanwhile), the rest is the same.
+	jsonOut, yamlOut := MustRunCLI(t, user, "me", "-o", "json"), MustRunCLI(t, user, "me", "-o", "yaml")
+	left := regexp.MustCompile(`(queries_this_hour"?: *)(\d+)`)
+	a, b := left.FindStringSubmatch(jsonOut), left.FindStringSubmatch(yamlOut)
+	if a == nil || b == nil {
+		t.Fatalf("no queries_this_hour in\n%s\n%s", jsonOut, yamlOut)
+	}
+	if first, _ := strconv.Atoi(a[2]); mustAtoi(t, b[2]) >= first {
+		t.Fatalf("queries_this_hour %s then %s, want fewer", a[2], b[2])
+	}
+	data := mustSameData(t, left.ReplaceAllString(jsonOut, "${1}0"), left.ReplaceAllString(yamlOut, "${1}0"))
+	mustField(t, data, "tenant_id", "me_corp")
+	mustField(t, data, "used.documents", 0.0)
+	mustField(t, data, "settings.top_k.source", "tenant")
 
-	_, err := runCLI(t, user.with("RAGPLANE_TOKEN", "wrong"), "me")
+	_, err := runCLI(t, env{"RAGPLANE_API_URL": proxyURL, "RAGPLANE_TOKEN": "wrong"}, "me")
 	if exitCode(err) != exitAuth {
 		t.Fatalf("me with a bad token: %v (exit %d)", err, exitCode(err))
 	}
-	_, err = runCLI(t, env{"RAGPLANE_API_URL": srv.URL}, "me")
+	_, err = runCLI(t, user.with("RAGPLANE_API_KEY", key+"x"), "me")
+	if exitCode(err) != exitAuth {
+		t.Fatalf("me with a bad key: %v (exit %d)", err, exitCode(err))
+	}
+	_, err = runCLI(t, env{"RAGPLANE_API_URL": proxyURL}, "me")
 	var ce *codedError
 	if !errors.As(err, &ce) || exitCode(err) != exitAuth {
 		t.Fatalf("me without credentials: %v (exit %d)", err, exitCode(err))
 	}
+}
+
+func mustAtoi(tb testing.TB, s string) int {
+	tb.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+// rowStarts is true when a table has a row starting with these columns.
+func rowStarts(table string, cols ...string) bool {
+	for _, line := range strings.Split(table, "\n") {
+		if f := strings.Fields(line); len(f) >= len(cols) && strings.Join(f[:len(cols)], " ") == strings.Join(cols, " ") {
+			return true
+		}
+	}
+	return false
 }
 
 // containsRow is true when a table has a row of exactly these columns.

@@ -50,7 +50,7 @@ func TestComposeFileMatchesTheBinary(t *testing.T) {
 		"dataplane": {readVars(func(g func(string) string) { dataplane.ConfigFromEnv(g) }),
 			[]string{"DATABASE_URL", "RAGPLANE_SECRET_KEY", "RAGPLANE_INTERNAL_KEY", "RAGPLANE_CONTROLPLANE_URL"}, "RAGPLANE_DATAPLANE_ADDR"},
 		"proxy": {readVars(func(g func(string) string) { proxy.ConfigFromEnv(g) }),
-			[]string{"REDIS_URL", "RAGPLANE_INTERNAL_KEY", "RAGPLANE_XDS_ADDR"}, "RAGPLANE_PROXY_ADDR"},
+			[]string{"REDIS_URL", "RAGPLANE_INTERNAL_KEY", "RAGPLANE_XDS_ADDR", "RAGPLANE_CONTROLPLANE_URL"}, "RAGPLANE_PROXY_ADDR"},
 	}
 	root := newRootCommand(nil, os.Getenv)
 	seen := map[string]int{}

@@ -43,7 +43,9 @@ func newDataClient(ctx context.Context, cli *cliContext, worker bool, tenant str
 		if key == "" {
 			return nil, credentialsError(fmt.Errorf("set RAGPLANE_TOKEN (an access token) or RAGPLANE_API_KEY (a tenant API key)"))
 		}
-		apiCli := &cliContext{adminURL: cli.baseURL(), getenv: func(k string) string {
+		// The key is exchanged on the same base URL: the proxy forwards POST /v1/auth/token to
+		// the control plane.
+		apiCli := &cliContext{adminURL: base, getenv: func(k string) string {
 			if k == "RAGPLANE_ADMIN_TOKEN" {
 				return ""
 			}

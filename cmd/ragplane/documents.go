@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -147,12 +148,16 @@ func newDocumentsCommand(cli *cliContext) *cobra.Command {
 	return cmd
 }
 
-// meResponse is GET /v1/me on the proxy: who the token is and what it may still do.
+// meResponse is GET /v1/me on the proxy: who the token is, its tenant's settings and limits
+// with their layers, and what is used and left.
 type meResponse struct {
 	TenantID  string                      `json:"tenant_id"`
 	Plan      string                      `json:"plan"`
+	Subject   string                      `json:"subject"`
+	Roles     []string                    `json:"roles"`
 	Settings  map[string]ragplane.Sourced `json:"settings"`
-	Limits    map[string]json.RawMessage  `json:"limits"`
+	Limits    map[string]ragplane.Sourced `json:"limits"`
+	Used      map[string]any              `json:"used"`
 	Remaining map[string]any              `json:"remaining"`
 }
 
@@ -160,8 +165,8 @@ func newMeCommand(cli *cliContext) *cobra.Command {
 	var f tenantFlags
 	cmd := &cobra.Command{
 		Use:   "me",
-		Short: "Show the calling tenant: plan, effective settings (with their layer), limits and what remains",
-		Example: `  RAGPLANE_API_KEY=rpk_... ragplane me
+		Short: "Show the calling tenant: plan, effective settings (with their layer), limits, what is used and what remains",
+		Example: `  RAGPLANE_API_URL=http://127.0.0.1:8080 RAGPLANE_API_KEY=rpk_... ragplane me
   RAGPLANE_TOKEN=eyJ... ragplane me -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -184,22 +189,19 @@ func newMeCommand(cli *cliContext) *cobra.Command {
 			if err := json.Unmarshal(raw, &me); err != nil {
 				return fmt.Errorf("GET /v1/me: unexpected answer: %w", err)
 			}
-			fmt.Printf("tenant %s, plan %s\n", me.TenantID, me.Plan)
-			limits := map[string]ragplane.Sourced{}
-			for k, v := range me.Limits {
-				var s ragplane.Sourced
-				if json.Unmarshal(v, &s) != nil || s.Source == "" {
-					var plain any
-					_ = json.Unmarshal(v, &plain)
-					s = ragplane.Sourced{Value: plain}
+			fmt.Printf("tenant %s, plan %s (%s, roles %s)\n", me.TenantID, me.Plan, me.Subject, strings.Join(me.Roles, ","))
+			plain := func(m map[string]any) map[string]ragplane.Sourced {
+				out := make(map[string]ragplane.Sourced, len(m))
+				for k, v := range m {
+					if v == nil {
+						v = "unknown" // queries_this_hour when the proxy did not apply the hourly limit
+					}
+					out[k] = ragplane.Sourced{Value: v}
 				}
-				limits[k] = s
+				return out
 			}
-			remaining := map[string]ragplane.Sourced{}
-			for k, v := range me.Remaining {
-				remaining[k] = ragplane.Sourced{Value: v}
-			}
-			printSourced(sourcedGroup{"setting", me.Settings}, sourcedGroup{"limit", limits}, sourcedGroup{"remaining", remaining})
+			printSourced(sourcedGroup{"setting", me.Settings}, sourcedGroup{"limit", me.Limits},
+				sourcedGroup{"used", plain(me.Used)}, sourcedGroup{"remaining", plain(me.Remaining)})
 			return nil
 		},
 	}

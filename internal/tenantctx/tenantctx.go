@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,10 @@ type Context struct {
 	RequestID string
 	// IssuedAt is when the proxy signed; workers refuse contexts outside the allowed skew.
 	IssuedAt time.Time
+	// QueriesLeft is how many more requests the tenant's queries_per_hour allows after this
+	// one, from the proxy's admission decision; nil when the proxy did not know (rate limits not
+	// enforced while Redis is away). GET /v1/me reports it.
+	QueriesLeft *int
 }
 
 type payload struct {
@@ -41,6 +46,7 @@ type payload struct {
 	At      int64    `json:"ts"`
 	Method  string   `json:"m"`
 	Path    string   `json:"p"`
+	Left    *int     `json:"ql,omitempty"`
 }
 
 // WorkerToken is the bearer token a data-plane worker presents to the control plane to register:
@@ -70,7 +76,7 @@ const version = "v1"
 // Sign returns the header value for c on a request with method and path.
 func (k *Codec) Sign(c Context, method, path string) string {
 	p, _ := json.Marshal(payload{Tenant: string(c.Identity.TenantID), Subject: c.Identity.Subject, Roles: c.Identity.Roles,
-		Request: c.RequestID, At: c.IssuedAt.Unix(), Method: method, Path: path})
+		Request: c.RequestID, At: c.IssuedAt.Unix(), Method: method, Path: path, Left: c.QueriesLeft})
 	body := version + "." + base64.RawURLEncoding.EncodeToString(p)
 	return body + "." + base64.RawURLEncoding.EncodeToString(k.mac(body))
 }
@@ -113,5 +119,48 @@ func (k *Codec) Verify(value, method, path string, now time.Time, maxSkew time.D
 	if id.TenantID.Validate() != nil {
 		return Context{}, deny
 	}
-	return Context{Identity: id, RequestID: p.Request, IssuedAt: at}, nil
+	return Context{Identity: id, RequestID: p.Request, IssuedAt: at, QueriesLeft: p.Left}, nil
+}
+
+// ClientHeader carries the client's address from the proxy to the control plane, signed, on the
+// requests the proxy forwards there (token exchanges): the control plane audits and rate limits
+// that address instead of the proxy's. Clients can never set it: the proxy strips it.
+const ClientHeader = "X-Ragplane-Client"
+
+// SignClient returns the ClientHeader value vouching that a request with method and path came
+// from addr (an IP address) at now.
+func (k *Codec) SignClient(addr, method, path string, now time.Time) string {
+	body := "c1." + base64.RawURLEncoding.EncodeToString([]byte(addr)) + "." + strconv.FormatInt(now.Unix(), 10)
+	return body + "." + base64.RawURLEncoding.EncodeToString(k.mac(body+"\n"+method+"\n"+path))
+}
+
+// VerifyClient returns the client address of a ClientHeader value for a request with method and
+// path signed within maxSkew of now; ok is false for any failure.
+func (k *Codec) VerifyClient(value, method, path string, now time.Time, maxSkew time.Duration) (addr string, ok bool) {
+	if value == "" || len(value) > 512 {
+		return "", false
+	}
+	i := strings.LastIndexByte(value, '.')
+	if i < 0 || !strings.HasPrefix(value, "c1.") {
+		return "", false
+	}
+	body, sig := value[:i], value[i+1:]
+	got, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, k.mac(body+"\n"+method+"\n"+path)) {
+		return "", false
+	}
+	parts := strings.Split(body, ".")
+	if len(parts) != 3 {
+		return "", false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	ts, terr := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil || terr != nil {
+		return "", false
+	}
+	at := time.Unix(ts, 0)
+	if at.Before(now.Add(-maxSkew)) || at.After(now.Add(maxSkew)) {
+		return "", false
+	}
+	return string(raw), true
 }

@@ -68,3 +68,53 @@ func TestShortKeyRejected(t *testing.T) {
 		t.Fatal("a short key was accepted")
 	}
 }
+
+// TestQueriesLeft: the proxy's admission decision travels signed; absent, it is nil.
+func TestQueriesLeft(t *testing.T) {
+	c := mustCodec(t, key)
+	now := time.Now()
+	left := 41
+	ctx := tenantctx.Context{Identity: ragplane.Identity{TenantID: "acme_corp"}, IssuedAt: now, QueriesLeft: &left}
+	got, err := c.Verify(c.Sign(ctx, "GET", "/v1/me"), "GET", "/v1/me", now, 30*time.Second)
+	if err != nil || got.QueriesLeft == nil || *got.QueriesLeft != 41 {
+		t.Fatalf("verified %+v, %v; want 41 queries left", got, err)
+	}
+	ctx.QueriesLeft = nil
+	got, err = c.Verify(c.Sign(ctx, "GET", "/v1/me"), "GET", "/v1/me", now, 30*time.Second)
+	if err != nil || got.QueriesLeft != nil {
+		t.Fatalf("verified %+v, %v; want no queries left known", got, err)
+	}
+}
+
+func TestSignVerifyClient(t *testing.T) {
+	c := mustCodec(t, key)
+	now := time.Now()
+	good := c.SignClient("203.0.113.7", "POST", "/v1/auth/token", now)
+	if addr, ok := c.VerifyClient(good, "POST", "/v1/auth/token", now, 30*time.Second); !ok || addr != "203.0.113.7" {
+		t.Fatalf("verified %q %v", addr, ok)
+	}
+	parts := strings.Split(good, ".")
+	other := mustCodec(t, strings.Repeat("x", 40))
+	tests := []struct {
+		name         string
+		given        string
+		method, path string
+		now          time.Time
+	}{
+		{name: "empty", given: "", method: "POST", path: "/v1/auth/token", now: now},
+		{name: "other key", given: other.SignClient("203.0.113.7", "POST", "/v1/auth/token", now), method: "POST", path: "/v1/auth/token", now: now},
+		{name: "other path", given: good, method: "POST", path: "/v1/keys", now: now},
+		{name: "other method", given: good, method: "GET", path: "/v1/auth/token", now: now},
+		{name: "too old", given: good, method: "POST", path: "/v1/auth/token", now: now.Add(time.Minute)},
+		{name: "address swapped", given: parts[0] + "." + strings.Split(c.SignClient("10.0.0.1", "POST", "/v1/auth/token", now), ".")[1] + "." + parts[2] + "." + parts[3], method: "POST", path: "/v1/auth/token", now: now},
+		{name: "a tenant context", given: c.Sign(tenantctx.Context{Identity: ragplane.Identity{TenantID: "acme_corp"}, IssuedAt: now}, "POST", "/v1/auth/token"), method: "POST", path: "/v1/auth/token", now: now},
+		{name: "huge", given: strings.Repeat("c1.", 500), method: "POST", path: "/v1/auth/token", now: now},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if addr, ok := c.VerifyClient(tt.given, tt.method, tt.path, tt.now, 30*time.Second); ok {
+				t.Fatalf("verified %q, want refused", addr)
+			}
+		})
+	}
+}

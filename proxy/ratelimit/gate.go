@@ -540,7 +540,7 @@ func (g *Gate) admitRedis(ctx context.Context, tenant ragplane.TenantID, rate bo
 		default:
 			d = ds
 		}
-		d.Allowed, d.RetryAfter = true, 0
+		d.Allowed, d.RetryAfter, d.HourRemaining = true, 0, dh.Remaining
 	}
 	if slots < 1 {
 		return d, nil, nil
@@ -566,7 +566,7 @@ func fromReply(s spec, remaining, resetUS, retryUS int64) Decision {
 // limits and the slot on this replica's share (local_share), not enforced (fail_open), or the
 // request refused (fail_closed).
 func (g *Gate) admitLocal(tenant ragplane.TenantID, rate bool, second, hour spec, slots int, ratePolicy, leasePolicy string, cause error) (Decision, *Lease, error) {
-	d := Decision{Allowed: true}
+	d := Decision{Allowed: true, HourRemaining: -1}
 	undo := func() {}
 	if rate {
 		g.policyDecisions.WithLabelValues("rate", ratePolicy).Inc()
@@ -592,6 +592,7 @@ func (g *Gate) admitLocal(tenant ragplane.TenantID, rate bool, second, hour spec
 		if dh.Remaining <= ds.Remaining {
 			d = dh
 		}
+		d.HourRemaining = dh.Remaining
 		undo = func() { undoSecond(); undoHour() }
 	}
 	if slots < 1 {

@@ -59,6 +59,9 @@ type Decision struct {
 	RetryAfter time.Duration
 	// Scope is ScopeSecond or ScopeHour.
 	Scope string
+	// HourRemaining is how many more requests queries_per_hour allows right now, whichever limit
+	// binds; -1 when no hourly limit was applied (rate limits not enforced).
+	HourRemaining int
 }
 
 // Limiter applies a tenant's requests_per_second (with burst) and queries_per_hour limits,

@@ -167,9 +167,9 @@ func TestLimiterBindingLimit(t *testing.T) {
 		expect ratelimit.Decision
 	}{
 		{name: "second binds", given: ragplane.Limits{RequestsPerSecond: 1, Burst: 3, QueriesPerHour: 100},
-			expect: ratelimit.Decision{Allowed: true, Limit: 3, Remaining: 2, Scope: ratelimit.ScopeSecond}},
+			expect: ratelimit.Decision{Allowed: true, Limit: 3, Remaining: 2, Scope: ratelimit.ScopeSecond, HourRemaining: 99}},
 		{name: "hour binds", given: ragplane.Limits{RequestsPerSecond: 1, Burst: 10, QueriesPerHour: 2},
-			expect: ratelimit.Decision{Allowed: true, Limit: 2, Remaining: 1, Scope: ratelimit.ScopeHour}},
+			expect: ratelimit.Decision{Allowed: true, Limit: 2, Remaining: 1, Scope: ratelimit.ScopeHour, HourRemaining: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
