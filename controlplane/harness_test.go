@@ -46,7 +46,7 @@ func mustStart(tb testing.TB, mutate ...func(*controlplane.Config)) *testServer 
 	cfg.Provision.BaseBackoff = 20 * time.Millisecond
 	cfg.AdminToken = adminToken
 	cfg.SecretKey = catalogtest.SecretKey
-	cfg.AllowUndurable = true // the test stack runs PostgreSQL in its fast mode
+	cfg.AllowUndurable = true         // the test stack runs PostgreSQL in its fast mode
 	cfg.Tokens.ExchangesPerMinute = 0 // tests exchange keys from one address, some in a loop
 	for _, m := range mutate {
 		m(&cfg)
