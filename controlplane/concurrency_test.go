@@ -93,7 +93,7 @@ func TestProvisionHundredConcurrently(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			id := fmt.Sprintf("bulk_%03d", i)
-			r := ts.do("POST", "/v1/tenants", map[string]any{"id": id, "name": id, "email": id + "@bulk.example", "plan": "free"})
+			r := ts.do("POST", "/v1/tenants", map[string]any{"id": id, "name": id, "email": id + "@bulk.example", "plan": "pro"})
 			if r.Status != http.StatusAccepted {
 				errs <- fmt.Sprintf("%s: %d %s", id, r.Status, r.Body)
 			}
