@@ -83,10 +83,11 @@ func waitFor(t *testing.T, store *catalog.Store, id ragplane.TenantID, want ragp
 	}
 }
 
+// newTenant records a siloed tenant (plan pro: the free plan's tenants are pooled).
 func newTenant(t *testing.T, store *catalog.Store, id ragplane.TenantID) {
 	t.Helper()
 	_, _, err := store.CreateTenant(context.Background(), catalog.NewTenant{ID: id, Name: string(id), Email: string(id) + "@x.example",
-		Plan: "free", Region: "local", Provider: ragplane.ProviderLocal}, nil, catalog.Actor{Name: "test"})
+		Plan: "pro", Region: "local", Provider: ragplane.ProviderLocal}, nil, catalog.Actor{Name: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
