@@ -37,6 +37,7 @@ func (s *Server) exportOwn(c echo.Context) error {
 		return err
 	}
 	defer release()
+	s.wake(ctx, tenant, rt, pool) // an export is a use: an idle tenant is marked awake, as by any request
 	tx, err := archive.Begin(ctx, pool, tenant, true)
 	if err != nil {
 		return dbError(err)
