@@ -1040,7 +1040,7 @@ func TestSigningKeys(t *testing.T) {
 	})
 
 	t.Run("rotate", func(t *testing.T) {
-		if err := s.RotateSigningKey(ctx, time.Hour, 0); err != nil {
+		if err := s.RotateSigningKey(ctx, time.Hour, 0, catalog.Actor{Name: "test"}); err != nil {
 			t.Fatal(err)
 		}
 		keys, err := s.SigningKeys(ctx)
@@ -1084,7 +1084,7 @@ func TestSigningKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 		current := before[0]
-		if err := s.RotateSigningKey(ctx, time.Hour, time.Hour); err != nil {
+		if err := s.RotateSigningKey(ctx, time.Hour, time.Hour, catalog.Actor{Name: "test"}); err != nil {
 			t.Fatal(err)
 		}
 		keys, err := s.SigningKeys(ctx)

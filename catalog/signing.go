@@ -36,13 +36,14 @@ const signingLock = 0x52504b31 // "RPK1"
 // key signs. The previous key stays published for overlap after the new one starts signing;
 // overlap must be at least the longest token lifetime, so it stays published while its tokens live.
 func (s *Store) EnsureSigningKey(ctx context.Context, rotateEvery, overlap, publishFor time.Duration) (bool, error) {
-	return s.rotate(ctx, rotateEvery, overlap, publishFor, false)
+	return s.rotate(ctx, rotateEvery, overlap, publishFor, false, Actor{Name: "controlplane"})
 }
 
 // RotateSigningKey creates a new signing key now, published at once and signing publishFor later;
-// the previous one signs until then and stays published for overlap after.
-func (s *Store) RotateSigningKey(ctx context.Context, overlap, publishFor time.Duration) error {
-	_, err := s.rotate(ctx, 0, overlap, publishFor, true)
+// the previous one signs until then and stays published for overlap after. The audit entry names
+// actor, the operator who asked.
+func (s *Store) RotateSigningKey(ctx context.Context, overlap, publishFor time.Duration, actor Actor) error {
+	_, err := s.rotate(ctx, 0, overlap, publishFor, true, actor)
 	return err
 }
 
@@ -93,7 +94,7 @@ func (s *Store) ActivateSigningKey(ctx context.Context, kid string, liveFor time
 	return activated, err
 }
 
-func (s *Store) rotate(ctx context.Context, rotateEvery, overlap, publishFor time.Duration, force bool) (bool, error) {
+func (s *Store) rotate(ctx context.Context, rotateEvery, overlap, publishFor time.Duration, force bool, actor Actor) (bool, error) {
 	rotated := false
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `select pg_advisory_xact_lock($1)`, signingLock); err != nil {
@@ -132,7 +133,7 @@ func (s *Store) rotate(ctx context.Context, rotateEvery, overlap, publishFor tim
 			return pgError(err, "Signing keys")
 		}
 		rotated = true
-		return audit(ctx, tx, Actor{Name: "controlplane"}, "signing_key.rotate", "signing_key/"+kid, nil, map[string]string{"kid": kid})
+		return audit(ctx, tx, actor, "signing_key.rotate", "signing_key/"+kid, nil, map[string]string{"kid": kid})
 	})
 	return rotated, err
 }

@@ -46,6 +46,13 @@ func TestOperatorIdentities(t *testing.T) {
 		t.Fatalf("audit of alice's tenant.create: %+v", audit.Items)
 	}
 
+	// alice rotates the signing key: the audit entry names her, not the control plane.
+	mustStatus(t, ts.do("POST", "/v1/signing-keys/rotate", nil, as("alice")...), http.StatusOK)
+	ts.do("GET", "/v1/audit?action=signing_key.rotate", nil).decode(t, &audit)
+	if len(audit.Items) == 0 || audit.Items[0].Actor != "operator:alice" {
+		t.Fatalf("audit of alice's key rotation: %+v", audit.Items)
+	}
+
 	// victor (viewer) reads everything and changes nothing.
 	mustStatus(t, ts.do("GET", "/v1/tenants/acme_ops", nil, as("victor")...), http.StatusOK)
 	mustStatus(t, ts.do("GET", "/v1/audit", nil, as("victor")...), http.StatusOK)

@@ -167,7 +167,7 @@ func publicJWKs(keys []catalog.SigningKey) []JWK {
 // rotateSigningKey answers POST /v1/signing-keys/rotate: the new key is published at once (first
 // in the JWKS answered) and pushed to every proxy; it signs from RAGPLANE_KEY_PUBLISH_DELAY on.
 func (s *Server) rotateSigningKey(c echo.Context) error {
-	if err := s.store.RotateSigningKey(c.Request().Context(), s.keyOverlap(), s.cfg.Tokens.PublishDelay); err != nil {
+	if err := s.store.RotateSigningKey(c.Request().Context(), s.keyOverlap(), s.cfg.Tokens.PublishDelay, s.actor(c)); err != nil {
 		return err
 	}
 	s.issuer.invalidate()
