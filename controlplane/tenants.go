@@ -12,19 +12,11 @@ import (
 )
 
 // createTenantRequest is the body of POST /v1/tenants: a catalog.NewTenant, plus the deployment
-// guide's flat max_documents and max_storage_mb, which are the limits of those names. (Not an
-// embedded NewTenant: decoding errors would then name fields "NewTenant.id".)
+// guide's flat max_documents and max_storage_mb, which are the limits of those names.
 type createTenantRequest struct {
-	ID           ragplane.TenantID  `json:"id"`
-	Name         string             `json:"name"`
-	Email        string             `json:"email"`
-	Plan         string             `json:"plan"`
-	Region       string             `json:"region"`
-	Provider     ragplane.Provider  `json:"provider"`
-	Limits       ragplane.Overrides `json:"limits"`
-	Settings     ragplane.Overrides `json:"settings"`
-	MaxDocuments any                `json:"max_documents"`
-	MaxStorageMB any                `json:"max_storage_mb"`
+	catalog.NewTenant
+	MaxDocuments any `json:"max_documents"`
+	MaxStorageMB any `json:"max_storage_mb"`
 }
 
 // flatLimits moves the flat limits into Limits; a limit given both ways is refused.
@@ -78,8 +70,7 @@ func (s *Server) createTenant(c echo.Context) error {
 	if err := flat.flatLimits(); err != nil {
 		return err
 	}
-	req := catalog.NewTenant{ID: flat.ID, Name: flat.Name, Email: flat.Email, Plan: flat.Plan, Region: flat.Region,
-		Provider: flat.Provider, Limits: flat.Limits, Settings: flat.Settings}
+	req := flat.NewTenant
 	if req.Plan == "" {
 		req.Plan = defaultPlan
 	}

@@ -42,6 +42,7 @@ func TestBadInput(t *testing.T) {
 		{name: "query over 8 KB", method: "POST", path: "/v1/search", given: map[string]any{"query": strings.Repeat("q", 9000)}, expect: 413, field: "query"},
 		{name: "top_k zero", method: "POST", path: "/v1/search", given: map[string]any{"query": "x", "top_k": 0}, expect: 422, field: "top_k"},
 		{name: "top_k huge", method: "POST", path: "/v1/search", given: map[string]any{"query": "x", "top_k": 100000}, expect: 422, field: "top_k"},
+		{name: "top_k of the wrong type in a query", method: "POST", path: "/v1/query", given: map[string]any{"query": "x", "top_k": "three"}, expect: 422, field: "top_k"},
 		{name: "unknown mode", method: "POST", path: "/v1/search", given: map[string]any{"query": "x", "retrieval_mode": "psychic"}, expect: 422, field: "retrieval_mode"},
 		{name: "override not allowed", method: "POST", path: "/v1/query", given: map[string]any{"query": "x", "override_config": map[string]any{"chunk_size": 10}}, expect: 422, field: "override_config.chunk_size"},
 		{name: "unknown filter op", method: "POST", path: "/v1/search", given: map[string]any{"query": "x", "filters": []any{map[string]any{"field": "team", "op": "regex", "value": ".*"}}}, expect: 422, field: "filters[0].op"},

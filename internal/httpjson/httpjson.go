@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"mime"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 
@@ -49,7 +50,7 @@ func Decode(c echo.Context, body []byte, dst any) error {
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	if err := dec.Decode(dst); err != nil {
-		return jsonError(err)
+		return jsonError(err, reflect.TypeOf(dst))
 	}
 	if dec.More() {
 		return ragplane.Errorf(ragplane.EMALFORMED, "The request body has data after the JSON object.")
@@ -57,14 +58,14 @@ func Decode(c echo.Context, body []byte, dst any) error {
 	return nil
 }
 
-func jsonError(err error) error {
+func jsonError(err error, dst reflect.Type) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
 		return ragplane.Errorf(ragplane.EMALFORMED, "The request body is not valid JSON (at byte %d).", syn.Offset)
 	case errors.As(err, &typ):
-		field := typ.Field
+		field := sentPath(dst, typ.Field)
 		if field == "" {
 			return ragplane.Errorf(ragplane.EMALFORMED, "The request body must be a JSON object.")
 		}
@@ -76,6 +77,36 @@ func jsonError(err error) error {
 		return ragplane.Errorf(ragplane.EMALFORMED, "The request body is truncated JSON.")
 	}
 	return ragplane.Errorf(ragplane.EMALFORMED, "The request body is not valid JSON.")
+}
+
+// sentPath is the path of a field as the client sent it: encoding/json names a field of an
+// embedded struct with the embedded field's Go name in front ("searchRequest.top_k" for a
+// request type that embeds searchRequest), a segment no client ever sent, so it is dropped.
+func sentPath(t reflect.Type, path string) string {
+	var out []string
+	for _, seg := range strings.Split(path, ".") {
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+			t = t.Elem()
+		}
+		if t == nil || t.Kind() != reflect.Struct {
+			out, t = append(out, seg), nil
+			continue
+		}
+		if f, ok := t.FieldByName(seg); ok && f.Anonymous && f.Tag.Get("json") == "" {
+			t = f.Type // the embedded struct: its fields are the parent's in JSON
+			continue
+		}
+		out = append(out, seg)
+		next := reflect.Type(nil)
+		for i := range t.NumField() {
+			if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name == seg {
+				next = t.Field(i).Type
+				break
+			}
+		}
+		t = next
+	}
+	return strings.Join(out, ".")
 }
 
 func jsonTypeName(kind string) string {
