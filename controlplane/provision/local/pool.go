@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -54,6 +55,16 @@ func (p *Provisioner) provisionPooled(ctx context.Context, req provision.Request
 	if err != nil {
 		return provision.Database{}, err
 	}
+	// pickPool counted the tenant in the pool; the count is given back unless the tenant is added
+	// now (an earlier attempt that added it counted it then).
+	added := false
+	defer func() {
+		if !added {
+			p.pools.mu.Lock()
+			pl.tenants--
+			p.pools.mu.Unlock()
+		}
+	}()
 	projectID := provision.PooledProjectPrefix + pl.name
 	if err := record(projectID); err != nil {
 		return provision.Database{}, err
@@ -62,37 +73,51 @@ func (p *Provisioner) provisionPooled(ctx context.Context, req provision.Request
 	if err != nil {
 		return provision.Database{}, transient("add tenant to pool", err)
 	}
-	if tag.RowsAffected() == 1 {
-		p.pools.mu.Lock()
-		pl.tenants++
-		p.pools.mu.Unlock()
-	}
+	added = tag.RowsAffected() == 1
 	return provision.Database{ProjectID: projectID, URL: pl.url, SchemaVersion: pl.version}, nil
 }
 
-// pickPool returns the pool the tenant goes to.
+// pickPool returns the pool the tenant goes to, with the tenant counted in it: counting it here,
+// under the lock, keeps concurrent provisions from filling a pool past PoolCapacity. The caller
+// gives the count back if it does not add the tenant.
 func (p *Provisioner) pickPool(ctx context.Context, req provision.Request) (*pool, error) {
 	p.pools.mu.Lock()
 	defer p.pools.mu.Unlock()
+	pl, err := p.pickPoolLocked(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	pl.tenants++
+	return pl, nil
+}
+
+func (p *Provisioner) pickPoolLocked(ctx context.Context, req provision.Request) (*pool, error) {
 	if name, ok := strings.CutPrefix(req.ProjectID, provision.PooledProjectPrefix); ok {
 		return p.openPoolLocked(ctx, name, req.EmbeddingDimension)
 	}
 	if pl := p.pools.filling[req.EmbeddingDimension]; pl != nil && pl.tenants < p.cfg.PoolCapacity {
 		return pl, nil
 	}
-	// The last pool of this dimension on the server, or the next one.
+	// The last pool of this dimension on the server, or the next one. Pools are numbered from 1
+	// with at least three digits, so the last is the highest number, not the last name: _1000 sorts
+	// before _999.
+	prefix := fmt.Sprintf("%spool_%d_", p.cfg.Prefix, req.EmbeddingDimension)
 	var names []string
-	rows, err := p.admin.Query(ctx, `select datname from pg_database where starts_with(datname, $1) order by datname`,
-		fmt.Sprintf("%spool_%d_", p.cfg.Prefix, req.EmbeddingDimension))
+	rows, err := p.admin.Query(ctx, `select datname from pg_database where starts_with(datname, $1)`, prefix)
 	if err == nil {
 		names, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	}
 	if err != nil {
 		return nil, transient("list pools", err)
 	}
-	n := len(names)
-	if n > 0 {
-		pl, err := p.openPoolLocked(ctx, names[n-1], req.EmbeddingDimension)
+	last, lastName := 0, ""
+	for _, name := range names {
+		if n, err := strconv.Atoi(strings.TrimPrefix(name, prefix)); err == nil && n > last {
+			last, lastName = n, name
+		}
+	}
+	if last > 0 {
+		pl, err := p.openPoolLocked(ctx, lastName, req.EmbeddingDimension)
 		if err != nil {
 			return nil, err
 		}
@@ -101,7 +126,7 @@ func (p *Provisioner) pickPool(ctx context.Context, req provision.Request) (*poo
 			return pl, nil
 		}
 	}
-	pl, err := p.openPoolLocked(ctx, p.poolName(req.EmbeddingDimension, n+1), req.EmbeddingDimension)
+	pl, err := p.openPoolLocked(ctx, p.poolName(req.EmbeddingDimension, last+1), req.EmbeddingDimension)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -243,4 +244,98 @@ func TestPoolsFillUp(t *testing.T) {
 	if err := pool.Ping(context.Background()); err != nil {
 		t.Fatalf("the pool's URL after a restart does not connect: %v", err)
 	}
+}
+
+// TestPoolCapacityUnderConcurrentProvisions: tenants provisioned at once never fill a pool past
+// PoolCapacity (a pool is counted full when picked, not once the tenant is in).
+func TestPoolCapacityUnderConcurrentProvisions(t *testing.T) {
+	const capacity, tenants = 3, 16
+	p, prefix := mustProvisioner(t)
+	small, err := local.New(context.Background(), local.Config{AdminURL: p.AdminURL(), Prefix: prefix, PoolCapacity: capacity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	var wg sync.WaitGroup
+	projects := make([]string, tenants)
+	errs := make([]error, tenants)
+	for i := range tenants {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			db, err := small.Provision(context.Background(), provision.Request{TenantID: ragplane.TenantID(fmt.Sprintf("c%02d", i)), EmbeddingDimension: 8, Pooled: true},
+				func(string) error { return nil })
+			projects[i], errs[i] = db.ProjectID, err
+		}()
+	}
+	wg.Wait()
+	perPool := map[string]int{}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("provision c%02d: %v", i, err)
+		}
+		perPool[projects[i]]++
+	}
+	ctx := context.Background()
+	total := 0
+	for project, n := range perPool {
+		name := strings.TrimPrefix(project, provision.PooledProjectPrefix)
+		conn := mustConnectAdmin(t, p.AdminURL(), name)
+		var inPool int
+		if err := conn.QueryRow(ctx, `select count(*) from ragplane_pool_tenants`).Scan(&inPool); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close(ctx)
+		if inPool != n || inPool > capacity {
+			t.Errorf("pool %s holds %d tenants (%d provisioned into it), capacity %d", name, inPool, n, capacity)
+		}
+		total += inPool
+	}
+	if total != tenants || len(perPool) != (tenants+capacity-1)/capacity {
+		t.Fatalf("%d tenants in %d pools, want %d in %d", total, len(perPool), tenants, (tenants+capacity-1)/capacity)
+	}
+}
+
+// TestPoolAfter999: pools are numbered, not ordered by name: after pool 999 comes 1000, and it,
+// not 999 (the last name), is the one being filled.
+func TestPoolAfter999(t *testing.T) {
+	p, prefix := mustProvisioner(t)
+	ctx := context.Background()
+	admin := mustConnectAdmin(t, p.AdminURL(), "")
+	defer admin.Close(ctx)
+	// Two pools, as an installation would have after a thousand: empty databases are enough, the
+	// provisioner finishes a pool whose database exists.
+	for _, n := range []int{999, 1000} {
+		if _, err := admin.Exec(ctx, fmt.Sprintf(`create database %s`, pgx.Identifier{fmt.Sprintf("%spool_8_%03d", prefix, n)}.Sanitize())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	small, err := local.New(ctx, local.Config{AdminURL: p.AdminURL(), Prefix: prefix, PoolCapacity: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	if db := mustProvisionPooled(t, small, "after999"); db.ProjectID != provision.PooledProjectPrefix+prefix+"pool_8_1000" {
+		t.Fatalf("the tenant went to %s, want pool 1000 (the last)", db.ProjectID)
+	}
+	if db := mustProvisionPooled(t, small, "after1000"); db.ProjectID != provision.PooledProjectPrefix+prefix+"pool_8_1001" {
+		t.Fatalf("with pool 1000 full the tenant went to %s, want a new pool 1001", db.ProjectID)
+	}
+}
+
+// mustConnectAdmin connects to database (the server's default if empty) as the admin.
+func mustConnectAdmin(tb testing.TB, adminURL, database string) *pgx.Conn {
+	tb.Helper()
+	cfg, err := pgx.ParseConfig(adminURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if database != "" {
+		cfg.Database = database
+	}
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return conn
 }
