@@ -83,7 +83,7 @@ func (r *Reconciler) idlePass(ctx context.Context) {
 		for _, t := range marked {
 			r.sleep.idled.Inc()
 			r.log.Info("tenant is idle", "tenant_id", t.ID, "idle_after", r.cfg.IdleAfter.String())
-			r.computeCall(ctx, t, "suspend")
+			r.suspendIfIdle(ctx, t, now)
 		}
 		if len(marked) < idleBatch {
 			break
@@ -102,6 +102,31 @@ func (r *Reconciler) idlePass(ctx context.Context) {
 	if n, err := r.cfg.Store.CountIdle(ctx); err == nil {
 		r.sleep.idle.Set(float64(n))
 	}
+}
+
+// suspendIfIdle suspends the compute of a tenant this pass marked idle at markedAt, unless a
+// request has woken it since: the pass marks a batch of tenants in one statement and then suspends
+// them one by one, each a call to the provider, so a tenant may be woken before its turn and its
+// compute must then stay up. A wake between this check and the suspend is still possible; the
+// tenant is then awake with its compute marked suspended, and the next pass starts it again
+// (AwakeSuspended), as after any wake.
+func (r *Reconciler) suspendIfIdle(ctx context.Context, t catalog.IdleTenant, markedAt time.Time) {
+	if _, ok := r.cfg.Provisioners[t.Provider].(Sleeper); !ok || t.ProviderProjectID == "" {
+		return
+	}
+	since, err := r.cfg.Store.IdleSince(ctx, t.ID)
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("checking an idle tenant before suspending its compute failed", "tenant_id", t.ID, "error", err)
+		}
+		return
+	}
+	// The catalog keeps microseconds: the same idle_since, as this pass set it, is within one.
+	if since == nil || since.Sub(markedAt).Abs() >= time.Millisecond {
+		r.log.Info("tenant woken before its compute was suspended; left running", "tenant_id", t.ID)
+		return
+	}
+	r.computeCall(ctx, t, "suspend")
 }
 
 // computeCall suspends or starts a tenant's compute when its provider can, and records it. A
