@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,6 +50,20 @@ type Config struct {
 	// RedisURL (REDIS_URL, optional) is the proxies' Redis: deleting a tenant removes its keys
 	// there, under RedisPrefix (RAGPLANE_REDIS_PREFIX, the proxies' own, default "ragplane:").
 	RedisURL, RedisPrefix string
+	// Neo4j (NEO4J_URI and the rest, optional) is the Neo4j the workers keep every tenant's graph
+	// in with RAGPLANE_GRAPH_STORE=neo4j: deleting a tenant removes its nodes and relationships
+	// there, by group_id. The same variables as the workers'.
+	Neo4j Neo4jConfig
+}
+
+// Neo4jConfig points at a Neo4j server; the names of its variables are the Neo4j driver's.
+type Neo4jConfig struct {
+	// URI is the server, e.g. neo4j://host:7687; empty means the workers use no Neo4j.
+	URI string
+	// Username and Password authenticate with basic auth; no username means no auth.
+	Username, Password string
+	// Database is the database the graphs are in; empty is the server's default.
+	Database string
 }
 
 // ProvisionConfig configures where tenant databases are made.
@@ -134,6 +149,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.String("RAGPLANE_INTERNAL_KEY", &cfg.InternalKey)
 	env.String("REDIS_URL", &cfg.RedisURL)
 	env.String("RAGPLANE_REDIS_PREFIX", &cfg.RedisPrefix)
+	env.String("NEO4J_URI", &cfg.Neo4j.URI)
+	env.String("NEO4J_USERNAME", &cfg.Neo4j.Username)
+	env.String("NEO4J_PASSWORD", &cfg.Neo4j.Password)
+	env.String("NEO4J_DATABASE", &cfg.Neo4j.Database)
 	if v := env.Lookup("RAGPLANE_PRICES"); v != "" {
 		p, err := parsePrices(v)
 		if err != nil {
@@ -229,6 +248,18 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		bad("max body bytes must be positive")
+	}
+	if c.Neo4j.URI != "" {
+		u, err := url.Parse(c.Neo4j.URI)
+		switch {
+		case err != nil || u.Host == "":
+			bad("NEO4J_URI: want a URL like neo4j://host:7687, got %q", c.Neo4j.URI)
+		case !slices.Contains([]string{"neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc"}, u.Scheme):
+			bad("NEO4J_URI: want a neo4j://, neo4j+s://, neo4j+ssc://, bolt://, bolt+s:// or bolt+ssc:// URL, got scheme %q", u.Scheme)
+		}
+	}
+	if c.Neo4j.Username == "" && c.Neo4j.Password != "" {
+		bad("NEO4J_USERNAME: required when NEO4J_PASSWORD is set")
 	}
 	if err := apidocs.CheckWebDir(c.WebDir); err != nil {
 		errs = append(errs, err)

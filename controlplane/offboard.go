@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -9,12 +10,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
+	neo4jdriver "github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
 	"github.com/ragplane/ragplane/catalog/archive"
 	"github.com/ragplane/ragplane/controlplane/provision"
+	"github.com/ragplane/ragplane/dataplane/graph/neo4j"
 )
 
 // tenantTables are the tenant schema's tables (catalog/tenantdb/migrations), each row carrying
@@ -32,7 +35,7 @@ type StoreReport struct {
 	Action string `json:"action"`
 	// Detail says what and where, for people.
 	Detail string `json:"detail"`
-	// Rows counts the tenant's rows removed, by table.
+	// Rows counts the tenant's rows removed, by table (neo4j: "nodes" and "relationships").
 	Rows map[string]int64 `json:"rows,omitempty"`
 	// Keys lists the Redis keys removed.
 	Keys []string `json:"keys,omitempty"`
@@ -112,6 +115,13 @@ func (o offboarding) Deprovision(ctx context.Context, tenant ragplane.TenantID, 
 	if err := o.Provisioner.Deprovision(ctx, tenant, projectID); err != nil {
 		return err
 	}
+	// After the database: no worker can still be ingesting into it and adding facts to Neo4j
+	// behind the removal. A failure here leaves the tenant deleting, and the next attempt, whose
+	// Deprovision finds the database gone, removes what is left.
+	neo4jRep, err := o.s.removeNeo4jGroup(ctx, tenant)
+	if err != nil {
+		return err
+	}
 	db := StoreReport{Store: "tenant_database", Action: "removed"}
 	graph := StoreReport{Store: "graph", Action: "removed", Detail: "The tenant's entities and relations in its database."}
 	if counted {
@@ -137,7 +147,7 @@ func (o offboarding) Deprovision(ctx context.Context, tenant ragplane.TenantID, 
 		graph.Detail += " Counted with the database: already gone."
 	}
 	rep.Stores = append(rep.Stores, db, graph,
-		StoreReport{Store: "neo4j", Action: "not_configured", Detail: "This control plane has no Neo4j: a worker with NEO4J_URI keeps that tenant's graph there by group_id, which this build does not remove."},
+		neo4jRep,
 		redisRep,
 		StoreReport{Store: "worker_cache", Action: "expires", Detail: "Workers cache a tenant's catalog entry and database pool for RAGPLANE_TENANT_CACHE_TTL (2s by default); past it they answer 410 and close the pool. The proxies drop the tenant at the next xDS push."},
 		StoreReport{Store: "catalog", Action: "kept", Detail: "The tenant row (status deleted, its database URL erased), its usage records and rollups, its revoked API keys and the audit log: billing and audit keep them."},
@@ -197,6 +207,57 @@ func (s *Server) removeRedisKeys(ctx context.Context, tenant ragplane.TenantID) 
 	}
 	return StoreReport{Store: "redis", Action: "removed", Keys: keys,
 		Detail: fmt.Sprintf("Every key matching %s: rate-limit state and concurrency leases.", pattern)}, nil
+}
+
+// graphGroups is a graph store shared by every tenant, where a tenant's graph is a group of
+// nodes and relationships: neo4j.Store.
+type graphGroups interface {
+	// DeleteGroup removes the tenant's nodes and relationships and counts them.
+	DeleteGroup(ctx context.Context, tenant ragplane.TenantID) (nodes, rels int64, err error)
+}
+
+// removeNeo4jGroup removes the tenant's graph from the workers' Neo4j, by group_id. An error
+// (Neo4j unreachable: EUNAVAILABLE) fails the deletion attempt, which the reconciler retries.
+func (s *Server) removeNeo4jGroup(ctx context.Context, tenant ragplane.TenantID) (StoreReport, error) {
+	if s.neo4j == nil {
+		return StoreReport{Store: "neo4j", Action: "not_configured",
+			Detail: "NEO4J_URI is not set on the control plane: workers with RAGPLANE_GRAPH_STORE=neo4j need the control plane to have the same NEO4J_* variables for deletions to remove their graphs."}, nil
+	}
+	nodes, rels, err := s.neo4j.DeleteGroup(ctx, tenant)
+	if err != nil {
+		var e *ragplane.Error
+		if errors.As(err, &e) {
+			return StoreReport{}, err
+		}
+		s.log.Error("removing a tenant's graph from Neo4j", "tenant_id", tenant, "error", err)
+		return StoreReport{}, ragplane.Errorf(ragplane.EUNAVAILABLE, "Removing the tenant's graph from Neo4j failed; retrying.")
+	}
+	db := s.cfg.Neo4j.Database
+	if db == "" {
+		db = "the server's default database"
+	}
+	return StoreReport{Store: "neo4j", Action: "removed", Rows: map[string]int64{"nodes": nodes, "relationships": rels},
+		Detail: fmt.Sprintf("Every node and relationship with group_id %s in Neo4j (%s), with DETACH DELETE in batches; counted as removed on this attempt.", tenant, db)}, nil
+}
+
+// newNeo4j makes a driver for NEO4J_URI when it is set (optional: see removeNeo4jGroup). It
+// dials on first use, so a Neo4j that is down delays deletions, not the control plane's start.
+func (s *Server) newNeo4j() error {
+	c := s.cfg.Neo4j
+	if c.URI == "" {
+		return nil
+	}
+	auth := neo4jdriver.NoAuth()
+	if c.Username != "" {
+		auth = neo4jdriver.BasicAuth(c.Username, c.Password, "")
+	}
+	driver, err := neo4jdriver.NewDriverWithContext(c.URI, auth)
+	if err != nil {
+		return fmt.Errorf("NEO4J_URI: %w", err)
+	}
+	s.neo4j = neo4j.New(driver, c.Database)
+	s.closers = append(s.closers, func() { driver.Close(context.Background()) })
+	return nil
 }
 
 // newRedis connects to REDIS_URL when it is set (optional: see removeRedisKeys).

@@ -59,6 +59,7 @@ type Server struct {
 	http           *http.Server
 	closers        []func()
 	redis          *redis.Client // nil without REDIS_URL (offboard.go)
+	neo4j          graphGroups   // nil without NEO4J_URI (offboard.go)
 }
 
 // Run starts the control plane and blocks until ctx ends, then shuts it down.
@@ -105,6 +106,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		return nil, err
 	}
 	if err := s.newRedis(); err != nil {
+		return nil, err
+	}
+	if err := s.newNeo4j(); err != nil {
 		return nil, err
 	}
 	for p, prov := range s.provisioners {

@@ -23,6 +23,7 @@ var cypherStatements = []struct{ name, query string }{
 	{"cypherRetireBySource", cypherRetireBySource},
 	{"cypherRetireByTarget", cypherRetireByTarget},
 	{"cypherDeleteDocument", cypherDeleteDocument},
+	{"cypherDeleteGroupBatch", cypherDeleteGroupBatch},
 	{"cypherSearchEntities", cypherSearchEntities},
 	{"cypherEntityExists", cypherEntityExists},
 	{"cypherEntityRelations", cypherEntityRelations},

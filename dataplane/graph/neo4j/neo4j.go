@@ -97,7 +97,20 @@ UNWIND [s, t] AS e
 WITH DISTINCT e
 WHERE NOT EXISTS { MATCH (e)-[x:RELATES_TO {group_id: $group_id}]-(y:Entity {group_id: $group_id}) }
 DELETE e`
+
+	// cypherDeleteGroupBatch removes up to $batch of a tenant's entities with every relationship
+	// they have (DETACH). Every node the store writes is an Entity, and every relationship joins
+	// two entities of its group, so repeating it until it deletes nothing removes the tenant's
+	// whole graph; the label lets it seek the group_id index instead of scanning every node.
+	cypherDeleteGroupBatch = `MATCH (e:Entity {group_id: $group_id})
+WITH e LIMIT $batch
+DETACH DELETE e`
 )
+
+// deleteGroupBatch is how many entities one DeleteGroup transaction removes: enough to be quick,
+// few enough that a tenant with millions of facts never needs a transaction the size of its graph
+// (tests lower it).
+var deleteGroupBatch = 10000
 
 // Reads.
 const (
@@ -253,6 +266,38 @@ func (s *Store) DeleteDocument(ctx context.Context, documentID string) error {
 		return nil, run(ctx, tx, cypherDeleteDocument, map[string]any{"group_id": group, "document_id": documentID})
 	})
 	return neo4jError(err, "delete document graph")
+}
+
+// DeleteGroup removes every node and relationship of tenant (group_id = its id) and returns how
+// many of each it removed. It is not scoped by the context: the control plane calls it when it
+// deletes the tenant. It works in batches of deleteGroupBatch entities, each its own transaction,
+// so an interrupted call leaves a smaller graph that the next call finishes; a tenant with no graph
+// removes nothing. Errors: EINVALID (no tenant), EUNAVAILABLE (Neo4j unreachable: retry).
+func (s *Store) DeleteGroup(ctx context.Context, tenant ragplane.TenantID) (nodes, rels int64, err error) {
+	if tenant == "" {
+		return 0, 0, ragplane.Errorf(ragplane.EINVALID, "A graph group needs a tenant id.")
+	}
+	session := s.session(ctx, neo4j.AccessModeWrite)
+	defer session.Close(ctx)
+	p := map[string]any{"group_id": string(tenant), "batch": deleteGroupBatch}
+	for {
+		out, err := session.ExecuteWrite(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
+			res, err := tx.Run(ctx, cypherDeleteGroupBatch, p)
+			if err != nil {
+				return nil, err
+			}
+			return res.Consume(ctx)
+		})
+		if err != nil {
+			return nodes, rels, neo4jError(err, "delete group")
+		}
+		c := out.(neo4j.ResultSummary).Counters()
+		nodes += int64(c.NodesDeleted())
+		rels += int64(c.RelationshipsDeleted())
+		if c.NodesDeleted() == 0 {
+			return nodes, rels, nil
+		}
+	}
 }
 
 // SearchEntities implements graph.Store. CONTAINS has no wildcards, so q matches literally. Cost:

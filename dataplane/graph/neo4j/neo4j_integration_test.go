@@ -183,3 +183,42 @@ func names(ents []graph.Entity) []string {
 	}
 	return out
 }
+
+// DeleteGroup removes one tenant's whole graph, in batches, counting what it removed, and leaves
+// another tenant with the same names whole; a second call finds nothing.
+func TestDeleteGroup(t *testing.T) {
+	s, driver, database := MustStore(t)
+	neo4j.SetDeleteGroupBatch(t, 1) // three entities: three batches and a last, empty one
+	a, b := MustTenant(t, driver, database), MustTenant(t, driver, database)
+	doc, chunks := newDocument(t, 1)
+	for _, ctx := range []context.Context{a, b} {
+		graphtest.MustAddFacts(t, graphtest.Harness{Store: s, Ctx: ctx}, doc,
+			graphtest.Fact("Jane Doe", "ceo_of", "Acme Corp", chunks[0], graphtest.Date("2020-01-01")),
+			graphtest.Fact("Acme Corp", "uses", "AWS", chunks[0], nil))
+	}
+	tenantA, err := ragplane.TenantFromContext(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, rels, err := s.DeleteGroup(context.Background(), tenantA)
+	if err != nil || nodes != 3 || rels != 2 {
+		t.Fatalf("DeleteGroup = %d nodes, %d relationships, %v; want 3, 2", nodes, rels, err)
+	}
+	res, err := neo4jdriver.ExecuteQuery(context.Background(), driver,
+		`MATCH (n {group_id: $group_id}) RETURN count(n) AS n UNION ALL MATCH ()-[r {group_id: $group_id}]->() RETURN count(r) AS n`,
+		map[string]any{"group_id": string(tenantA)}, neo4jdriver.EagerResultTransformer, neo4jdriver.ExecuteQueryWithDatabase(database))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range res.Records {
+		if n, _, _ := neo4jdriver.GetRecordValue[int64](rec, "n"); n != 0 {
+			t.Fatalf("%d nodes or relationships of the deleted tenant remain", n)
+		}
+	}
+	_, err = s.EntityRelations(a, "Acme Corp", 10)
+	graphtest.MustCode(t, err, ragplane.ENOTFOUND)
+	mustEdges(t, b, s, "Acme Corp", "Acme Corp uses AWS", "Jane Doe ceo_of Acme Corp")
+	if nodes, rels, err := s.DeleteGroup(context.Background(), tenantA); err != nil || nodes != 0 || rels != 0 {
+		t.Fatalf("second DeleteGroup = %d, %d, %v; want 0, 0", nodes, rels, err)
+	}
+}
