@@ -102,8 +102,11 @@ type Neo4jConfig struct {
 type DBConfig struct {
 	// MaxConns is this worker's budget of open connections across all tenant databases.
 	MaxConns int
-	// PerTenant caps one tenant's pool.
+	// PerTenant caps one tenant's pool, and one tenant's connections in a pool database.
 	PerTenant int
+	// PoolConns caps the pool of a pool database (the pooled tier), shared by its tenants, each of
+	// which holds at most PerTenant of its connections at once.
+	PoolConns int
 	// Wait is how long a request waits for a connection before it gets 503.
 	Wait time.Duration
 	// IdleTimeout closes a tenant's pool after this long unused.
@@ -130,7 +133,7 @@ func DefaultConfig() Config {
 	return Config{
 		Addr:             "127.0.0.1:8090",
 		MaxClockSkew:     30 * time.Second,
-		DB:               DBConfig{MaxConns: 40, PerTenant: 4, Wait: 2 * time.Second, IdleTimeout: time.Minute},
+		DB:               DBConfig{MaxConns: 40, PerTenant: 4, PoolConns: 16, Wait: 2 * time.Second, IdleTimeout: time.Minute},
 		TenantCacheTTL:   2 * time.Second,
 		MaxDocumentBytes: 5 << 20,
 		MaxUploadBytes:   20 << 20,
@@ -157,6 +160,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.Duration("RAGPLANE_CLOCK_SKEW", &cfg.MaxClockSkew)
 	env.Int("RAGPLANE_MAX_DB_CONNS", &cfg.DB.MaxConns)
 	env.Int("RAGPLANE_TENANT_DB_CONNS", &cfg.DB.PerTenant)
+	if env.Lookup("RAGPLANE_POOL_DB_CONNS") == "" {
+		// The default fits a smaller budget.
+		cfg.DB.PoolConns = max(min(cfg.DB.PoolConns, cfg.DB.MaxConns), cfg.DB.PerTenant)
+	}
+	env.Int("RAGPLANE_POOL_DB_CONNS", &cfg.DB.PoolConns)
 	env.Duration("RAGPLANE_DB_WAIT", &cfg.DB.Wait)
 	env.Duration("RAGPLANE_DB_IDLE_TIMEOUT", &cfg.DB.IdleTimeout)
 	env.Duration("RAGPLANE_TENANT_CACHE_TTL", &cfg.TenantCacheTTL)
@@ -220,6 +228,9 @@ func (c Config) Validate() error {
 	}
 	if c.DB.MaxConns < 1 || c.DB.PerTenant < 1 || c.DB.PerTenant > c.DB.MaxConns {
 		bad("RAGPLANE_MAX_DB_CONNS and RAGPLANE_TENANT_DB_CONNS: want 1 <= per tenant <= budget")
+	}
+	if c.DB.PoolConns < c.DB.PerTenant || c.DB.PoolConns > c.DB.MaxConns {
+		bad("RAGPLANE_POOL_DB_CONNS: want RAGPLANE_TENANT_DB_CONNS <= pool database connections <= RAGPLANE_MAX_DB_CONNS")
 	}
 	if c.DB.Wait <= 0 || c.DB.IdleTimeout <= 0 || c.TenantCacheTTL <= 0 {
 		bad("RAGPLANE_DB_WAIT, RAGPLANE_DB_IDLE_TIMEOUT and RAGPLANE_TENANT_CACHE_TTL: want positive durations")

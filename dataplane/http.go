@@ -174,10 +174,10 @@ func (s *Server) open(ctx context.Context, request ragplane.Overrides) (*scope, 
 	if err != nil {
 		return nil, err
 	}
-	pool, release, err := s.pools.acquire(ctx, tenant, rt.DatabaseURL)
+	pool, db, release, err := s.pools.acquire(ctx, tenant, rt.DatabaseURL, pooledTenant(rt))
 	if err != nil {
 		return nil, err
 	}
 	s.wake(ctx, tenant, rt, pool)
-	return &scope{tenant: tenant, rt: rt, cfg: cfg, pool: tenantdb.Scope(pool, string(tenant)), release: release}, nil
+	return &scope{tenant: tenant, rt: rt, cfg: cfg, pool: db, release: release}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,19 +16,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/catalog/tenantdb"
+	"github.com/ragplane/ragplane/controlplane/provision"
 )
 
 // pools holds a pgx pool per database, most recently used first: a siloed tenant's own, or a pool
 // database shared by the tenants in it (keyed by URL, which is the same for all of them: they
-// share its pgx pool and its slot). The worker's connection
-// budget is split into slots of PerTenant connections; at most MaxConns/PerTenant pools are open,
-// so the worker never holds more than MaxConns connections whatever the number of tenants. When
-// every slot is taken, the least recently used pool that nobody is using is closed to make room;
-// when all are busy, a request waits up to Wait and then gets 503 with Retry-After.
+// share its pgx pool). A siloed tenant's pool has PerTenant connections, a pool database's
+// PoolConns; the pools open never add up to more than MaxConns, so the worker never holds more
+// than MaxConns connections whatever the number of tenants. When the budget is spent, the least
+// recently used pools that nobody is using are closed to make room; when all are busy, a request
+// waits up to Wait and then gets 503 with Retry-After.
+//
+// In a pool database, each tenant may hold at most PerTenant of its connections at once, and a
+// request waits at most Wait for one (tenantdb.Gate): one busy tenant cannot take every
+// connection of the pool and stall the other tenants in it.
 type pools struct {
-	cfg   DBConfig
-	slots int
-	log   *slog.Logger
+	cfg  DBConfig
+	used int // connections of the open pools (their MaxConns), at most cfg.MaxConns
+	log  *slog.Logger
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -44,17 +52,20 @@ type pools struct {
 
 type poolEntry struct {
 	pool   *pgxpool.Pool
+	conns  int               // its MaxConns, counted in pools.used
 	tenant ragplane.TenantID // the first tenant that acquired it
-	shared bool              // another tenant acquired it too: a pool database
+	shared bool              // a pool database, or another tenant acquired it too
 	users  int               // requests holding this pool
 	last   time.Time
+	// gates are the connection slots of each tenant of a pool database (PerTenant each).
+	gates map[ragplane.TenantID]chan struct{}
 }
 
 func newPools(cfg DBConfig, reg prometheus.Registerer, log *slog.Logger) *pools {
 	// The cache never evicts by itself (the size is past any slot count): eviction is ours, because
 	// only a pool nobody uses may be closed.
 	entries, _ := lru.New[string, *poolEntry](1 << 30)
-	p := &pools{cfg: cfg, slots: max(1, cfg.MaxConns/cfg.PerTenant), log: log, entries: entries, tenants: map[ragplane.TenantID]string{},
+	p := &pools{cfg: cfg, log: log, entries: entries, tenants: map[ragplane.TenantID]string{},
 		open: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ragplane_dataplane_db_pools_open",
 			Help: "Tenant database pools open on this worker."}),
 		inUse: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ragplane_dataplane_db_pools_in_use",
@@ -74,8 +85,10 @@ func newPools(cfg DBConfig, reg prometheus.Registerer, log *slog.Logger) *pools 
 // errBudget is returned when no pool slot frees up in time.
 var errBudget = &ragplane.Error{Code: ragplane.EUNAVAILABLE, Message: "This worker's database connections are all busy; retry shortly."}
 
-// acquire returns the tenant's pool, opening it if needed. The caller must call release.
-func (p *pools) acquire(ctx context.Context, tenant ragplane.TenantID, url string) (*pgxpool.Pool, func(), error) {
+// acquire returns the tenant's pool, opening it if needed, and the tenant's view of it, which
+// waits at most Wait for a connection. pooled says the database is a pool database shared with
+// other tenants. The caller must call release.
+func (p *pools) acquire(ctx context.Context, tenant ragplane.TenantID, url string, pooled bool) (*pgxpool.Pool, *tenantdb.Scoped, func(), error) {
 	deadline := time.Now().Add(p.cfg.Wait)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -93,18 +106,23 @@ func (p *pools) acquire(ctx context.Context, tenant ragplane.TenantID, url strin
 			if e.tenant != tenant {
 				e.shared = true
 			}
-			return p.hold(e)
+			return p.hold(e, tenant)
 		}
-		if p.entries.Len() < p.slots || p.evictOneLocked() {
-			pool, err := p.openPool(url)
+		conns := p.cfg.PerTenant
+		if pooled {
+			conns = p.poolConns()
+		}
+		if p.roomLocked(conns) {
+			pool, err := p.openPool(url, conns)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
-			e := &poolEntry{pool: pool, tenant: tenant}
+			e := &poolEntry{pool: pool, conns: conns, tenant: tenant, shared: pooled}
 			p.entries.Add(url, e)
+			p.used += conns
 			p.tenants[tenant] = url
 			p.open.Set(float64(p.entries.Len()))
-			return p.hold(e)
+			return p.hold(e, tenant)
 		}
 		if !waited {
 			waited = true
@@ -112,7 +130,7 @@ func (p *pools) acquire(ctx context.Context, tenant ragplane.TenantID, url strin
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			p.timeouts.Inc()
-			return nil, nil, errBudget
+			return nil, nil, nil, errBudget
 		}
 		// Wake up on a release or at the deadline, whichever comes first.
 		t := time.AfterFunc(min(time.Until(deadline), 50*time.Millisecond), p.cond.Broadcast)
@@ -121,13 +139,44 @@ func (p *pools) acquire(ctx context.Context, tenant ragplane.TenantID, url strin
 	}
 }
 
-func (p *pools) hold(e *poolEntry) (*pgxpool.Pool, func(), error) {
+// pooledTenant reports whether the tenant's rows are in a pool database (the pooled tier).
+func pooledTenant(rt *catalog.Runtime) bool {
+	return strings.HasPrefix(rt.Tenant.ProviderProjectID, provision.PooledProjectPrefix)
+}
+
+// poolConns is the size of a pool database's pgx pool.
+func (p *pools) poolConns() int {
+	return min(max(p.cfg.PoolConns, p.cfg.PerTenant), p.cfg.MaxConns)
+}
+
+// roomLocked reports whether a pool of conns connections fits in the budget, closing least
+// recently used pools nobody holds to make room.
+func (p *pools) roomLocked(conns int) bool {
+	for p.used+conns > p.cfg.MaxConns {
+		if !p.evictOneLocked() {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *pools) hold(e *poolEntry, tenant ragplane.TenantID) (*pgxpool.Pool, *tenantdb.Scoped, func(), error) {
 	if e.users == 0 {
 		p.inUse.Inc()
 	}
 	e.users++
+	gate := tenantdb.Gate{Wait: p.cfg.Wait, Busy: errBusyConns}
+	if e.shared && p.cfg.PerTenant < e.conns {
+		if e.gates == nil {
+			e.gates = map[ragplane.TenantID]chan struct{}{}
+		}
+		if gate.Slots = e.gates[tenant]; gate.Slots == nil {
+			gate.Slots = make(chan struct{}, p.cfg.PerTenant)
+			e.gates[tenant] = gate.Slots
+		}
+	}
 	var once sync.Once
-	return e.pool, func() {
+	return e.pool, tenantdb.ScopeWith(e.pool, string(tenant), gate), func() {
 		once.Do(func() {
 			p.mu.Lock()
 			e.users--
@@ -140,6 +189,10 @@ func (p *pools) hold(e *poolEntry) (*pgxpool.Pool, func(), error) {
 		})
 	}, nil
 }
+
+// errBusyConns is returned when a tenant's requests find no connection of its pool free within
+// Wait: its own slots in a pool database are all taken, or the pool's connections are.
+var errBusyConns = &ragplane.Error{Code: ragplane.EUNAVAILABLE, Message: "The tenant database's connections are all busy; retry shortly."}
 
 // evictOneLocked closes the least recently used pool nobody holds. It reports whether it did.
 func (p *pools) evictOneLocked() bool {
@@ -155,18 +208,19 @@ func (p *pools) evictOneLocked() bool {
 
 func (p *pools) closeLocked(k string, e *poolEntry) {
 	p.entries.Remove(k)
+	p.used -= e.conns
 	p.open.Set(float64(p.entries.Len()))
 	// Nobody holds it, so Close does not wait on acquired connections; it is synchronous so that
 	// the connections are gone before a new pool takes the slot.
 	e.pool.Close()
 }
 
-func (p *pools) openPool(url string) (*pgxpool.Pool, error) {
+func (p *pools) openPool(url string, conns int) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, errors.New("dataplane: a tenant database URL cannot be parsed")
 	}
-	cfg.MaxConns = int32(p.cfg.PerTenant)
+	cfg.MaxConns = int32(conns)
 	cfg.MinConns = 0
 	cfg.MaxConnIdleTime = p.cfg.IdleTimeout
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
@@ -197,7 +251,14 @@ func (p *pools) forget(tenant ragplane.TenantID) {
 		return
 	}
 	delete(p.tenants, tenant)
-	if e, ok := p.entries.Peek(url); ok && e.users == 0 && !e.shared {
+	e, ok := p.entries.Peek(url)
+	if !ok {
+		return
+	}
+	if g := e.gates[tenant]; g != nil && len(g) == 0 {
+		delete(e.gates, tenant)
+	}
+	if e.users == 0 && !e.shared {
 		p.closeLocked(url, e)
 	}
 }
@@ -209,6 +270,7 @@ func (p *pools) closeAll() {
 	for _, k := range p.entries.Keys() {
 		if e, ok := p.entries.Peek(k); ok {
 			p.entries.Remove(k)
+			p.used -= e.conns
 			e.pool.Close()
 		}
 	}

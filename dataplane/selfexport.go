@@ -32,7 +32,7 @@ func (s *Server) exportOwn(c echo.Context) error {
 		return err
 	}
 	// The tenant's pool itself, not its Scoped view: the archive reads on one snapshot.
-	pool, release, err := s.pools.acquire(ctx, tenant, rt.DatabaseURL)
+	pool, _, release, err := s.pools.acquire(ctx, tenant, rt.DatabaseURL, pooledTenant(rt))
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package tenantdb
 import (
 	"context"
 	"errors"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -31,10 +33,76 @@ var ErrNoTenant = errors.New("tenantdb: no tenant for the tenant database")
 type Scoped struct {
 	pool   *pgxpool.Pool
 	tenant string
+	gate   Gate
 }
+
+// Gate bounds how a Scoped waits for a connection. In a pool database every tenant shares one
+// pgx pool: without a bound, one busy tenant holding every connection would stall the others
+// until their requests' deadlines.
+type Gate struct {
+	// Wait bounds the wait for a connection (and for a slot of Slots); zero leaves only the
+	// caller's context to bound it.
+	Wait time.Duration
+	// Slots, when not nil, caps the tenant's connections in use at once at its capacity: a slot is
+	// taken before a connection is acquired and given back when it is released. Share one channel
+	// among all the Scoped of a tenant.
+	Slots chan struct{}
+	// Busy is returned when Wait elapses first (ErrBusy if nil).
+	Busy error
+}
+
+// ErrBusy is returned when a Gate's Wait elapses before a connection is free.
+var ErrBusy = errors.New("tenantdb: no connection free in time")
 
 // Scope returns tenant's view of the database behind pool.
 func Scope(pool *pgxpool.Pool, tenant string) *Scoped { return &Scoped{pool: pool, tenant: tenant} }
+
+// ScopeWith returns tenant's view of the database behind pool, waiting for connections as gate
+// says.
+func ScopeWith(pool *pgxpool.Pool, tenant string, gate Gate) *Scoped {
+	return &Scoped{pool: pool, tenant: tenant, gate: gate}
+}
+
+// acquire takes a slot of the gate, if any, and a connection, within the gate's wait. release
+// gives both back; it may be called more than once.
+func (s *Scoped) acquire(ctx context.Context) (*pgxpool.Conn, func(), error) {
+	wctx := ctx
+	if s.gate.Wait > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, s.gate.Wait)
+		defer cancel()
+	}
+	busy := func(err error) error {
+		if ctx.Err() == nil && wctx.Err() != nil {
+			if s.gate.Busy != nil {
+				return s.gate.Busy
+			}
+			return ErrBusy
+		}
+		return err
+	}
+	free := func() {}
+	if s.gate.Slots != nil {
+		select {
+		case s.gate.Slots <- struct{}{}:
+			free = func() { <-s.gate.Slots }
+		case <-wctx.Done():
+			return nil, nil, busy(wctx.Err())
+		}
+	}
+	c, err := s.pool.Acquire(wctx)
+	if err != nil {
+		free()
+		return nil, nil, busy(err)
+	}
+	var once sync.Once
+	return c, func() {
+		once.Do(func() {
+			c.Release()
+			free()
+		})
+	}, nil
+}
 
 // Tenant returns the tenant the view is scoped to.
 func (s *Scoped) Tenant() string { return s.tenant }
@@ -44,18 +112,46 @@ func (s *Scoped) Begin(ctx context.Context) (pgx.Tx, error) {
 	if s.tenant == "" {
 		return nil, ErrNoTenant
 	}
+	c, release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	b.Queue(setTenant, s.tenant)
-	br := s.pool.SendBatch(ctx, b)
+	br := c.SendBatch(ctx, b)
 	tx := br.Tx()
 	if err := br.Close(); err != nil {
 		if tx != nil {
 			tx.Rollback(context.WithoutCancel(ctx))
 		}
+		release()
 		return nil, err
 	}
-	return tx, nil
+	if tx == nil {
+		release()
+		return nil, errors.New("tenantdb: the batch began no transaction")
+	}
+	return &scopedTx{Tx: tx, release: release}, nil
+}
+
+// scopedTx is a transaction on an acquired connection, released when the transaction ends, as
+// pgxpool's Tx does.
+type scopedTx struct {
+	pgx.Tx
+	release func()
+}
+
+func (tx *scopedTx) Commit(ctx context.Context) error {
+	err := tx.Tx.Commit(ctx)
+	tx.release()
+	return err
+}
+
+func (tx *scopedTx) Rollback(ctx context.Context) error {
+	err := tx.Tx.Rollback(ctx)
+	tx.release()
+	return err
 }
 
 // send sends the tenant's set_config followed by b's statements and reads the set_config's result.
@@ -63,10 +159,14 @@ func (s *Scoped) send(ctx context.Context, queue func(b *pgx.Batch)) (pgx.BatchR
 	if s.tenant == "" {
 		return nil, ErrNoTenant
 	}
+	c, release, err := s.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
 	b := &pgx.Batch{}
 	b.Queue(setTenant, s.tenant)
 	queue(b)
-	br := s.pool.SendBatch(ctx, b)
+	br := &connBatch{BatchResults: c.SendBatch(ctx, b), release: release}
 	if _, err := br.Exec(); err != nil {
 		br.Close()
 		return nil, err
@@ -117,6 +217,19 @@ func (s *Scoped) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 		return pgx.FailedBatchResults(b, err)
 	}
 	return br
+}
+
+// connBatch is a batch's results on an acquired connection, released when they are closed, as
+// pgxpool's SendBatch does.
+type connBatch struct {
+	pgx.BatchResults
+	release func()
+}
+
+func (br *connBatch) Close() error {
+	err := br.BatchResults.Close()
+	br.release()
+	return err
 }
 
 // batchRows are a batch's rows that close the batch, releasing its connection, when closed.
