@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -12,6 +13,7 @@ import (
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
 	"github.com/ragplane/ragplane/catalog/tenantdb"
+	"github.com/ragplane/ragplane/controlplane/provision"
 	"github.com/ragplane/ragplane/dataplane/docstore"
 )
 
@@ -56,6 +58,14 @@ func Reembed(ctx context.Context, cfg Config, id ragplane.TenantID, to Embedding
 	if rt.DatabaseURL == "" {
 		return ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q has no database (it is %s).", id, rt.Tenant.Status)
 	}
+	// A pool database has one vector column, of one dimension, for every tenant in it, and its
+	// tenants' role may not change it: refused before anything is written, not halfway with a
+	// permission error from PostgreSQL.
+	if strings.HasPrefix(rt.Tenant.ProviderProjectID, provision.PooledProjectPrefix) {
+		return ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q is in the pooled tier, whose pool database has one embedding "+
+			"dimension for all its tenants, so it cannot be re-embedded in place: move it to the siloed tier first "+
+			"(isolation_tier siloed), or export it, restore the archive into a new siloed tenant and re-embed that one.", id)
+	}
 	current, err := rt.Resolve(nil)
 	if err != nil {
 		return err
@@ -80,14 +90,21 @@ func Reembed(ctx context.Context, cfg Config, id ragplane.TenantID, to Embedding
 	}
 	defer pool.Close()
 	// The tenant's rows only (row level security). Its columns are changed with DDL, which only
-	// the owner of a siloed tenant's tables may run: a pooled tenant's role is refused (its pool
-	// has one embedding dimension for every tenant in it).
+	// the owner of a siloed tenant's tables may run. The tier is checked above; a role that does
+	// not own the table (a database set up by hand, a tier the check does not know) is refused
+	// here, before the first ALTER.
 	db := tenantdb.Scope(pool, string(id))
 	name := to.Provider + "/" + to.Model
 	var comment string
-	if err := db.QueryRow(ctx, `select coalesce(col_description('chunks'::regclass, attnum), '') from pg_attribute
-		where attrelid = 'chunks'::regclass and attname = 'embedding'`).Scan(&comment); err != nil {
+	var owns bool
+	if err := db.QueryRow(ctx, `select coalesce(col_description('chunks'::regclass, a.attnum), ''), pg_has_role(c.relowner, 'USAGE')
+		from pg_attribute a join pg_class c on c.oid = a.attrelid
+		where a.attrelid = 'chunks'::regclass and a.attname = 'embedding'`).Scan(&comment, &owns); err != nil {
 		return err
+	}
+	if comment != name && !owns {
+		return ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q's database role does not own its chunks table, so its "+
+			"embedding column cannot be changed: only a siloed tenant can be re-embedded.", id)
 	}
 	if comment != name {
 		if err := reembedChunks(ctx, db, emb, to.Dimension, name, progress); err != nil {

@@ -267,7 +267,9 @@ func newReembedCommand(logger *slog.Logger, getenv func(string) string) *cobra.C
 		Long: `Re-embed a tenant's chunks with another embedding model. The tenant keeps serving with its
 old model while every chunk gets a vector from the new one; then, in one short transaction, the
 new vectors replace the old, and the catalog's embedding settings follow (audited as
-tenant.reembed). Safe to run again after an interruption.
+tenant.reembed). Safe to run again after an interruption. Only a siloed tenant can be
+re-embedded: a pooled tenant's pool has one embedding dimension for all its tenants, so it is
+refused before anything is written (move it to the siloed tier first).
 
 It runs in this process with a worker's environment (RAGPLANE_MODEL_DIR, the OpenAI settings,
 RAGPLANE_SECRET_KEY), and DATABASE_URL must be the catalog with write access (the control
