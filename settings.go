@@ -46,7 +46,8 @@ type Settings struct {
 	AnswerLinkHosts string `json:"answer_link_hosts"`
 	// IsolationTier is where a new tenant's data is provisioned: "siloed" (a database of its own)
 	// or "pooled" (a pool database shared with other tenants, confined by row level security).
-	// It is read when the tenant is provisioned; changing it later does not move the tenant.
+	// A new tenant is provisioned in it; changing it later (or the plan, which sets it by default)
+	// moves an active tenant's data to the other tier online (see catalog.Move).
 	IsolationTier string `json:"isolation_tier"`
 }
 
@@ -55,6 +56,18 @@ const (
 	TierSiloed = "siloed"
 	TierPooled = "pooled"
 )
+
+// PooledProjectPrefix starts the provider project id of a tenant in the pooled tier: "pool:" and
+// the pool's name.
+const PooledProjectPrefix = "pool:"
+
+// Tier is the tier the tenant's data is in now: pooled when its project is a pool, else siloed.
+func (t *Tenant) Tier() string {
+	if strings.HasPrefix(t.ProviderProjectID, PooledProjectPrefix) {
+		return TierPooled
+	}
+	return TierSiloed
+}
 
 // TextSearchConfigs are the PostgreSQL 17 text-search configurations the language setting may
 // name besides "auto" ("simple": words lower-cased, no stemming, no stop words).
@@ -123,7 +136,7 @@ var settingFields = []field{
 	{Key: "answer_link_hosts", Kind: kindString, Check: checkLinkHosts,
 		Doc: "Comma-separated host names that links and images in answers may point to; empty (the default): none."},
 	{Key: "isolation_tier", Kind: kindEnum, Enum: []string{TierSiloed, TierPooled},
-		Doc: "Where a new tenant's data is provisioned: siloed (its own database) or pooled (a shared pool database); read at provisioning."},
+		Doc: "Where the tenant's data lives: siloed (its own database) or pooled (a shared pool database). Changing it (or the plan that sets it) moves an active tenant online; GET /v1/tenants/{id}/move shows the move."},
 }
 
 // maxLinkHosts bounds the answer_link_hosts list.

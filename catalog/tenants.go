@@ -309,7 +309,8 @@ func (s *Store) UpdateTenant(ctx context.Context, id ragplane.TenantID, p Tenant
 			return err
 		}
 		tenant := ragplane.ConfigLayer{Settings: after.Settings, Limits: after.Limits}
-		if _, err := ragplane.Resolve(system, plan, tenant, nil); err != nil {
+		cfg, err := ragplane.Resolve(system, plan, tenant, nil)
+		if err != nil {
 			return err
 		}
 		out, err = scanTenant(tx.QueryRow(ctx, `update tenants set name = $2, plan = $3, limits = $4, settings = $5,
@@ -318,7 +319,11 @@ func (s *Store) UpdateTenant(ctx context.Context, id ragplane.TenantID, p Tenant
 		if err != nil {
 			return pgError(err, "Tenant")
 		}
-		return audit(ctx, tx, actor, "tenant.update", "tenant/"+string(id), before, out)
+		if err := audit(ctx, tx, actor, "tenant.update", "tenant/"+string(id), before, out); err != nil {
+			return err
+		}
+		// A plan or isolation_tier that puts the tenant in the other tier moves it (online).
+		return enqueueMove(ctx, tx, out, cfg.Settings.IsolationTier, actor)
 	})
 	return out, err
 }

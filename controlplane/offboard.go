@@ -57,15 +57,24 @@ type offboarding struct {
 	s *Server
 }
 
-// offboardingPools is offboarding for a provisioner with pools, keeping its PoolUpgrader.
+// poolProvisioner is a provisioner with pools: it upgrades them and moves tenants between tiers.
+type poolProvisioner interface {
+	provision.PoolUpgrader
+	provision.TierMover
+}
+
+// offboardingPools is offboarding for a provisioner with pools, keeping its PoolUpgrader and
+// TierMover.
 type offboardingPools struct {
 	offboarding
-	up provision.PoolUpgrader
+	up poolProvisioner
 }
 
 func (o offboardingPools) UpgradePool(ctx context.Context, projectID string) (int, error) {
 	return o.up.UpgradePool(ctx, projectID)
 }
+
+func (o offboardingPools) OwnerURL(projectID string) (string, error) { return o.up.OwnerURL(projectID) }
 
 // offboardingSleeper is offboarding for a provisioner that suspends idle computes, keeping its
 // Sleeper (the reconciler finds these capabilities by type assertion, which a wrapper hides).
@@ -83,7 +92,7 @@ type offboardingPoolsSleeper struct {
 // withOffboarding wraps p (see offboarding), keeping the optional interfaces it implements.
 func (s *Server) withOffboarding(p provision.Provisioner) provision.Provisioner {
 	o := offboarding{Provisioner: p, s: s}
-	up, pools := p.(provision.PoolUpgrader)
+	up, pools := p.(poolProvisioner)
 	sl, sleeps := p.(provision.Sleeper)
 	switch {
 	case pools && sleeps:
@@ -98,8 +107,9 @@ func (s *Server) withOffboarding(p provision.Provisioner) provision.Provisioner 
 
 func (o offboarding) Deprovision(ctx context.Context, tenant ragplane.TenantID, projectID string) error {
 	t, err := o.s.store.GetTenant(ctx, tenant)
-	if err != nil || t.Status != ragplane.StatusDeleting {
-		// A failed provisioning attempt being cleaned up: nothing was served, nothing to report.
+	if err != nil || t.Status != ragplane.StatusDeleting || (t.ProviderProjectID != "" && projectID != t.ProviderProjectID) {
+		// A failed provisioning attempt being cleaned up, or the other copy of a tenant that was
+		// moving between tiers: not the database it was served from, nothing to report.
 		return o.Provisioner.Deprovision(ctx, tenant, projectID)
 	}
 	pooled := strings.HasPrefix(projectID, provision.PooledProjectPrefix)

@@ -23,6 +23,7 @@ type fakeProv struct{ provision.Provisioner }
 type fakePools struct{ fakeProv }
 
 func (fakePools) UpgradePool(context.Context, string) (int, error) { return 0, nil }
+func (fakePools) OwnerURL(string) (string, error)                  { return "", nil }
 
 type fakeSleeper struct{ fakeProv }
 
@@ -32,9 +33,11 @@ func (fakeSleeper) Start(context.Context, ragplane.TenantID, string) error   { r
 type fakeBoth struct{ fakeSleeper }
 
 func (fakeBoth) UpgradePool(context.Context, string) (int, error) { return 0, nil }
+func (fakeBoth) OwnerURL(string) (string, error)                  { return "", nil }
 
 // The deletion-report wrapper keeps the optional interfaces the reconciler looks for by type
-// assertion: without them pools are never upgraded and idle Neon computes never suspended.
+// assertion: without them pools are never upgraded, tenants never moved between tiers and idle
+// Neon computes never suspended.
 func TestOffboardingKeepsProvisionerInterfaces(t *testing.T) {
 	s := &Server{}
 	for _, c := range []struct {
@@ -49,8 +52,9 @@ func TestOffboardingKeepsProvisionerInterfaces(t *testing.T) {
 	} {
 		w := s.withOffboarding(c.p)
 		_, pools := w.(provision.PoolUpgrader)
+		_, moves := w.(provision.TierMover)
 		_, sleeps := w.(provision.Sleeper)
-		if pools != c.pools || sleeps != c.sleeps {
+		if pools != c.pools || moves != c.pools || sleeps != c.sleeps {
 			t.Errorf("%s: wrapped PoolUpgrader %v Sleeper %v, want %v %v", c.name, pools, sleeps, c.pools, c.sleeps)
 		}
 	}

@@ -238,3 +238,36 @@ func (s *Server) listOperations(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, page[catalog.Operation]{Items: ops})
 }
+
+// tierResponse is what GET /v1/tenants/{id}/move answers.
+type tierResponse struct {
+	TenantID ragplane.TenantID `json:"tenant_id"`
+	// Tier is where the tenant's data is now; ConfiguredTier is where its config (plan, then
+	// tenant isolation_tier) puts it. They differ while a move is in progress.
+	Tier           string        `json:"tier"`
+	ConfiguredTier string        `json:"configured_tier"`
+	Move           *catalog.Move `json:"move"`
+}
+
+// getTenantMove answers GET /v1/tenants/{id}/move: the tenant's tier and its move in progress,
+// if any (a plan or isolation_tier change starts one; the audit log has tenant.move.* entries).
+func (s *Server) getTenantMove(c echo.Context) error {
+	id, err := tenantID(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	cfg, t, err := s.store.TenantConfig(ctx, id, nil)
+	if err != nil {
+		return err
+	}
+	out := tierResponse{TenantID: id, Tier: t.Tier(), ConfiguredTier: cfg.Settings.IsolationTier}
+	m, err := s.store.GetMove(ctx, id)
+	switch {
+	case err == nil:
+		out.Move = m
+	case ragplane.ErrorCode(err) != ragplane.ENOTFOUND:
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}

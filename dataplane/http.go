@@ -24,7 +24,17 @@ import (
 func (s *Server) newEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = problem.EchoHandler(s.log)
+	render := problem.EchoHandler(s.log)
+	e.HTTPErrorHandler = func(err error, c echo.Context) {
+		// A database the tenant has moved out of refused it (503, Retry-After): read its catalog
+		// entry again at once, so the retry reaches the database it moved to.
+		if pgerr.Moved(err) {
+			if tenant, terr := ragplane.TenantFromContext(c.Request().Context()); terr == nil {
+				s.tenants.drop(tenant)
+			}
+		}
+		render(err, c)
+	}
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{
 		// The proxy's request id, when it signed one, ties the logs of both together.
 		Generator: func() string { return ragplane.NewRequestID() },

@@ -52,8 +52,9 @@ const MediaType = "application/x-ndjson"
 const MaxLine = 64 << 20
 
 // setTenant is tenantdb's per-transaction tenant (catalog/tenantdb/scope.go): row level security
-// shows and accepts that tenant's rows only, in a silo and in a pool alike.
-const setTenant = `select set_config('ragplane.tenant_id', $1, true)`
+// shows and accepts that tenant's rows only, in a silo and in a pool alike, and a database the
+// tenant has moved out of refuses it (SQLSTATE RPM01) rather than export or restore stale rows.
+const setTenant = `select ragplane_enter($1)`
 
 // Manifest is an archive's first record.
 type Manifest struct {

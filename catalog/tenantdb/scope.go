@@ -12,9 +12,12 @@ import (
 )
 
 // setTenant makes the tenant's rows, and only them, visible to the rest of the transaction (see
-// migrations/008_tenant_rows.sql). is_local=true: the setting ends with the transaction, so a
-// pooled connection never carries one tenant's id to the next statement it runs for another.
-const setTenant = `select set_config('ragplane.tenant_id', $1, true)`
+// migrations/008_tenant_rows.sql): ragplane_enter sets ragplane.tenant_id with set_config(...,
+// true), so the setting ends with the transaction and a pooled connection never carries one
+// tenant's id to the next statement it runs for another. It also holds the tenant's move lock in
+// shared mode and fails with SQLSTATE RPM01 once the tenant's rows have moved to another
+// database (migrations/009_tenant_seals.sql).
+const setTenant = `select ragplane_enter($1)`
 
 // ErrNoTenant is returned by a Scoped with no tenant: it never runs a statement unscoped.
 var ErrNoTenant = errors.New("tenantdb: no tenant for the tenant database")

@@ -27,7 +27,7 @@ type Request struct {
 }
 
 // PooledProjectPrefix starts the project id of a pooled tenant: "pool:" and the pool's name.
-const PooledProjectPrefix = "pool:"
+const PooledProjectPrefix = ragplane.PooledProjectPrefix
 
 // Database is a provisioned tenant database.
 type Database struct {

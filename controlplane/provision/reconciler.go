@@ -228,6 +228,33 @@ func (r *Reconciler) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan
 	if err != nil {
 		return err
 	}
+	moves, err := r.cfg.Store.PendingMoves(ctx, free+r.cfg.Concurrency)
+	if err != nil {
+		return err
+	}
+	for _, m := range moves {
+		r.mu.Lock()
+		if r.inFlight[m.TenantID] || len(r.inFlight) >= r.cfg.Concurrency {
+			r.mu.Unlock()
+			continue
+		}
+		r.inFlight[m.TenantID] = true
+		r.mu.Unlock()
+		wg.Add(1)
+		go func(m *catalog.Move) {
+			defer wg.Done()
+			actx, cancel := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
+			r.move(actx, m)
+			cancel()
+			r.mu.Lock()
+			delete(r.inFlight, m.TenantID)
+			r.mu.Unlock()
+			select {
+			case done <- struct{}{}:
+			default:
+			}
+		}(m)
+	}
 	for _, t := range pending {
 		r.mu.Lock()
 		if r.inFlight[t.ID] || len(r.inFlight) >= r.cfg.Concurrency {

@@ -32,7 +32,10 @@ const (
 	CannotConnectNow          = "57P03" // starting up or shutting down
 	IdleSessionTimeout        = "57P05"
 	TooManyConnections        = "53300"
-	connectionExceptionClass  = "08"
+	// TenantMoved is raised by a tenant database the tenant has moved out of (tier moves: see
+	// catalog/tenantdb/migrations/009_tenant_seals.sql): its catalog entry names the new one.
+	TenantMoved              = "RPM01"
+	connectionExceptionClass = "08"
 )
 
 // Translate turns err into what a caller of an adapter can act on. source names the database in
@@ -64,6 +67,9 @@ func Translate(err error, source, what string) error {
 	if pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return ragplane.Errorf(ragplane.EUNAVAILABLE, "The %s did not answer in time.", source)
 	}
+	if Moved(err) {
+		return fmt.Errorf("%w (%w)", ragplane.Errorf(ragplane.EUNAVAILABLE, "The tenant's data is moving to another database; retry shortly."), err)
+	}
 	if Unavailable(err) {
 		// The cause stays in the chain for the log (problem.Write logs every 5xx); the client sees
 		// only the message, never SQL, host names or connection strings.
@@ -94,14 +100,15 @@ func Translate(err error, source, what string) error {
 //   - a connection the driver has closed (pgconn.ErrConnClosed), or one dropped under it: EOF,
 //     unexpected EOF, connection refused, reset or a broken pipe, any other network error;
 //   - SQLSTATE class 08 (connection exception), 57P01 admin_shutdown (pg_terminate_backend),
-//     57P02 crash_shutdown, 57P03 cannot_connect_now, 57P05 idle_session_timeout and 53300
-//     too_many_connections.
+//     57P02 crash_shutdown, 57P03 cannot_connect_now, 57P05 idle_session_timeout, 53300
+//     too_many_connections and RPM01, a database the tenant has moved out of (the next attempt
+//     reads the tenant's new database from the catalog).
 func Unavailable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch c := pgErr.Code; {
 		case c == AdminShutdown, c == CrashShutdown, c == CannotConnectNow, c == IdleSessionTimeout,
-			c == TooManyConnections, strings.HasPrefix(c, connectionExceptionClass):
+			c == TooManyConnections, c == TenantMoved, strings.HasPrefix(c, connectionExceptionClass):
 			return true
 		}
 		// Any other server error is about the statement, unless it ended a connection attempt.
@@ -126,6 +133,10 @@ func FromDriver(err error) bool {
 	var retry interface{ SafeToRetry() bool }
 	return errors.As(err, &pgErr) || errors.As(err, &ce) || errors.As(err, &retry) || errors.Is(err, pgconn.ErrConnClosed)
 }
+
+// Moved reports whether err is a tenant database's refusal of a tenant that has moved to another
+// database (TenantMoved): the tenant's catalog entry must be read again.
+func Moved(err error) bool { return Code(err) == TenantMoved }
 
 // Code returns the SQLSTATE of err, or "" when err is not a PostgreSQL error.
 func Code(err error) string {

@@ -329,3 +329,19 @@ func randomHex(n int) string {
 
 // AdminURL returns the URL the provisioner connects with.
 func (p *Provisioner) AdminURL() string { return p.cfg.AdminURL }
+
+// OwnerURL returns the admin URL on the database a project id names (a tenant's own database or
+// a pool of this installation), for moving tenants between tiers (provision.TierMover). The admin
+// role is a superuser (it installs pgvector), which row level security does not bind.
+func (p *Provisioner) OwnerURL(projectID string) (string, error) {
+	name, pooled := strings.CutPrefix(projectID, provision.PooledProjectPrefix)
+	if !strings.HasPrefix(name, p.cfg.Prefix) || (pooled != strings.HasPrefix(name, p.cfg.Prefix+"pool_")) {
+		return "", ragplane.Errorf(ragplane.EINVALID, "local provisioner: %q is not a database of this installation", projectID)
+	}
+	u, err := url.Parse(p.cfg.AdminURL)
+	if err != nil {
+		return "", errors.New("local provisioner: the admin URL cannot be parsed")
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}

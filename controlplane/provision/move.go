@@ -1,0 +1,271 @@
+package provision
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/catalog/tenantdb"
+)
+
+// TierMover is implemented by provisioners that can move tenants between tiers: they hand the
+// mover a connection URL with owner rights (a role row level security does not bind) on the
+// database a project id names.
+type TierMover interface {
+	OwnerURL(projectID string) (string, error)
+}
+
+// MoveStats is what a move did, for the audit log (tenant.move.switch and tenant.move.done).
+type MoveStats struct {
+	// Copy is the first pass, from a snapshot while the tenant was served from the source.
+	Copy tenantdb.SyncStats `json:"copy"`
+	// CatchUp is the second pass, with the tenant's transactions held: what changed meanwhile.
+	CatchUp tenantdb.SyncStats `json:"catch_up"`
+	// CopySeconds and HeldSeconds are how long each pass took; HeldSeconds is how long the
+	// tenant's requests waited (from taking its move lock to committing the seal).
+	CopySeconds float64 `json:"copy_seconds"`
+	HeldSeconds float64 `json:"held_seconds"`
+}
+
+// moveHoldWait bounds the wait for a tenant's transactions in flight before its writes are held:
+// a long ingestion makes the move try again later rather than hold the tenant's other requests.
+const moveHoldWait = 5 * time.Second
+
+// MoveGrace is how long the old copy of a moved tenant is kept sealed before it is removed:
+// workers read the tenant's catalog entry again within their cache TTL (2s by default), and until
+// then a worker still holding the old database gets 503 and retries (the seal), never rows that
+// are about to go.
+var MoveGrace = 5 * time.Second
+
+// moveHook, when set (tests), is called at each step of a move: "copied", "sealed", "switched".
+// An error stops the move there, as a crash of the control plane would.
+var moveHook func(step string, tenant ragplane.TenantID) error
+
+// SetMoveHook sets a hook called at each step of a move (tests of interrupted moves); it returns
+// a function that restores the previous one.
+func SetMoveHook(h func(step string, tenant ragplane.TenantID) error) func() {
+	old := moveHook
+	moveHook = h
+	return func() { moveHook = old }
+}
+
+func hook(step string, tenant ragplane.TenantID) error {
+	if moveHook == nil {
+		return nil
+	}
+	return moveHook(step, tenant)
+}
+
+// move drives a tenant's move between tiers one step further (see catalog/tenantdb/sync.go for
+// the copy and catalog.Move for the states). Every step is safe to repeat: an interrupted move is
+// resumed by the next leader from the state the catalog records.
+func (r *Reconciler) move(ctx context.Context, m *catalog.Move) {
+	log := r.log.With("tenant_id", m.TenantID, "from_tier", m.FromTier, "to_tier", m.ToTier)
+	err := r.moveStep(ctx, m, log)
+	if err == nil {
+		return
+	}
+	reason := r.reason(err)
+	if ragplane.ErrorCode(err) == ragplane.EINVALID && m.State == catalog.MoveCopying {
+		// The provider cannot do it (e.g. Neon has no pools): give the move up.
+		log.Warn("tenant move refused", "reason", reason)
+		if err := r.cancelMove(ctx, m, reason); err != nil {
+			log.Warn("cancelling the tenant move failed", "error", err)
+		}
+		return
+	}
+	log.Warn("tenant move step failed", "state", m.State, "attempt", m.Attempts+1, "error", err)
+	if err := r.cfg.Store.RetryMove(context.WithoutCancel(ctx), m.TenantID, reason, time.Now().Add(r.backoff(m.Attempts+1))); err != nil {
+		log.Warn("scheduling the tenant move's retry failed", "error", err)
+	}
+}
+
+func (r *Reconciler) moveStep(ctx context.Context, m *catalog.Move, log interface {
+	Info(string, ...any)
+}) error {
+	t, err := r.cfg.Store.GetTenant(ctx, m.TenantID)
+	if err != nil {
+		return err
+	}
+	p := r.cfg.Provisioners[t.Provider]
+	if p == nil {
+		return fmt.Errorf("provider %s is not configured on this control plane", t.Provider)
+	}
+	mover, ok := p.(TierMover)
+	if !ok {
+		return ragplane.Errorf(ragplane.EINVALID, "Provider %s cannot move tenants between tiers.", t.Provider)
+	}
+	gone := t.Status != ragplane.StatusActive && t.Status != ragplane.StatusSuspended
+	if m.State == catalog.MoveCopying {
+		if gone {
+			return r.cancelMove(ctx, m, "the tenant is "+string(t.Status))
+		}
+		start := time.Now()
+		stats, err := r.copyAndSwitch(ctx, m, t, p, mover)
+		if err != nil {
+			return err
+		}
+		log.Info("tenant moved: serving from the new tier", "to_project_id", m.ToProjectID,
+			"copy_seconds", stats.CopySeconds, "held_seconds", stats.HeldSeconds, "duration_ms", time.Since(start).Milliseconds())
+		m.State, m.SwitchedAt = catalog.MoveSwitched, ptr(time.Now())
+		m.Stats = nil
+	}
+	// Switched: remove the old copy once workers have had time to read the catalog again.
+	if m.SwitchedAt != nil && !gone {
+		if wait := time.Until(m.SwitchedAt.Add(MoveGrace)); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+	}
+	if err := p.Deprovision(ctx, m.TenantID, m.FromProjectID); err != nil {
+		return err
+	}
+	if err := r.cfg.Store.FinishMove(ctx, m.TenantID, map[string]any{"removed_project_id": m.FromProjectID}); err != nil {
+		return err
+	}
+	log.Info("tenant move done: old copy removed", "from_project_id", m.FromProjectID)
+	if gone {
+		return nil
+	}
+	// The tier may have been changed back while the tenant moved: start the next move now.
+	rt, err := r.cfg.Store.TenantRuntime(ctx, m.TenantID)
+	if err != nil {
+		return nil
+	}
+	if cfg, err := rt.Resolve(nil); err == nil && cfg.Settings.IsolationTier != rt.Tenant.Tier() {
+		if _, err := r.cfg.Store.StartMove(ctx, m.TenantID, cfg.Settings.IsolationTier, actor); err != nil && ragplane.ErrorCode(err) != ragplane.ENOTFOUND {
+			return err
+		}
+	}
+	return nil
+}
+
+// cancelMove removes what a move that cannot finish provisioned and drops the move.
+func (r *Reconciler) cancelMove(ctx context.Context, m *catalog.Move, reason string) error {
+	if m.ToProjectID != "" {
+		t, err := r.cfg.Store.GetTenant(ctx, m.TenantID)
+		if err != nil {
+			return err
+		}
+		if p := r.cfg.Provisioners[t.Provider]; p != nil && m.ToProjectID != t.ProviderProjectID {
+			if err := p.Deprovision(ctx, m.TenantID, m.ToProjectID); err != nil {
+				return err
+			}
+		}
+	}
+	return r.cfg.Store.CancelMove(ctx, m.TenantID, reason)
+}
+
+// copyAndSwitch provisions the target, copies the tenant's rows in two passes (the second with its
+// transactions held), seals the source and switches the catalog.
+func (r *Reconciler) copyAndSwitch(ctx context.Context, m *catalog.Move, t *ragplane.Tenant, p Provisioner, mover TierMover) (MoveStats, error) {
+	var stats MoveStats
+	rt, err := r.cfg.Store.TenantRuntime(ctx, m.TenantID)
+	if err != nil {
+		return stats, err
+	}
+	cfg, err := rt.Resolve(nil)
+	if err != nil {
+		return stats, err
+	}
+	if t.ProviderProjectID != m.FromProjectID {
+		return stats, fmt.Errorf("the tenant's project is %s, the move's source %s", t.ProviderProjectID, m.FromProjectID)
+	}
+	if m.ToURL == "" {
+		db, err := p.Provision(ctx, Request{TenantID: t.ID, Region: t.Region, ProjectID: m.ToProjectID,
+			EmbeddingDimension: cfg.Settings.EmbeddingDimension, Pooled: m.ToTier == ragplane.TierPooled},
+			func(projectID string) error {
+				m.ToProjectID = projectID
+				return r.cfg.Store.SetMoveTarget(ctx, t.ID, projectID, "", 0)
+			})
+		if err != nil {
+			return stats, err
+		}
+		if err := r.cfg.Store.SetMoveTarget(ctx, t.ID, db.ProjectID, db.URL, db.SchemaVersion); err != nil {
+			return stats, err
+		}
+		m.ToProjectID, m.ToURL, m.ToSchemaVersion = db.ProjectID, db.URL, db.SchemaVersion
+	}
+	srcURL, err := mover.OwnerURL(m.FromProjectID)
+	if err != nil {
+		return stats, err
+	}
+	dstURL, err := mover.OwnerURL(m.ToProjectID)
+	if err != nil {
+		return stats, err
+	}
+	src, err := pgx.Connect(ctx, srcURL)
+	if err != nil {
+		return stats, transientErr("connect to the move's source", err)
+	}
+	defer src.Close(context.WithoutCancel(ctx))
+	dst, err := pgx.Connect(ctx, dstURL)
+	if err != nil {
+		return stats, transientErr("connect to the move's target", err)
+	}
+	defer dst.Close(context.WithoutCancel(ctx))
+	tenant := string(t.ID)
+
+	// 1. The bulk of the rows, from one snapshot, while the tenant is served from the source.
+	start := time.Now()
+	err = pgx.BeginTxFunc(ctx, src, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(stx pgx.Tx) error {
+		return pgx.BeginFunc(ctx, dst, func(dtx pgx.Tx) error {
+			var err error
+			stats.Copy, err = tenantdb.Sync(ctx, stx, dtx, tenant)
+			return err
+		})
+	})
+	if err != nil {
+		return stats, transientErr("copy the tenant's rows", err)
+	}
+	stats.CopySeconds = time.Since(start).Seconds()
+	if err := hook("copied", t.ID); err != nil {
+		return stats, err
+	}
+
+	// 2. What changed meanwhile, with the tenant's transactions held; then the seal. The target
+	// commits first: a crash between the commits leaves the source unsealed and in use, and the
+	// next attempt copies again.
+	err = pgx.BeginFunc(ctx, src, func(stx pgx.Tx) error {
+		if err := tenantdb.Fence(ctx, stx, tenant, moveHoldWait); err != nil {
+			return err
+		}
+		held := time.Now()
+		err := pgx.BeginFunc(ctx, dst, func(dtx pgx.Tx) error {
+			var err error
+			if stats.CatchUp, err = tenantdb.Sync(ctx, stx, dtx, tenant); err != nil {
+				return err
+			}
+			if err := tenantdb.Unseal(ctx, dtx, tenant); err != nil {
+				return err
+			}
+			return tenantdb.Seal(ctx, stx, tenant, m.ToProjectID)
+		})
+		stats.HeldSeconds = time.Since(held).Seconds()
+		return err
+	})
+	if err != nil {
+		return stats, transientErr("copy the tenant's last changes and seal its old copy", err)
+	}
+	if err := hook("sealed", t.ID); err != nil {
+		return stats, err
+	}
+	// 3. The catalog names the target: workers follow (the sealed source refuses them meanwhile).
+	if err := r.cfg.Store.SwitchMove(ctx, t.ID, stats); err != nil {
+		return stats, err
+	}
+	return stats, hook("switched", t.ID)
+}
+
+func transientErr(step string, err error) error {
+	return fmt.Errorf("%w (%w)", ragplane.Errorf(ragplane.EUNAVAILABLE, "Moving the tenant failed to %s; it will be retried.", step), err)
+}
+
+func ptr[T any](v T) *T { return &v }
