@@ -58,7 +58,11 @@ func BenchmarkTierMove(b *testing.B) {
 	for b.Loop() {
 		var w *writers
 		for _, to := range []string{ragplane.TierPooled, ragplane.TierSiloed} {
-			w = startWriters(b, cl, "to-"+to, 4, w)
+			prev := w
+			if prev == nil {
+				prev = &writers{acked: map[string]string{}, deleted: map[string]bool{}, preexisting: 10_000}
+			}
+			w = startWriters(b, cl, "to-"+to, 4, prev)
 			for w.accepted.Load() < 8 {
 				time.Sleep(5 * time.Millisecond)
 			}
@@ -79,8 +83,8 @@ func BenchmarkTierMove(b *testing.B) {
 			b.ReportMetric(float64(accepted), "writes-during-to-"+to)
 			b.ReportMetric(float64(retried), "503-retried-to-"+to)
 			b.ReportMetric(slowest.Seconds(), "s-slowest-write-to-"+to)
-			b.Logf("to %s: %.2fs (copy %.2fs of %d chunks, held %.3fs copying %v), %d writes accepted during it, %d retried, slowest write %v",
-				to, took.Seconds(), stats.CopySeconds, stats.Copy.Rows["chunks"], stats.HeldSeconds, stats.CatchUp.Copied, accepted, retried, slowest)
+			b.Logf("to %s: %.2fs (copy %.2fs of %d chunks in %d passes, held %.3fs copying %v), %d writes accepted during it, %d retried, slowest write %v",
+				to, took.Seconds(), stats.CopySeconds, stats.Copy.Rows["chunks"], stats.Passes, stats.HeldSeconds, stats.CatchUp.Copied, accepted, retried, slowest)
 		}
 	}
 }
@@ -102,6 +106,7 @@ func waitMovedB(b *testing.B, st *e2etest.Stack, tenant, tier string) {
 type switchStats struct {
 	CopySeconds float64 `json:"copy_seconds"`
 	HeldSeconds float64 `json:"held_seconds"`
+	Passes      int     `json:"passes"`
 	Copy        struct {
 		Rows map[string]int64 `json:"rows"`
 	} `json:"copy"`

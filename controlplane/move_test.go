@@ -54,24 +54,26 @@ func waitMoved(t *testing.T, st *e2etest.Stack, tenant, tier string) {
 // refuses for now (503 while the tenant moves) with the same key, and remember what was
 // acknowledged.
 type writers struct {
-	t        testing.TB
-	cl       *e2etest.Client
-	mu       sync.Mutex
-	acked    map[string]string // document id -> content
-	deleted  map[string]bool
-	tag      string // in every key and content: writers started again write new documents
-	retried  atomic.Int64
-	slowest  atomic.Int64 // nanoseconds: the longest a write took, retries included
-	accepted atomic.Int64
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	t       testing.TB
+	cl      *e2etest.Client
+	mu      sync.Mutex
+	acked   map[string]string // document id -> content
+	deleted map[string]bool
+	tag     string // in every key and content: writers started again write new documents
+	// preexisting documents the tenant had before any writer (the benchmark's load).
+	preexisting int
+	retried     atomic.Int64
+	slowest     atomic.Int64 // nanoseconds: the longest a write took, retries included
+	accepted    atomic.Int64
+	stop        chan struct{}
+	wg          sync.WaitGroup
 }
 
 // startWriters starts n writers; those of prev (stopped) are taken over, so finish checks theirs too.
 func startWriters(t testing.TB, cl *e2etest.Client, tag string, n int, prev *writers) *writers {
 	w := &writers{t: t, cl: cl, tag: tag, acked: map[string]string{}, deleted: map[string]bool{}, stop: make(chan struct{})}
 	if prev != nil {
-		w.acked, w.deleted = prev.acked, prev.deleted
+		w.acked, w.deleted, w.preexisting = prev.acked, prev.deleted, prev.preexisting
 	}
 	for i := range n {
 		w.wg.Add(1)
@@ -175,8 +177,8 @@ func (w *writers) finish() {
 			t.Errorf("acknowledged document %s is there %d times", id, seen[id])
 		}
 	}
-	if len(seen) != want {
-		t.Errorf("the tenant has %d documents, want the %d acknowledged and not deleted", len(seen), want)
+	if len(seen) != want+w.preexisting {
+		t.Errorf("the tenant has %d documents, want the %d acknowledged and not deleted and %d loaded before", len(seen), want, w.preexisting)
 	}
 	if w.accepted.Load() == 0 {
 		t.Fatal("no write was accepted")

@@ -115,27 +115,36 @@ func hashes(ctx context.Context, tx pgx.Tx, t table, tenant string) (map[string]
 	return out, rows.Err()
 }
 
+// Hashes are the tenant's rows as a Sync left them in the target, per table: key -> hash of the
+// row's stored columns.
+type Hashes map[string]map[string]string
+
 // Sync makes the tenant's rows in dst equal to those in src, table by table: rows are compared by
 // key and by a hash of their stored columns, rows missing from src are deleted from dst (children
 // first, so cascades take nothing src still has), and rows new or changed in src are upserted into
 // dst (parents first) through binary COPY into a temporary table. src should be a REPEATABLE
 // READ transaction (one snapshot for every table) unless the tenant is fenced; dst is committed
 // by the caller. Both databases must be at the same schema version.
-func Sync(ctx context.Context, src, dst pgx.Tx, tenant string) (SyncStats, error) {
+//
+// known is what an earlier Sync returned, once its dst transaction committed (nobody else writes
+// the tenant's rows in the target): dst's rows are then not read and hashed again. nil reads them.
+// Sync returns the hashes dst holds after it.
+func Sync(ctx context.Context, src, dst pgx.Tx, tenant string, known Hashes) (SyncStats, Hashes, error) {
 	st := SyncStats{Copied: map[string]int64{}, Deleted: map[string]int64{}, Rows: map[string]int64{}}
+	after := Hashes{}
 	var sv, dv int
 	if err := src.QueryRow(ctx, `select version from `+VersionTable).Scan(&sv); err != nil {
-		return st, fmt.Errorf("tenantdb: source schema version: %w", err)
+		return st, nil, fmt.Errorf("tenantdb: source schema version: %w", err)
 	}
 	if err := dst.QueryRow(ctx, `select version from `+VersionTable).Scan(&dv); err != nil {
-		return st, fmt.Errorf("tenantdb: target schema version: %w", err)
+		return st, nil, fmt.Errorf("tenantdb: target schema version: %w", err)
 	}
 	if sv != dv {
-		return st, fmt.Errorf("tenantdb: source schema version %d, target %d: upgrade both first", sv, dv)
+		return st, nil, fmt.Errorf("tenantdb: source schema version %d, target %d: upgrade both first", sv, dv)
 	}
 	// COPY takes no parameters: its query reads the tenant from the transaction's setting.
 	if _, err := src.Exec(ctx, `select set_config('ragplane.tenant_id', $1, true)`, tenant); err != nil {
-		return st, err
+		return st, nil, err
 	}
 	type plan struct {
 		name string
@@ -148,23 +157,26 @@ func Sync(ctx context.Context, src, dst pgx.Tx, tenant string) (SyncStats, error
 	for _, name := range TenantTables { // children first
 		ts, err := describe(ctx, src, name)
 		if err != nil {
-			return st, err
+			return st, nil, err
 		}
 		td, err := describe(ctx, dst, name)
 		if err != nil {
-			return st, err
+			return st, nil, err
 		}
 		if !slices.Equal(ts.columns, td.columns) || ts.key != td.key {
-			return st, fmt.Errorf("tenantdb: table %s differs between source and target", name)
+			return st, nil, fmt.Errorf("tenantdb: table %s differs between source and target", name)
 		}
 		hs, err := hashes(ctx, src, ts, tenant)
 		if err != nil {
-			return st, err
+			return st, nil, err
 		}
-		hd, err := hashes(ctx, dst, td, tenant)
-		if err != nil {
-			return st, err
+		hd, ok := known[name]
+		if !ok {
+			if hd, err = hashes(ctx, dst, td, tenant); err != nil {
+				return st, nil, err
+			}
 		}
+		after[name] = hs
 		p := plan{name: name, t: td}
 		for k, h := range hs {
 			if hd[k] != h {
@@ -186,7 +198,7 @@ func Sync(ctx context.Context, src, dst pgx.Tx, tenant string) (SyncStats, error
 		}
 		tag, err := dst.Exec(ctx, fmt.Sprintf(`delete from %s where tenant_id = $1 and %s::text = any($2)`, p.t.name, p.t.key), tenant, p.gone)
 		if err != nil {
-			return st, fmt.Errorf("tenantdb: delete from %s: %w", p.t.name, err)
+			return st, nil, fmt.Errorf("tenantdb: delete from %s: %w", p.t.name, err)
 		}
 		st.Deleted[p.name] = tag.RowsAffected()
 	}
@@ -197,11 +209,11 @@ func Sync(ctx context.Context, src, dst pgx.Tx, tenant string) (SyncStats, error
 		}
 		n, err := upsert(ctx, src, dst, p.t, p.put, p.all)
 		if err != nil {
-			return st, fmt.Errorf("tenantdb: copy %s: %w", p.t.name, err)
+			return st, nil, fmt.Errorf("tenantdb: copy %s: %w", p.t.name, err)
 		}
 		st.Copied[p.name] = n
 	}
-	return st, nil
+	return st, after, nil
 }
 
 // upsert copies the rows of t with the given keys (every row of the tenant when all) from src to

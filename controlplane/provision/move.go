@@ -21,15 +21,25 @@ type TierMover interface {
 
 // MoveStats is what a move did, for the audit log (tenant.move.switch and tenant.move.done).
 type MoveStats struct {
-	// Copy is the first pass, from a snapshot while the tenant was served from the source.
+	// Copy is step 1's first pass, from a snapshot while the tenant was served from the source.
 	Copy tenantdb.SyncStats `json:"copy"`
 	// CatchUp is the second pass, with the tenant's transactions held: what changed meanwhile.
 	CatchUp tenantdb.SyncStats `json:"catch_up"`
-	// CopySeconds and HeldSeconds are how long each pass took; HeldSeconds is how long the
+	// Passes is how many passes step 1 took (the first, then what changed during the previous).
+	Passes int `json:"passes"`
+	// CopySeconds and HeldSeconds are how long steps 1 and 2 took; HeldSeconds is how long the
 	// tenant's requests waited (from taking its move lock to committing the seal).
 	CopySeconds float64 `json:"copy_seconds"`
 	HeldSeconds float64 `json:"held_seconds"`
 }
+
+// Step 1 repeats its pass while the previous one copied or deleted more than movePrecopyRows
+// rows, at most movePrecopyPasses times: a tenant that writes faster than a pass copies is held
+// for what its last pass left.
+const (
+	movePrecopyRows   = 100
+	movePrecopyPasses = 5
+)
 
 // moveHoldWait bounds the wait for a tenant's transactions in flight before its writes are held:
 // a long ingestion makes the move try again later rather than hold the tenant's other requests.
@@ -213,17 +223,33 @@ func (r *Reconciler) copyAndSwitch(ctx context.Context, m *catalog.Move, t *ragp
 	defer dst.Close(context.WithoutCancel(ctx))
 	tenant := string(t.ID)
 
-	// 1. The bulk of the rows, from one snapshot, while the tenant is served from the source.
+	// 1. The bulk of the rows, from one snapshot, while the tenant is served from the source; then
+	// what changed during that pass, from a new snapshot, until little does (each pass copies what
+	// the previous one's duration let the tenant write), so that step 2 holds the tenant briefly.
 	start := time.Now()
-	err = pgx.BeginTxFunc(ctx, src, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(stx pgx.Tx) error {
-		return pgx.BeginFunc(ctx, dst, func(dtx pgx.Tx) error {
-			var err error
-			stats.Copy, err = tenantdb.Sync(ctx, stx, dtx, tenant)
-			return err
+	var known tenantdb.Hashes
+	for pass := 1; ; pass++ {
+		var st tenantdb.SyncStats
+		var next tenantdb.Hashes
+		err = pgx.BeginTxFunc(ctx, src, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(stx pgx.Tx) error {
+			return pgx.BeginFunc(ctx, dst, func(dtx pgx.Tx) error {
+				var err error
+				st, next, err = tenantdb.Sync(ctx, stx, dtx, tenant, known)
+				return err
+			})
 		})
-	})
-	if err != nil {
-		return stats, transientErr("copy the tenant's rows", err)
+		if err != nil {
+			return stats, transientErr("copy the tenant's rows", err)
+		}
+		known = next // committed: the target holds exactly these
+		if pass == 1 {
+			stats.Copy = st
+		}
+		stats.Passes = pass
+		copied, deleted := st.Total()
+		if copied+deleted <= movePrecopyRows || pass >= movePrecopyPasses {
+			break
+		}
 	}
 	stats.CopySeconds = time.Since(start).Seconds()
 	if err := hook("copied", t.ID); err != nil {
@@ -240,7 +266,7 @@ func (r *Reconciler) copyAndSwitch(ctx context.Context, m *catalog.Move, t *ragp
 		held := time.Now()
 		err := pgx.BeginFunc(ctx, dst, func(dtx pgx.Tx) error {
 			var err error
-			if stats.CatchUp, err = tenantdb.Sync(ctx, stx, dtx, tenant); err != nil {
+			if stats.CatchUp, _, err = tenantdb.Sync(ctx, stx, dtx, tenant, known); err != nil {
 				return err
 			}
 			if err := tenantdb.Unseal(ctx, dtx, tenant); err != nil {
