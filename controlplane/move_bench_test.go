@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -63,10 +64,14 @@ func BenchmarkTierMove(b *testing.B) {
 				prev = &writers{acked: map[string]string{}, deleted: map[string]bool{}, preexisting: 10_000}
 			}
 			w = startWriters(b, cl, "to-"+to, 4, prev)
-			for w.accepted.Load() < 8 {
-				time.Sleep(5 * time.Millisecond)
+			// The baseline: the same writers for 5 s before the move.
+			baseStart := time.Now()
+			for time.Since(baseStart) < 5*time.Second {
+				time.Sleep(10 * time.Millisecond)
 			}
+			baseline := w.latencies(0)
 			before, retriedBefore := w.accepted.Load(), w.retried.Load()
+			mark := len(w.latencies(0))
 			w.slowest.Store(0)
 			start := time.Now()
 			if r := st.Admin("PATCH", "/v1/tenants/bench_mv", map[string]any{"settings": map[string]any{"isolation_tier": to}}); r.Status != http.StatusOK {
@@ -75,6 +80,7 @@ func BenchmarkTierMove(b *testing.B) {
 			waitMovedB(b, st, "bench_mv", to)
 			took := time.Since(start)
 			accepted, retried, slowest := w.accepted.Load()-before, w.retried.Load()-retriedBefore, time.Duration(w.slowest.Load())
+			during := w.latencies(mark)
 			w.finish()
 			stats := moveStats(b, st, "bench_mv")
 			b.ReportMetric(took.Seconds(), "s-move-to-"+to)
@@ -83,10 +89,26 @@ func BenchmarkTierMove(b *testing.B) {
 			b.ReportMetric(float64(accepted), "writes-during-to-"+to)
 			b.ReportMetric(float64(retried), "503-retried-to-"+to)
 			b.ReportMetric(slowest.Seconds(), "s-slowest-write-to-"+to)
+			b.ReportMetric(pct(baseline, 50).Seconds()*1000, "ms-write-p50-before-"+to)
+			b.ReportMetric(pct(during, 50).Seconds()*1000, "ms-write-p50-during-"+to)
+			b.ReportMetric(pct(baseline, 99).Seconds()*1000, "ms-write-p99-before-"+to)
+			b.ReportMetric(pct(during, 99).Seconds()*1000, "ms-write-p99-during-"+to)
+			b.Logf("to %s: writes p50/p99 %v/%v before (%d writes in 5 s), %v/%v during", to,
+				pct(baseline, 50), pct(baseline, 99), len(baseline), pct(during, 50), pct(during, 99))
 			b.Logf("to %s: %.2fs (copy %.2fs of %d chunks in %d passes, held %.3fs copying %v), %d writes accepted during it, %d retried, slowest write %v",
 				to, took.Seconds(), stats.CopySeconds, stats.Copy.Rows["chunks"], stats.Passes, stats.HeldSeconds, stats.CatchUp.Copied, accepted, retried, slowest)
 		}
 	}
+}
+
+// pct is the p-th percentile of ds (nearest rank).
+func pct(ds []time.Duration, p int) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, (len(s)*p+99)/100-1)]
 }
 
 func waitMovedB(b *testing.B, st *e2etest.Stack, tenant, tier string) {

@@ -63,7 +63,8 @@ type writers struct {
 	// preexisting documents the tenant had before any writer (the benchmark's load).
 	preexisting int
 	retried     atomic.Int64
-	slowest     atomic.Int64 // nanoseconds: the longest a write took, retries included
+	slowest     atomic.Int64    // nanoseconds: the longest a write took, retries included
+	lat         []time.Duration // every acknowledged write's latency, retries included (under mu)
 	accepted    atomic.Int64
 	stop        chan struct{}
 	wg          sync.WaitGroup
@@ -121,6 +122,7 @@ func (w *writers) run(i int) {
 		}
 		w.accepted.Add(1)
 		w.mu.Lock()
+		w.lat = append(w.lat, time.Since(start))
 		w.acked[d.ID] = content
 		w.mu.Unlock()
 		if n%5 == 4 {
@@ -134,6 +136,13 @@ func (w *writers) run(i int) {
 			w.mu.Unlock()
 		}
 	}
+}
+
+// latencies returns the latencies of the writes acknowledged since the from-th.
+func (w *writers) latencies(from int) []time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.lat[min(from, len(w.lat)):])
 }
 
 // finish stops the writers and checks that the tenant holds every acknowledged document exactly
