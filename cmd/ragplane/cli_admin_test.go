@@ -69,6 +69,7 @@ func TestCLIOutputFormats(t *testing.T) {
 		{[]string{"tenants", "list"}, "ID", func(t *testing.T, d any) { mustField(t, d, "0.id", id) }},
 		{[]string{"tenants", "get", id}, "ID", func(t *testing.T, d any) { mustField(t, d, "plan", "pro") }},
 		{[]string{"tenants", "config", id}, "tenant", func(t *testing.T, d any) { mustField(t, d, "settings.top_k.source", "plan") }},
+		{[]string{"tenants", "tier", id}, "tenant", func(t *testing.T, d any) { mustField(t, d, "configured_tier", "siloed") }},
 		{[]string{"keys", "list", id}, "ID", func(t *testing.T, d any) { mustField(t, d, "0.name", "fmt-key") }},
 		{[]string{"plans", "list"}, "PLAN", func(t *testing.T, d any) { mustField(t, d, "0.name", "enterprise") }},
 		{[]string{"plans", "get", "pro"}, "plan", func(t *testing.T, d any) { mustField(t, d, "limits.queries_per_hour", 5000.0) }},
@@ -94,6 +95,21 @@ func TestCLIOutputFormats(t *testing.T) {
 			r.check(t, data)
 		})
 	}
+
+	t.Run("tenants tier --wait follows a plan change's move", func(t *testing.T) {
+		MustRunCLI(t, admin, "tenants", "update", id, "--plan", "free")
+		var tier struct {
+			Tier           string `json:"tier"`
+			ConfiguredTier string `json:"configured_tier"`
+			Move           any    `json:"move"`
+		}
+		if err := json.Unmarshal([]byte(MustRunCLI(t, admin, "-o", "json", "tenants", "tier", id, "--wait", "2m")), &tier); err != nil {
+			t.Fatal(err)
+		}
+		if tier.Tier != "pooled" || tier.ConfiguredTier != "pooled" || tier.Move != nil {
+			t.Fatalf("after the wait: %+v, want the free plan's pooled tier and no move", tier)
+		}
+	})
 
 	t.Run("a bad -o is a usage error", func(t *testing.T) {
 		_, err := runCLI(t, admin, "tenants", "list", "-o", "xml")

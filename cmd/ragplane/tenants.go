@@ -185,8 +185,65 @@ func newTenantsCommand(cli *cliContext) *cobra.Command {
 		action("resume", "Resume a suspended tenant", "POST", "/resume", `  ragplane tenants resume acme_corp`),
 		action("delete", "Delete a tenant: drops its database, revokes its keys", "DELETE", "",
 			`  ragplane tenants delete acme_corp --reason "contract ended" --wait 2m`),
-		configCmd)
+		configCmd, newTenantsTierCommand(cli))
 	return cmd
+}
+
+// tenantTier is GET /v1/tenants/{id}/move.
+type tenantTier struct {
+	TenantID       string          `json:"tenant_id" yaml:"tenant_id"`
+	Tier           string          `json:"tier" yaml:"tier"`
+	ConfiguredTier string          `json:"configured_tier" yaml:"configured_tier"`
+	Move           *map[string]any `json:"move" yaml:"move"`
+}
+
+// newTenantsTierCommand shows where a tenant's data is and its move between tiers, if any.
+func newTenantsTierCommand(cli *cliContext) *cobra.Command {
+	var wait time.Duration
+	c := &cobra.Command{
+		Use: "tier ID", Short: "Show a tenant's isolation tier and its move between tiers in progress", Args: cobra.ExactArgs(1),
+		Long: `A change of plan or of the isolation_tier setting that puts a tenant in the other tier moves it
+online: its rows are copied while it is served, its requests are held for a moment while the last
+changes are copied, and its old copy is removed. --wait waits until the move is done.`,
+		Example: `  ragplane tenants update acme_corp --plan free
+  ragplane tenants tier acme_corp --wait 5m
+  ragplane tenants tier acme_corp -o json | jq .move.state`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var t tenantTier
+			deadline := time.Now().Add(wait)
+			for {
+				if err := cli.call(cmd.Context(), "GET", "/v1/tenants/"+url.PathEscape(args[0])+"/move", nil, &t); err != nil {
+					return err
+				}
+				if t.Move == nil || wait <= 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					return fmt.Errorf("tenant %s is still moving to the %s tier after %s", t.TenantID, t.ConfiguredTier, wait)
+				}
+				select {
+				case <-cmd.Context().Done():
+					return cmd.Context().Err()
+				case <-time.After(500 * time.Millisecond):
+				}
+			}
+			if cli.structured() {
+				return cli.printData(t)
+			}
+			fmt.Printf("tenant %s: tier %s (configured: %s)\n", t.TenantID, t.Tier, t.ConfiguredTier)
+			if t.Move != nil {
+				m := *t.Move
+				fmt.Printf("moving %v -> %v: %v since %v, attempts %v", m["from_tier"], m["to_tier"], m["state"], m["started_at"], m["attempts"])
+				if e, _ := m["last_error"].(string); e != "" {
+					fmt.Printf(", last error: %s", e)
+				}
+				fmt.Println()
+			}
+			return nil
+		},
+	}
+	c.Flags().DurationVar(&wait, "wait", 0, "wait up to this long for a move in progress to finish")
+	return c
 }
 
 // waitForStatus polls a tenant until it reaches one of the statuses or the timeout passes.
