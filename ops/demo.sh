@@ -171,6 +171,12 @@ curl -fsS -X PATCH -H "Authorization: Bearer $RAGPLANE_ADMIN_TOKEN" -H 'Content-
 sleep 0.5
 echo "  gamma_labs, 15 requests back to back after raising it to 100 req/s:"; burst gamma_labs 15
 
+step "gamma_labs upgrades to pro: its data moves online from the free plan's shared pool to a database of its own"
+$bin tenants tier gamma_labs
+$bin tenants update gamma_labs --plan pro >/dev/null
+$bin tenants tier gamma_labs --wait 2m
+ask gamma_labs keyword "How long are raw datasets kept?"
+
 step "usage per tenant, metered by the workers and shipped to the catalog (estimated cost from the price table)"
 sleep 1.5 # the workers ship their usage spool every second
 $bin usage acme_corp beta_inc gamma_labs
