@@ -254,6 +254,16 @@ func vectorSearch(ctx context.Context, tx pgx.Tx, req Request, limit int) ([]sco
 	}
 	var q query
 	vec := q.arg(pgvector.NewVector(req.Embedding))
+	if exact && len(req.Filters) == 0 {
+		// No filter on documents: rank the chunks alone and join the limit nearest to their
+		// documents, rather than join every chunk of the tenant (a pool's exact scan: about a
+		// third of its time went to the join).
+		q.sql.WriteString("select " + hitColumns + ", c.distance from (select c.id, c.document_id, c.content," +
+			" (c.embedding <=> " + vec + ") + 0 as distance from chunks c where c.embedding is not null")
+		q.onlyConfigs(req.onlyConfigs)
+		q.sql.WriteString(" order by distance limit " + q.arg(limit) + ") c join documents d on d.id = c.document_id order by c.distance")
+		return scanVector(ctx, tx, q)
+	}
 	q.sql.WriteString("select " + hitColumns + ", c.embedding <=> " + vec + " as distance" +
 		" from chunks c join documents d on d.id = c.document_id")
 	if err := q.where(req.Filters); err != nil {
@@ -268,6 +278,11 @@ func vectorSearch(ctx context.Context, tx pgx.Tx, req Request, limit int) ([]sco
 	} else {
 		q.sql.WriteString(" order by c.embedding <=> " + vec + " limit " + q.arg(limit))
 	}
+	return scanVector(ctx, tx, q)
+}
+
+// scanVector runs a vector search's query and reads its hits, scored 1 - distance.
+func scanVector(ctx context.Context, tx pgx.Tx, q query) ([]scored, error) {
 	rows, err := tx.Query(ctx, q.sql.String(), q.args...)
 	if err != nil {
 		return nil, dbError("vector search", err)
