@@ -46,8 +46,9 @@ type Settings struct {
 	AnswerLinkHosts string `json:"answer_link_hosts"`
 	// IsolationTier is where a new tenant's data is provisioned: "siloed" (a database of its own)
 	// or "pooled" (a pool database shared with other tenants, confined by row level security).
-	// A new tenant is provisioned in it; changing it later (or the plan, which sets it by default)
-	// moves an active tenant's data to the other tier online (see catalog.Move).
+	// A new tenant is provisioned in it; changing a tenant's own value later, or its plan to one with
+	// another, moves an active tenant's data to the other tier online (see catalog.Move). A change of
+	// a plan's value applies to tenants provisioned afterwards.
 	IsolationTier string `json:"isolation_tier"`
 }
 
@@ -136,7 +137,7 @@ var settingFields = []field{
 	{Key: "answer_link_hosts", Kind: kindString, Check: checkLinkHosts,
 		Doc: "Comma-separated host names that links and images in answers may point to; empty (the default): none."},
 	{Key: "isolation_tier", Kind: kindEnum, Enum: []string{TierSiloed, TierPooled},
-		Doc: "Where the tenant's data lives: siloed (its own database) or pooled (a shared pool database). Changing it (or the plan that sets it) moves an active tenant online; GET /v1/tenants/{id}/move shows the move."},
+		Doc: "Where the tenant's data lives: siloed (its own database) or pooled (a shared pool database). Changing a tenant's own value, or its plan to one with another, moves an active tenant online (a plan's value itself applies to tenants provisioned afterwards); GET /v1/tenants/{id}/move shows the move."},
 }
 
 // maxLinkHosts bounds the answer_link_hosts list.

@@ -70,6 +70,9 @@ func enqueueMove(ctx context.Context, tx pgx.Tx, t *ragplane.Tenant, toTier stri
 	if t.ProviderProjectID == "" || t.Tier() == toTier {
 		return nil
 	}
+	if t.Provider == ragplane.ProviderNeon && toTier == ragplane.TierPooled {
+		return nil // Neon has no pools: the tenant stays in its project (GET .../move shows both tiers)
+	}
 	tag, err := tx.Exec(ctx, `insert into tenant_moves (tenant_id, from_tier, to_tier, from_project_id, requested_by)
 		values ($1, $2, $3, $4, $5) on conflict (tenant_id) do nothing`, t.ID, t.Tier(), toTier, t.ProviderProjectID, actor.Name)
 	if err != nil || tag.RowsAffected() == 0 {
@@ -168,7 +171,8 @@ func (s *Store) SwitchMove(ctx context.Context, id ragplane.TenantID, stats any)
 	})
 }
 
-// FinishMove ends a switched move whose old copy is removed, with its audit entry.
+// FinishMove ends a switched move whose old copy is removed, with its audit entry, and in the same
+// transaction starts the next move if the tenant's tier was changed back meanwhile.
 func (s *Store) FinishMove(ctx context.Context, id ragplane.TenantID, stats any) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		m, err := s.scanMove(tx.QueryRow(ctx, `delete from tenant_moves where tenant_id = $1 and state = 'switched'
@@ -176,11 +180,37 @@ func (s *Store) FinishMove(ctx context.Context, id ragplane.TenantID, stats any)
 		if err != nil {
 			return pgError(err, "Tenant move")
 		}
-		return audit(ctx, tx, Actor{Name: "reconciler"}, "tenant.move.done", "tenant/"+string(id), nil, map[string]any{
+		actor := Actor{Name: "reconciler"}
+		if err := audit(ctx, tx, actor, "tenant.move.done", "tenant/"+string(id), nil, map[string]any{
 			"from_tier": m.FromTier, "to_tier": m.ToTier, "from_project_id": m.FromProjectID, "to_project_id": m.ToProjectID,
 			"requested_by": m.RequestedBy, "started_at": m.StartedAt, "switched_at": m.SwitchedAt,
-			"duration_seconds": time.Since(m.StartedAt).Seconds(), "stats": stats})
+			"duration_seconds": time.Since(m.StartedAt).Seconds(), "stats": stats}); err != nil {
+			return err
+		}
+		return s.reconcileTier(ctx, tx, id, actor)
 	})
+}
+
+// ReconcileTier starts a move if the tenant's data is not in the tier its config resolves to (a
+// change made while it was being provisioned, for one).
+func (s *Store) ReconcileTier(ctx context.Context, id ragplane.TenantID, actor Actor) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error { return s.reconcileTier(ctx, tx, id, actor) })
+}
+
+func (s *Store) reconcileTier(ctx context.Context, tx pgx.Tx, id ragplane.TenantID, actor Actor) error {
+	t, err := s.lockTenant(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	system, plan, err := layers(ctx, tx, t.Plan)
+	if err != nil {
+		return err
+	}
+	cfg, err := ragplane.Resolve(system, plan, ragplane.ConfigLayer{Settings: t.Settings, Limits: t.Limits}, nil)
+	if err != nil {
+		return err
+	}
+	return enqueueMove(ctx, tx, t, cfg.Settings.IsolationTier, actor)
 }
 
 // CancelMove drops a move that cannot go on (the tenant is being deleted, or its provider has no

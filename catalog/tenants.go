@@ -455,6 +455,13 @@ func (s *Store) SetEmbedding(ctx context.Context, id ragplane.TenantID, provider
 		if before.Status != ragplane.StatusActive && before.Status != ragplane.StatusSuspended {
 			return ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q is %s.", id, before.Status)
 		}
+		var moving bool
+		if err := tx.QueryRow(ctx, `select exists(select 1 from tenant_moves where tenant_id = $1)`, id).Scan(&moving); err != nil {
+			return pgError(err, "Tenant move")
+		}
+		if moving {
+			return ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q is moving between isolation tiers: re-embed it once the move is done (ragplane tenants tier %s --wait 10m).", id, id)
+		}
 		settings := merge(before.Settings, set)
 		system, plan, err := layers(ctx, tx, before.Plan)
 		if err != nil {

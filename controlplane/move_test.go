@@ -232,6 +232,30 @@ func databaseExists(t *testing.T, name string) bool {
 	return ok
 }
 
+// pauseMove stops the first move of tenant at step until release is closed (reached is closed when
+// it gets there); the step then fails with fail, as when the control plane stopped there, or goes
+// on if fail is nil.
+func pauseMove(t *testing.T, at string, tenant ragplane.TenantID, fail error) (reached, release chan struct{}) {
+	reached, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	t.Cleanup(provision.SetMoveHook(func(step string, id ragplane.TenantID) error {
+		if step != at || id != tenant {
+			return nil
+		}
+		paused := false
+		once.Do(func() {
+			close(reached)
+			<-release
+			paused = true
+		})
+		if paused {
+			return fail
+		}
+		return nil
+	}))
+	return reached, release
+}
+
 func shortGrace(t *testing.T) {
 	old := provision.MoveGrace
 	provision.MoveGrace = 300 * time.Millisecond
@@ -335,24 +359,7 @@ func TestTierMoveUnderWrites(t *testing.T) {
 // meanwhile (never stale rows) and every acknowledged write is there once afterwards.
 func TestTierMoveResumesAfterCrash(t *testing.T) {
 	shortGrace(t)
-	reached := make(chan struct{})
-	release := make(chan struct{})
-	var once sync.Once
-	defer provision.SetMoveHook(func(step string, tenant ragplane.TenantID) error {
-		if step != "sealed" || tenant != "mv_c" {
-			return nil
-		}
-		crashed := false
-		once.Do(func() {
-			close(reached)
-			<-release
-			crashed = true
-		})
-		if crashed {
-			return errors.New("the control plane stopped")
-		}
-		return nil
-	})()
+	reached, release := pauseMove(t, "sealed", "mv_c", errors.New("the control plane stopped"))
 	st := e2etest.Start(t, e2etest.Options{})
 	st.CreateTenant("mv_c", "pro", nil) // siloed
 	a := st.Tenant("mv_c")
@@ -383,5 +390,58 @@ func TestTierMoveResumesAfterCrash(t *testing.T) {
 	w.finish()
 	if databaseExists(t, st.Prefix+"mv_c") {
 		t.Error("the old silo is still there after the resumed move")
+	}
+}
+
+// A tenant deleted while it moves loses both copies: the move finishes (or is cancelled) and the
+// deletion removes what the catalog names; the deletion report is written once.
+func TestTierMoveThenDeleted(t *testing.T) {
+	shortGrace(t)
+	reached, release := pauseMove(t, "copied", "mv_d", nil)
+	st := e2etest.Start(t, e2etest.Options{})
+	st.CreateTenant("mv_d", "pro", nil) // siloed
+	a := st.Tenant("mv_d")
+	if r := a.Do("POST", "/v1/documents", map[string]any{"title": "d", "content": "A document of a tenant about to leave."}); r.Status != http.StatusCreated {
+		t.Fatalf("ingest: %d %s", r.Status, r.Body)
+	}
+	rt, err := st.Store().TenantRuntime(context.Background(), "mv_d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := st.Admin("PATCH", "/v1/tenants/mv_d", map[string]any{"plan": "free"}); r.Status != http.StatusOK {
+		t.Fatalf("plan change: %d %s", r.Status, r.Body)
+	}
+	<-reached
+	var target string
+	if m, err := st.Store().GetMove(context.Background(), "mv_d"); err != nil {
+		t.Fatal(err)
+	} else {
+		target = strings.TrimPrefix(m.ToProjectID, provision.PooledProjectPrefix)
+	}
+	if r := st.Admin("DELETE", "/v1/tenants/mv_d", nil); r.Status != http.StatusOK && r.Status != http.StatusAccepted {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	close(release)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		var tn ragplane.Tenant
+		st.Admin("GET", "/v1/tenants/mv_d", nil).Decode(t, &tn)
+		_, merr := st.Store().GetMove(context.Background(), "mv_d")
+		if tn.Status == ragplane.StatusDeleted && ragplane.ErrorCode(merr) == ragplane.ENOTFOUND {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tenant %s, move %v", tn.Status, merr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if databaseExists(t, rt.Tenant.ProviderProjectID) {
+		t.Error("the tenant's own database survived its deletion mid-move")
+	}
+	if got := rowsIn(t, target, "mv_d"); got != 0 {
+		t.Errorf("the pool kept %d rows of the deleted tenant", got)
+	}
+	if r := st.Admin("GET", "/v1/tenants/mv_d/deletion", nil); r.Status != http.StatusOK {
+		t.Errorf("deletion report: %d %s", r.Status, r.Body)
 	}
 }

@@ -244,7 +244,7 @@ type tierResponse struct {
 	TenantID ragplane.TenantID `json:"tenant_id"`
 	// Tier is where the tenant's data is now; ConfiguredTier is where its config (plan, then
 	// tenant isolation_tier) puts it. They differ while a move is in progress.
-	Tier           string        `json:"tier"`
+	Tier           *string       `json:"tier"` // null while the tenant has no database
 	ConfiguredTier string        `json:"configured_tier"`
 	Move           *catalog.Move `json:"move"`
 }
@@ -261,7 +261,11 @@ func (s *Server) getTenantMove(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := tierResponse{TenantID: id, Tier: t.Tier(), ConfiguredTier: cfg.Settings.IsolationTier}
+	out := tierResponse{TenantID: id, ConfiguredTier: cfg.Settings.IsolationTier}
+	if t.ProviderProjectID != "" && (t.Status == ragplane.StatusActive || t.Status == ragplane.StatusSuspended) {
+		tier := t.Tier()
+		out.Tier = &tier
+	}
 	m, err := s.store.GetMove(ctx, id)
 	switch {
 	case err == nil:

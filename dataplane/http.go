@@ -30,7 +30,7 @@ func (s *Server) newEcho() *echo.Echo {
 		// entry again at once, so the retry reaches the database it moved to.
 		if pgerr.Moved(err) {
 			if tenant, terr := ragplane.TenantFromContext(c.Request().Context()); terr == nil {
-				s.tenants.drop(tenant)
+				s.tenants.expire(tenant)
 			}
 		}
 		render(err, c)

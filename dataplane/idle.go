@@ -66,11 +66,17 @@ func (s *Server) wake(ctx context.Context, tenant ragplane.TenantID, rt *catalog
 
 // listenActivity follows the catalog's idle and wake notices until ctx ends: an idle tenant's
 // pools are closed (unless a request holds them or other tenants share them), and its cached
-// catalog entry is dropped either way so the worker sees the change at once.
+// catalog entry is dropped either way so the worker sees the change at once. A change of the
+// tenant's row (its config, its status, the database a tier move switched it to) drops its
+// cached entry too, so the worker does not wait for the cache TTL.
 func (s *Server) listenActivity(ctx context.Context) {
 	err := s.store.Listen(ctx, catalog.Listener{
-		Channels: []string{catalog.ChannelTenantActivity},
-		Notify: func(_, payload string) {
+		Channels: []string{catalog.ChannelTenantActivity, catalog.ChannelTenants},
+		Notify: func(channel, payload string) {
+			if channel == catalog.ChannelTenants {
+				s.tenants.expire(ragplane.TenantID(payload))
+				return
+			}
 			state, id, ok := strings.Cut(payload, ":")
 			if !ok {
 				return

@@ -55,6 +55,12 @@ func Reembed(ctx context.Context, cfg Config, id ragplane.TenantID, to Embedding
 	if err != nil {
 		return err
 	}
+	// A move between tiers copies the columns as they are: re-embed before or after it.
+	if _, err := store.GetMove(ctx, id); err == nil {
+		return ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q is moving between isolation tiers: re-embed it once the move is done (ragplane tenants tier %s --wait 10m).", id, id)
+	} else if ragplane.ErrorCode(err) != ragplane.ENOTFOUND {
+		return err
+	}
 	if rt.DatabaseURL == "" {
 		return ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q has no database (it is %s).", id, rt.Tenant.Status)
 	}

@@ -170,6 +170,17 @@ func fieldOf(err error) string {
 	return "tenant"
 }
 
+// expire makes the next request read the tenant's catalog entry again, keeping the entry as the
+// last good one should the row read then be invalid.
+func (t *tenants) expire(id ragplane.TenantID) {
+	t.mu.Lock()
+	if c, ok := t.m[id]; ok {
+		c.at = time.Time{}
+		t.m[id] = c
+	}
+	t.mu.Unlock()
+}
+
 // drop forgets a tenant's cached entry, so the next request reads the catalog.
 func (t *tenants) drop(id ragplane.TenantID) {
 	t.mu.Lock()

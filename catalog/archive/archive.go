@@ -158,7 +158,7 @@ type Beginner interface {
 // Begin starts a transaction scoped to tenant in the database behind db: read only on one
 // snapshot (repeatable read) for an export, read-write for a restore.
 func Begin(ctx context.Context, db Beginner, tenant ragplane.TenantID, readOnly bool) (pgx.Tx, error) {
-	opts := pgx.TxOptions{}
+	opts := pgx.TxOptions{IsoLevel: pgx.ReadCommitted} // what ragplane_enter needs of a writer
 	if readOnly {
 		opts = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 	}

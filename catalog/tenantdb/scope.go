@@ -120,7 +120,7 @@ func (s *Scoped) Begin(ctx context.Context) (pgx.Tx, error) {
 		return nil, err
 	}
 	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
+	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	b.Queue(setTenant, s.tenant)
 	br := c.SendBatch(ctx, b)
 	tx := br.Tx()

@@ -2,6 +2,7 @@ package tenantdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -53,6 +54,7 @@ type table struct {
 	plain   string
 	name    string
 	columns []string // quoted
+	types   []string // of the columns, as format_type gives them (vector(384))
 	key     string   // quoted; the primary key's column other than tenant_id
 	pk      []string // quoted; the whole primary key (with tenant_id in a pool)
 }
@@ -60,13 +62,22 @@ type table struct {
 // describe reads a table's columns and key in the database of tx.
 func describe(ctx context.Context, tx pgx.Tx, name string) (table, error) {
 	t := table{plain: name, name: pgx.Identifier{name}.Sanitize()}
-	rows, err := tx.Query(ctx, `select a.attname from pg_attribute a where a.attrelid = $1::regclass
-		and a.attnum > 0 and not a.attisdropped and a.attgenerated = '' order by a.attnum`, name)
+	rows, err := tx.Query(ctx, `select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a
+		where a.attrelid = $1::regclass and a.attnum > 0 and not a.attisdropped and a.attgenerated = '' order by a.attnum`, name)
 	if err != nil {
 		return t, err
 	}
-	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
+	var cols []string
+	for rows.Next() {
+		var c, typ string
+		if err := rows.Scan(&c, &typ); err != nil {
+			rows.Close()
+			return t, err
+		}
+		cols = append(cols, c)
+		t.types = append(t.types, typ)
+	}
+	if err := rows.Err(); err != nil {
 		return t, err
 	}
 	rows, err = tx.Query(ctx, `select a.attname from pg_index i join pg_attribute a
@@ -142,9 +153,13 @@ func Sync(ctx context.Context, src, dst pgx.Tx, tenant string, known Hashes) (Sy
 	if sv != dv {
 		return st, nil, fmt.Errorf("tenantdb: source schema version %d, target %d: upgrade both first", sv, dv)
 	}
-	// COPY takes no parameters: its query reads the tenant from the transaction's setting.
-	if _, err := src.Exec(ctx, `select set_config('ragplane.tenant_id', $1, true)`, tenant); err != nil {
-		return st, nil, err
+	// COPY takes no parameters: its query reads the tenant from the transaction's setting. The
+	// target's statements name the tenant too, and the setting lets an owner that the FORCEd
+	// policies of a pool bind (an admin role that is not a superuser) write its rows.
+	for _, tx := range []pgx.Tx{src, dst} {
+		if _, err := tx.Exec(ctx, `select set_config('ragplane.tenant_id', $1, true)`, tenant); err != nil {
+			return st, nil, err
+		}
 	}
 	type plan struct {
 		name string
@@ -163,7 +178,7 @@ func Sync(ctx context.Context, src, dst pgx.Tx, tenant string, known Hashes) (Sy
 		if err != nil {
 			return st, nil, err
 		}
-		if !slices.Equal(ts.columns, td.columns) || ts.key != td.key {
+		if !slices.Equal(ts.columns, td.columns) || !slices.Equal(ts.types, td.types) || ts.key != td.key {
 			return st, nil, fmt.Errorf("tenantdb: table %s differs between source and target", name)
 		}
 		hs, err := hashes(ctx, src, ts, tenant)
@@ -277,10 +292,17 @@ func upsert(ctx context.Context, src, dst pgx.Tx, t table, keys []string, all bo
 }
 
 // Fence takes the tenant's move lock in src's transaction (which must be READ COMMITTED, so its
-// statements see what the transactions it waited for wrote), waiting at most wait for the
-// tenant's transactions in flight. Until the transaction ends the tenant's new transactions in
-// that database wait.
+// statements see what the transactions it waited for wrote: it is refused otherwise), waiting at
+// most wait for the tenant's transactions in flight. Until the transaction ends the tenant's new
+// transactions in that database wait (they queue behind the wait too).
 func Fence(ctx context.Context, src pgx.Tx, tenant string, wait time.Duration) error {
+	var iso string
+	if err := src.QueryRow(ctx, `select current_setting('transaction_isolation')`).Scan(&iso); err != nil {
+		return err
+	}
+	if iso != "read committed" {
+		return fmt.Errorf("tenantdb: the fence needs a READ COMMITTED transaction, not %s", iso)
+	}
 	if _, err := src.Exec(ctx, `select set_config('lock_timeout', $1, true)`, fmt.Sprintf("%dms", wait.Milliseconds())); err != nil {
 		return err
 	}
@@ -305,11 +327,15 @@ func Unseal(ctx context.Context, tx pgx.Tx, tenant string) error {
 	return err
 }
 
-// Sealed reports whether the tenant is sealed in the database of q.
-func Sealed(ctx context.Context, q interface {
+// SealedTo returns where the tenant's seal in the database of q says it moved to, or "" when it
+// is not sealed there.
+func SealedTo(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
-}, tenant string) (bool, error) {
-	var ok bool
-	err := q.QueryRow(ctx, `select exists(select 1 from ragplane_tenant_seals where tenant_id = $1)`, tenant).Scan(&ok)
-	return ok, err
+}, tenant string) (string, error) {
+	var to string
+	err := q.QueryRow(ctx, `select moved_to from ragplane_tenant_seals where tenant_id = $1`, tenant).Scan(&to)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return to, err
 }

@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,7 +29,7 @@ type MoveStats struct {
 	// Passes is how many passes step 1 took (the first, then what changed during the previous).
 	Passes int `json:"passes"`
 	// CopySeconds and HeldSeconds are how long steps 1 and 2 took; HeldSeconds is how long the
-	// tenant's requests waited (from taking its move lock to committing the seal).
+	// tenant's new requests could wait (from asking for its move lock to committing the seal).
 	CopySeconds float64 `json:"copy_seconds"`
 	HeldSeconds float64 `json:"held_seconds"`
 }
@@ -41,9 +42,10 @@ const (
 	movePrecopyPasses = 5
 )
 
-// moveHoldWait bounds the wait for a tenant's transactions in flight before its writes are held:
-// a long ingestion makes the move try again later rather than hold the tenant's other requests.
-const moveHoldWait = 5 * time.Second
+// moveHoldWait bounds the wait for a tenant's transactions in flight before its writes are held
+// (the tenant's new transactions queue behind the wait): a long ingestion makes the move try
+// again later rather than hold the tenant's other requests.
+const moveHoldWait = 2 * time.Second
 
 // MoveGrace is how long the old copy of a moved tenant is kept sealed before it is removed:
 // workers read the tenant's catalog entry again within their cache TTL (2s by default), and until
@@ -75,7 +77,32 @@ func hook(step string, tenant ragplane.TenantID) error {
 // resumed by the next leader from the state the catalog records.
 func (r *Reconciler) move(ctx context.Context, m *catalog.Move) {
 	log := r.log.With("tenant_id", m.TenantID, "from_tier", m.FromTier, "to_tier", m.ToTier)
-	err := r.moveStep(ctx, m, log)
+	// One mover per tenant across control-plane replicas: a leader that lost its lock may still be
+	// finishing a step of this move, and two movers would each write the target from their own
+	// snapshot. The lock is a session lock on a catalog connection of this move's own, outside the
+	// catalog pool (which the move's steps use).
+	conn, err := pgx.ConnectConfig(ctx, r.cfg.Store.Pool().Config().ConnConfig.Copy())
+	if err != nil {
+		log.Warn("tenant move: no catalog connection", "error", err)
+		return
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var mine bool
+	if err := conn.QueryRow(ctx, `select pg_try_advisory_lock(hashtextextended('ragplane.move:' || $1, 0))`, string(m.TenantID)).Scan(&mine); err != nil || !mine {
+		if err != nil {
+			log.Warn("tenant move: taking its lock failed", "error", err)
+		}
+		return // another replica is moving it
+	}
+	// Closing the session releases the lock.
+	// Read the move again under the lock: another mover may have moved it on.
+	if m, err = r.cfg.Store.GetMove(ctx, m.TenantID); err != nil {
+		if ragplane.ErrorCode(err) != ragplane.ENOTFOUND {
+			log.Warn("tenant move: reading it failed", "error", err)
+		}
+		return
+	}
+	err = r.moveStep(ctx, m, log)
 	if err == nil {
 		return
 	}
@@ -89,7 +116,13 @@ func (r *Reconciler) move(ctx context.Context, m *catalog.Move) {
 		return
 	}
 	log.Warn("tenant move step failed", "state", m.State, "attempt", m.Attempts+1, "error", err)
-	if err := r.cfg.Store.RetryMove(context.WithoutCancel(ctx), m.TenantID, reason, time.Now().Add(r.backoff(m.Attempts+1))); err != nil {
+	retry := r.backoff(m.Attempts + 1)
+	if errors.As(err, new(sealedError)) {
+		// The tenant's old copy is sealed and the catalog still names it: it is refused until the
+		// switch, which is all that is left to do.
+		retry = min(retry, time.Second)
+	}
+	if err := r.cfg.Store.RetryMove(context.WithoutCancel(ctx), m.TenantID, reason, time.Now().Add(retry)); err != nil {
 		log.Warn("scheduling the tenant move's retry failed", "error", err)
 	}
 }
@@ -137,25 +170,19 @@ func (r *Reconciler) moveStep(ctx context.Context, m *catalog.Move, log interfac
 	if err := p.Deprovision(ctx, m.TenantID, m.FromProjectID); err != nil {
 		return err
 	}
+	// FinishMove starts the next move if the tier was changed back meanwhile.
 	if err := r.cfg.Store.FinishMove(ctx, m.TenantID, map[string]any{"removed_project_id": m.FromProjectID}); err != nil {
 		return err
 	}
 	log.Info("tenant move done: old copy removed", "from_project_id", m.FromProjectID)
-	if gone {
-		return nil
-	}
-	// The tier may have been changed back while the tenant moved: start the next move now.
-	rt, err := r.cfg.Store.TenantRuntime(ctx, m.TenantID)
-	if err != nil {
-		return nil
-	}
-	if cfg, err := rt.Resolve(nil); err == nil && cfg.Settings.IsolationTier != rt.Tenant.Tier() {
-		if _, err := r.cfg.Store.StartMove(ctx, m.TenantID, cfg.Settings.IsolationTier, actor); err != nil && ragplane.ErrorCode(err) != ragplane.ENOTFOUND {
-			return err
-		}
-	}
 	return nil
 }
+
+// sealedError is a move's failure after it sealed the tenant's old copy and before the catalog
+// named the new one: the tenant is refused until a retry switches it.
+type sealedError struct{ error }
+
+func (e sealedError) Unwrap() error { return e.error }
 
 // cancelMove removes what a move that cannot finish provisioned and drops the move.
 func (r *Reconciler) cancelMove(ctx context.Context, m *catalog.Move, reason string) error {
@@ -187,6 +214,13 @@ func (r *Reconciler) copyAndSwitch(ctx context.Context, m *catalog.Move, t *ragp
 	}
 	if t.ProviderProjectID != m.FromProjectID {
 		return stats, fmt.Errorf("the tenant's project is %s, the move's source %s", t.ProviderProjectID, m.FromProjectID)
+	}
+	// The copy needs one schema on both sides; the target is provisioned at the latest, and the
+	// schema upgrader leaves moving tenants to their mover.
+	if latest := tenantdb.LatestVersion(); rt.Tenant.SchemaVersion < latest {
+		if err := r.upgradeTenant(ctx, t.ID, latest); err != nil {
+			return stats, transientErr("upgrade the tenant's schema", err)
+		}
 	}
 	if m.ToURL == "" {
 		db, err := p.Provision(ctx, Request{TenantID: t.ID, Region: t.Region, ProjectID: m.ToProjectID,
@@ -222,6 +256,19 @@ func (r *Reconciler) copyAndSwitch(ctx context.Context, m *catalog.Move, t *ragp
 	}
 	defer dst.Close(context.WithoutCancel(ctx))
 	tenant := string(t.ID)
+	// A resumed move whose old copy is sealed for this target has copied everything (the target
+	// committed before the seal): only the switch is left.
+	if to, err := tenantdb.SealedTo(ctx, src, tenant); err != nil {
+		return stats, transientErr("read the old copy's seal", err)
+	} else if to != "" {
+		if to != m.ToProjectID {
+			return stats, fmt.Errorf("the tenant's old copy is sealed for %s, not the move's target %s", to, m.ToProjectID)
+		}
+		if err := r.cfg.Store.SwitchMove(ctx, t.ID, map[string]any{"resumed": "after the seal"}); err != nil {
+			return stats, sealedError{err}
+		}
+		return stats, hook("switched", t.ID)
+	}
 
 	// 1. The bulk of the rows, from one snapshot, while the tenant is served from the source; then
 	// what changed during that pass, from a new snapshot, until little does (each pass copies what
@@ -259,11 +306,11 @@ func (r *Reconciler) copyAndSwitch(ctx context.Context, m *catalog.Move, t *ragp
 	// 2. What changed meanwhile, with the tenant's transactions held; then the seal. The target
 	// commits first: a crash between the commits leaves the source unsealed and in use, and the
 	// next attempt copies again.
-	err = pgx.BeginFunc(ctx, src, func(stx pgx.Tx) error {
+	held := time.Now() // the tenant's new transactions queue from the first wait for its lock
+	err = pgx.BeginTxFunc(ctx, src, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(stx pgx.Tx) error {
 		if err := tenantdb.Fence(ctx, stx, tenant, moveHoldWait); err != nil {
 			return err
 		}
-		held := time.Now()
 		err := pgx.BeginFunc(ctx, dst, func(dtx pgx.Tx) error {
 			var err error
 			if stats.CatchUp, _, err = tenantdb.Sync(ctx, stx, dtx, tenant, known); err != nil {
@@ -281,11 +328,11 @@ func (r *Reconciler) copyAndSwitch(ctx context.Context, m *catalog.Move, t *ragp
 		return stats, transientErr("copy the tenant's last changes and seal its old copy", err)
 	}
 	if err := hook("sealed", t.ID); err != nil {
-		return stats, err
+		return stats, sealedError{err}
 	}
 	// 3. The catalog names the target: workers follow (the sealed source refuses them meanwhile).
 	if err := r.cfg.Store.SwitchMove(ctx, t.ID, stats); err != nil {
-		return stats, err
+		return stats, sealedError{err}
 	}
 	return stats, hook("switched", t.ID)
 }

@@ -430,6 +430,12 @@ func (r *Reconciler) provision(ctx context.Context, t *ragplane.Tenant) {
 		if err == nil && !ok {
 			log.Info("tenant left provisioning while it was provisioned; deletion will clean up")
 		}
+		if err == nil && ok {
+			// Its tier may have been changed while it was provisioned: move it now if so.
+			if terr := r.cfg.Store.ReconcileTier(ctx, t.ID, actor); terr != nil {
+				log.Warn("checking the new tenant's tier failed", "error", terr)
+			}
+		}
 	}
 	r.observe(t.Provider, "provision", err, start)
 	reason := r.reason(err)

@@ -23,10 +23,31 @@ create table ragplane_tenant_seals (
 );
 revoke all on ragplane_tenant_seals from public;
 
+--
+-- The seal check needs READ COMMITTED: its statement must see a seal committed while it waited for
+-- the lock. tenantdb.Scoped begins its transactions READ COMMITTED; a server whose default is
+-- stricter would let a statement outside a transaction check with a snapshot taken before the wait,
+-- so a writing transaction at another level is refused outright. A read-only REPEATABLE READ
+-- transaction (an export's snapshot) does not wait: it is refused while the tenant is held, and a
+-- seal that commits in the instant between its snapshot and its lock can only make it read rows that
+-- were current a moment before.
 create function ragplane_enter(tenant text) returns text
   language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  key bigint := hashtextextended('ragplane.tenant:' || tenant, 0);
 begin
-  perform pg_advisory_xact_lock_shared(hashtextextended('ragplane.tenant:' || tenant, 0));
+  if current_setting('transaction_isolation') <> 'read committed' then
+    if current_setting('transaction_read_only') <> 'on' then
+      raise exception 'tenant transactions must be READ COMMITTED, not %', current_setting('transaction_isolation')
+        using errcode = 'RPM02';
+    end if;
+    if not pg_try_advisory_xact_lock_shared(key) then
+      raise exception 'the tenant''s data is being moved to another database'
+        using errcode = 'RPM01', hint = 'retry shortly';
+    end if;
+  else
+    perform pg_advisory_xact_lock_shared(key);
+  end if;
   if exists (select 1 from public.ragplane_tenant_seals s where s.tenant_id = tenant) then
     raise exception 'the tenant''s data has moved to another database'
       using errcode = 'RPM01', hint = 'read the tenant''s catalog entry again';
