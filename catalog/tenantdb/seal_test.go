@@ -4,6 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,5 +215,92 @@ func TestEnterNeedsReadCommitted(t *testing.T) {
 	defer bad.Rollback(ctx)
 	if err := tenantdb.Fence(ctx, bad, "acme", time.Second); err == nil {
 		t.Fatal("a fence in a REPEATABLE READ transaction was taken")
+	}
+}
+
+// Sync copies a tenant's rows and nothing of another tenant's; a second Sync from the hashes the
+// first returned copies only what changed (a new vector, a new document) and deletes what went
+// (a deleted document and, first, its chunks), leaving the target equal to the source.
+func TestSyncCopiesWhatChanged(t *testing.T) {
+	ctx := context.Background()
+	srcPool, _ := sealDB(t)
+	dstPool, _ := sealDB(t)
+	acme, globex := tenantdb.Scope(srcPool, "acme"), tenantdb.Scope(srcPool, "globex")
+	vec := func(x float32) string { return fmt.Sprintf("[%g,1,0,0,0,0,0,0]", x) }
+	addDoc := func(db *tenantdb.Scoped, name string, chunks ...float32) string {
+		t.Helper()
+		var id string
+		hash := sha256.Sum256([]byte(db.Tenant() + name))
+		if err := db.QueryRow(ctx, `insert into documents (id, title, content_hash) values (gen_random_uuid(), $1, $2) returning id::text`, name, hash[:]).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		for i, x := range chunks {
+			if _, err := db.Exec(ctx, `insert into chunks (id, document_id, ordinal, content, tokens, embedding)
+				values (gen_random_uuid(), $1, $2, $3, 3, $4::vector)`, id, i, fmt.Sprintf("%s chunk %d", name, i), vec(x)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return id
+	}
+	addDoc(acme, "d1", 1, 2)
+	d2 := addDoc(acme, "d2", 3)
+	addDoc(globex, "g1", 9)
+	var known tenantdb.Hashes
+	sync := func() tenantdb.SyncStats {
+		t.Helper()
+		var st tenantdb.SyncStats
+		err := pgx.BeginTxFunc(ctx, srcPool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(stx pgx.Tx) error {
+			return pgx.BeginFunc(ctx, dstPool, func(dtx pgx.Tx) error {
+				var err error
+				st, known, err = tenantdb.Sync(ctx, stx, dtx, "acme", known)
+				return err
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := sync()
+	if st.Copied["documents"] != 2 || st.Copied["chunks"] != 3 || len(st.Deleted) != 0 {
+		t.Fatalf("first sync: %+v", st)
+	}
+	// Changes: a chunk's vector, a deleted document, a new one.
+	if _, err := acme.Exec(ctx, `update chunks set embedding = $1::vector where ordinal = 0 and content like 'd1 %'`, vec(5)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acme.Exec(ctx, `delete from documents where id = $1`, d2); err != nil {
+		t.Fatal(err)
+	}
+	addDoc(acme, "d3", 4)
+	st = sync()
+	want := tenantdb.SyncStats{Copied: map[string]int64{"chunks": 2, "documents": 1}, Deleted: map[string]int64{"chunks": 1, "documents": 1}}
+	if !maps.Equal(st.Copied, want.Copied) || !maps.Equal(st.Deleted, want.Deleted) {
+		t.Fatalf("second sync: copied %v deleted %v, want %v and %v", st.Copied, st.Deleted, want.Copied, want.Deleted)
+	}
+	rowsOf := func(pool *pgxpool.Pool) []string {
+		t.Helper()
+		rows, err := pool.Query(ctx, `select c.id::text || ' ' || d.id::text || ' ' || c.content || ' ' || c.embedding::text || ' ' || c.tenant_id
+			from chunks c join documents d on d.id = c.document_id order by c.id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	var acmeRows []string
+	for _, r := range rowsOf(srcPool) {
+		if strings.HasSuffix(r, " acme") {
+			acmeRows = append(acmeRows, r)
+		}
+	}
+	if got := rowsOf(dstPool); !slices.Equal(got, acmeRows) {
+		t.Fatalf("target rows:\n%v\nwant acme's source rows:\n%v", got, acmeRows)
+	}
+	if st := sync(); len(st.Copied)+len(st.Deleted) != 0 {
+		t.Fatalf("a sync with nothing changed copied %v and deleted %v", st.Copied, st.Deleted)
 	}
 }
