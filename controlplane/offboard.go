@@ -15,7 +15,6 @@ import (
 
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
-	"github.com/ragplane/ragplane/catalog/archive"
 	"github.com/ragplane/ragplane/controlplane/provision"
 	"github.com/ragplane/ragplane/dataplane/graph/neo4j"
 )
@@ -178,11 +177,17 @@ func (s *Server) countTenantRows(ctx context.Context, tenant ragplane.TenantID) 
 		return nil, false
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	tx, err := archive.Begin(ctx, conn, tenant, true)
+	// The tenant set with set_config rather than ragplane_enter (archive.Begin): a tenant deleted
+	// while it moved between tiers may be sealed in the database it is deleted from, whose rows
+	// still go and are counted.
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, false
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `select set_config('ragplane.tenant_id', $1, true)`, string(tenant)); err != nil {
+		return nil, false
+	}
 	out := map[string]int64{}
 	for _, tb := range append(append([]string{}, tenantTables...), graphTables...) {
 		var n int64
