@@ -82,26 +82,6 @@ func enqueueMove(ctx context.Context, tx pgx.Tx, t *ragplane.Tenant, toTier stri
 		map[string]any{"from_tier": t.Tier(), "to_tier": toTier, "from_project_id": t.ProviderProjectID})
 }
 
-// StartMove moves the tenant to tier if its data is in the other one (see enqueueMove) and returns
-// the move in progress, or ENOTFOUND when there is none (the tenant is in that tier already).
-func (s *Store) StartMove(ctx context.Context, id ragplane.TenantID, tier string, actor Actor) (*Move, error) {
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		t, err := s.lockTenant(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if err := enqueueMove(ctx, tx, t, tier, actor); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `select pg_notify('ragplane_tenants', $1)`, string(id))
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return s.GetMove(ctx, id)
-}
-
 // GetMove returns the tenant's move in progress; ENOTFOUND when there is none.
 func (s *Store) GetMove(ctx context.Context, id ragplane.TenantID) (*Move, error) {
 	m, err := s.scanMove(s.pool.QueryRow(ctx, `select `+moveColumns+` from tenant_moves where tenant_id = $1`, id))
@@ -232,14 +212,4 @@ func (s *Store) RetryMove(ctx context.Context, id ragplane.TenantID, reason stri
 	_, err := s.pool.Exec(ctx, `update tenant_moves set attempts = attempts + 1, last_error = $2, next_attempt_at = $3
 		where tenant_id = $1`, id, reason, at)
 	return pgError(err, "Tenant move")
-}
-
-// NextMoveDue returns when the next move is due, or false if none is in progress.
-func (s *Store) NextMoveDue(ctx context.Context) (time.Time, bool, error) {
-	var at *time.Time
-	err := s.pool.QueryRow(ctx, `select min(next_attempt_at) from tenant_moves`).Scan(&at)
-	if err != nil || at == nil {
-		return time.Time{}, false, pgError(err, "Tenant moves")
-	}
-	return *at, true, nil
 }

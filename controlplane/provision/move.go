@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -127,9 +128,7 @@ func (r *Reconciler) move(ctx context.Context, m *catalog.Move) {
 	}
 }
 
-func (r *Reconciler) moveStep(ctx context.Context, m *catalog.Move, log interface {
-	Info(string, ...any)
-}) error {
+func (r *Reconciler) moveStep(ctx context.Context, m *catalog.Move, log *slog.Logger) error {
 	t, err := r.cfg.Store.GetTenant(ctx, m.TenantID)
 	if err != nil {
 		return err

@@ -233,50 +233,40 @@ func (r *Reconciler) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan
 		return err
 	}
 	for _, m := range moves {
-		r.mu.Lock()
-		if r.inFlight[m.TenantID] || len(r.inFlight) >= r.cfg.Concurrency {
-			r.mu.Unlock()
-			continue
-		}
-		r.inFlight[m.TenantID] = true
-		r.mu.Unlock()
-		wg.Add(1)
-		go func(m *catalog.Move) {
-			defer wg.Done()
+		r.start(wg, done, m.TenantID, func() {
 			actx, cancel := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
+			defer cancel()
 			r.move(actx, m)
-			cancel()
-			r.mu.Lock()
-			delete(r.inFlight, m.TenantID)
-			r.mu.Unlock()
-			select {
-			case done <- struct{}{}:
-			default:
-			}
-		}(m)
+		})
 	}
 	for _, t := range pending {
-		r.mu.Lock()
-		if r.inFlight[t.ID] || len(r.inFlight) >= r.cfg.Concurrency {
-			r.mu.Unlock()
-			continue
-		}
-		r.inFlight[t.ID] = true
-		r.mu.Unlock()
-		wg.Add(1)
-		go func(t *ragplane.Tenant) {
-			defer wg.Done()
-			r.reconcile(ctx, t)
-			r.mu.Lock()
-			delete(r.inFlight, t.ID)
-			r.mu.Unlock()
-			select {
-			case done <- struct{}{}:
-			default:
-			}
-		}(t)
+		r.start(wg, done, t.ID, func() { r.reconcile(ctx, t) })
 	}
 	return nil
+}
+
+// start runs work on a tenant in a goroutine unless the tenant is in flight already or the
+// concurrency cap is reached; done is signalled when it ends.
+func (r *Reconciler) start(wg *sync.WaitGroup, done chan struct{}, id ragplane.TenantID, work func()) {
+	r.mu.Lock()
+	if r.inFlight[id] || len(r.inFlight) >= r.cfg.Concurrency {
+		r.mu.Unlock()
+		return
+	}
+	r.inFlight[id] = true
+	r.mu.Unlock()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		work()
+		r.mu.Lock()
+		delete(r.inFlight, id)
+		r.mu.Unlock()
+		select {
+		case done <- struct{}{}:
+		default:
+		}
+	}()
 }
 
 // upgrade migrates the databases of existing tenants to the schema this control plane was built
