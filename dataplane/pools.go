@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,7 +17,6 @@ import (
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
 	"github.com/ragplane/ragplane/catalog/tenantdb"
-	"github.com/ragplane/ragplane/controlplane/provision"
 )
 
 // pools holds a pgx pool per database, most recently used first: a siloed tenant's own, or a pool
@@ -140,9 +138,7 @@ func (p *pools) acquire(ctx context.Context, tenant ragplane.TenantID, url strin
 }
 
 // pooledTenant reports whether the tenant's rows are in a pool database (the pooled tier).
-func pooledTenant(rt *catalog.Runtime) bool {
-	return strings.HasPrefix(rt.Tenant.ProviderProjectID, provision.PooledProjectPrefix)
-}
+func pooledTenant(rt *catalog.Runtime) bool { return rt.Tenant.Tier() == ragplane.TierPooled }
 
 // poolConns is the size of a pool database's pgx pool.
 func (p *pools) poolConns() int {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -13,7 +12,6 @@ import (
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
 	"github.com/ragplane/ragplane/catalog/tenantdb"
-	"github.com/ragplane/ragplane/controlplane/provision"
 	"github.com/ragplane/ragplane/dataplane/docstore"
 )
 
@@ -67,7 +65,7 @@ func Reembed(ctx context.Context, cfg Config, id ragplane.TenantID, to Embedding
 	// A pool database has one vector column, of one dimension, for every tenant in it, and its
 	// tenants' role may not change it: refused before anything is written, not halfway with a
 	// permission error from PostgreSQL.
-	if strings.HasPrefix(rt.Tenant.ProviderProjectID, provision.PooledProjectPrefix) {
+	if rt.Tenant.Tier() == ragplane.TierPooled {
 		return ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q is in the pooled tier, whose pool database has one embedding "+
 			"dimension for all its tenants, so it cannot be re-embedded in place: move it to the siloed tier first "+
 			"(isolation_tier siloed), or export it, restore the archive into a new siloed tenant and re-embed that one.", id)
