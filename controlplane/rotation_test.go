@@ -213,8 +213,10 @@ func TestKeyRotationWaitsPublishDelayForUnackedProxy(t *testing.T) {
 	_, oldKID := mint()
 
 	// The catalog (on this host's clock) makes the key active delay after the rotation's commit,
-	// so not before rotated + delay.
-	rotated := time.Now()
+	// so not before rotated + delay. Both sides compare wall-clock readings (Round(0) drops Go's
+	// monotonic reading): the signer compares the catalog's timestamp with its wall clock, and a
+	// step of the host's clock between the two readings would otherwise move the bound.
+	rotated := time.Now().Round(0)
 	if r = st.Admin("POST", "/v1/signing-keys/rotate", nil); r.Status != http.StatusOK {
 		t.Fatalf("rotate: %d %s", r.Status, r.Body)
 	}
@@ -233,7 +235,7 @@ func TestKeyRotationWaitsPublishDelayForUnackedProxy(t *testing.T) {
 			t.Fatalf("proxy answered %d %s to a fresh token of key %s", rr.Status, rr.Body, kid)
 		}
 		if kid == nextKID {
-			if now := time.Now(); now.Before(notBefore) {
+			if now := time.Now().Round(0); now.Before(notBefore) {
 				t.Fatalf("the new key signs %s after rotation, before the %s publish delay, while a subscriber has not ACKed it",
 					now.Sub(rotated), delay)
 			}
