@@ -55,16 +55,40 @@ func (s *Store) MarkIdle(ctx context.Context, unusedSince, now time.Time, limit 
 
 // WakeTenant marks an idle tenant awake at now. It reports whether the tenant was idle and since when.
 func (s *Store) WakeTenant(ctx context.Context, id ragplane.TenantID, now time.Time) (idleSince time.Time, woke bool, err error) {
-	err = s.pool.QueryRow(ctx, `update tenant_activity a set idle_since = null, woke_at = $2
-		from (select tenant_id, idle_since from tenant_activity where tenant_id = $1 and idle_since is not null for update) old
-		where a.tenant_id = old.tenant_id returning old.idle_since`, id, now).Scan(&idleSince)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return time.Time{}, false, nil
-	}
-	if err != nil {
-		return time.Time{}, false, pgError(err, "Tenant activity")
-	}
-	return idleSince, true, nil
+	w, err := s.Wake(ctx, id, now, Actor{Name: "wake"})
+	return w.IdleSince, w.Woke, err
+}
+
+// Waking is what Wake did.
+type Waking struct {
+	// Woke says the tenant was idle (since IdleSince) and is now marked awake.
+	Woke      bool
+	IdleSince time.Time
+	// Offload is the tenant's offload when it has one: its restore is then asked for (as
+	// RequestRestore does), and its database is not to be used until the restore ends it.
+	Offload *Offload
+}
+
+// Wake marks an idle tenant awake at now and, when the tenant is being offloaded or is offloaded,
+// asks for its restore, in one transaction. With FinishOffload's check that the tenant is still
+// idle (both lock the offload's row), an offload either sees the wake and is cancelled or is seen
+// by it and restored: a tenant woken mid-offload is never left with its database dropped.
+func (s *Store) Wake(ctx context.Context, id ragplane.TenantID, now time.Time, actor Actor) (Waking, error) {
+	var w Waking
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `update tenant_activity a set idle_since = null, woke_at = $2
+			from (select tenant_id, idle_since from tenant_activity where tenant_id = $1 and idle_since is not null for update) old
+			where a.tenant_id = old.tenant_id returning old.idle_since`, id, now).Scan(&w.IdleSince)
+		switch {
+		case err == nil:
+			w.Woke = true
+		case !errors.Is(err, pgx.ErrNoRows):
+			return pgError(err, "Tenant activity")
+		}
+		w.Offload, err = requestRestore(ctx, tx, id, actor)
+		return err
+	})
+	return w, err
 }
 
 // SetComputeSuspended records whether the tenant's compute is suspended through its provider's API.

@@ -14,6 +14,8 @@ import (
 const (
 	// ChannelTenants carries the id of a tenant that was created or changed.
 	ChannelTenants = "ragplane_tenants"
+	// ChannelOffloads carries the id of an offloaded tenant whose restore was asked for.
+	ChannelOffloads = "ragplane_tenant_offloads"
 	// ChannelWorkers carries the id of a worker that registered or was removed.
 	ChannelWorkers = "ragplane_workers"
 	// ChannelKeys carries an empty payload when the signing keys changed.

@@ -156,10 +156,12 @@ func (s *Store) MarkDeleted(ctx context.Context, id ragplane.TenantID, actor Act
 // OutdatedTenants returns up to limit tenants with a database (active or suspended) whose schema
 // version is below version, in id order after the id after (empty for the first page).
 func (s *Store) OutdatedTenants(ctx context.Context, version int, after ragplane.TenantID, limit int) ([]ragplane.TenantID, error) {
-	// A tenant moving between tiers is upgraded by its mover, not beside it.
+	// A tenant moving between tiers is upgraded by its mover, not beside it; an offloaded one has
+	// no database (its restore upgrades it).
 	rows, err := s.pool.Query(ctx, `select id from tenants where status in ('active', 'suspended')
 		and database_url_sealed is not null and schema_version < $1 and id > $2
-		and not exists (select 1 from tenant_moves m where m.tenant_id = tenants.id) order by id limit $3`, version, after, limit)
+		and not exists (select 1 from tenant_moves m where m.tenant_id = tenants.id)
+		and not exists (select 1 from tenant_offloads o where o.tenant_id = tenants.id) order by id limit $3`, version, after, limit)
 	if err != nil {
 		return nil, pgError(err, "Tenant")
 	}

@@ -20,6 +20,10 @@ type Runtime struct {
 	DatabaseURL string
 	// IdleSince is when the tenant was marked idle (see MarkIdle); nil while it is awake.
 	IdleSince *time.Time
+	// Offload is the state of the tenant's offload to an archive (OffloadOffloading,
+	// OffloadOffloaded), empty when it has none: an offloaded tenant's database is gone (or about
+	// to be) until it is restored, which its first request asks for (Store.RequestRestore).
+	Offload string
 }
 
 // Resolve resolves the tenant's config with per-request overrides.
@@ -33,12 +37,13 @@ func (s *Store) TenantRuntime(ctx context.Context, id ragplane.TenantID) (*Runti
 	rt := &Runtime{}
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var sealed []byte
-		row := tx.QueryRow(ctx, `select `+tenantColumns+`, database_url_sealed, a.idle_since from tenants
+		row := tx.QueryRow(ctx, `select `+tenantColumns+`, database_url_sealed, a.idle_since,
+			coalesce((select o.state from tenant_offloads o where o.tenant_id = tenants.id), '') from tenants
 			left join tenant_activity a on a.tenant_id = tenants.id where id = $1`, id)
 		var t ragplane.Tenant
 		if err := row.Scan(&t.ID, &t.Name, &t.Email, &t.Plan, &t.Region, &t.Status, &t.StatusReason, &t.Provider,
 			&t.ProviderProjectID, &t.SchemaVersion, &t.Limits, &t.Settings, &t.ConfigVersion, &t.ProvisionAttempts,
-			&t.CreatedAt, &t.UpdatedAt, &t.DeletedAt, &sealed, &rt.IdleSince); err != nil {
+			&t.CreatedAt, &t.UpdatedAt, &t.DeletedAt, &sealed, &rt.IdleSince, &rt.Offload); err != nil {
 			return pgError(err, fmt.Sprintf("Tenant %q", id))
 		}
 		for _, o := range []*ragplane.Overrides{&t.Limits, &t.Settings} {

@@ -46,6 +46,8 @@ func (s *Server) routes(e *echo.Echo) {
 	v1.POST(restoreRoute, s.restoreTenant)
 	v1.GET("/tenants/:id/deletion", s.getDeletionReport)
 	v1.GET("/tenants/:id/move", s.getTenantMove)
+	v1.GET("/tenants/:id/activity", s.getTenantActivity)
+	v1.POST("/tenants/:id/wake", s.wakeTenant)
 	v1.GET("/usage/export", s.exportUsage)
 	v1.GET("/metrics/:tenant_id", s.tenantMetrics)
 	v1.POST("/tenants/:id/keys", s.createKey)

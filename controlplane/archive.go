@@ -31,13 +31,20 @@ func manifestOf(cfg *ragplane.Config, t *ragplane.Tenant) archive.Manifest {
 
 // tenantDB connects to a tenant's database with the URL the workers use (its own role in a silo,
 // the pool's non-owner role in a pool), so row level security confines what the archive sees.
-func (s *Server) tenantDB(ctx context.Context, id ragplane.TenantID) (*pgx.Conn, *ragplane.Config, *ragplane.Tenant, error) {
+func (s *Server) tenantDB(ctx context.Context, id ragplane.TenantID, actor catalog.Actor) (*pgx.Conn, *ragplane.Config, *ragplane.Tenant, error) {
 	cfg, t, err := s.store.TenantConfig(ctx, id, nil)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	if t.Status != ragplane.StatusActive && t.Status != ragplane.StatusSuspended {
 		return nil, nil, nil, ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q is %s: only an active or suspended tenant has a database.", id, t.Status)
+	}
+	// An offloaded tenant's database is an archive until it is restored: ask for that.
+	if o, err := s.store.RequestRestore(ctx, id, actor); err != nil {
+		return nil, nil, nil, err
+	} else if o != nil {
+		return nil, nil, nil, ragplane.Errorf(ragplane.EUNAVAILABLE,
+			"Tenant %q was offloaded to an archive while idle: its restore is under way (GET /v1/tenants/%s/activity); retry then.", id, id)
 	}
 	url, err := s.store.TenantDatabaseURL(ctx, id)
 	if err != nil {
@@ -69,7 +76,7 @@ func (s *Server) exportTenant(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	conn, cfg, t, err := s.tenantDB(ctx, id)
+	conn, cfg, t, err := s.tenantDB(ctx, id, s.actor(c))
 	if err != nil {
 		return err
 	}
@@ -116,7 +123,7 @@ func (s *Server) restoreTenant(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	conn, cfg, _, err := s.tenantDB(ctx, id)
+	conn, cfg, _, err := s.tenantDB(ctx, id, s.actor(c))
 	if err != nil {
 		return err
 	}
@@ -165,4 +172,3 @@ func (s *Server) restoreTenant(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-var _ = catalog.ActionDeletionReport

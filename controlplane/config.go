@@ -87,6 +87,13 @@ type ProvisionConfig struct {
 	// IdleAfter marks a tenant unused this long idle: workers close its pools and a Neon
 	// tenant's compute is suspended; its next request wakes it. Zero turns sleeping off.
 	IdleAfter time.Duration
+	// OffloadAfter offloads a siloed tenant idle this long (after IdleAfter) to an archive in
+	// OffloadDir and drops its database; its next request restores it. Zero (the default) never
+	// offloads. Only the local provider offloads.
+	OffloadAfter time.Duration
+	// OffloadDir is the directory offloaded tenants' archives are kept in: a volume every
+	// control-plane replica mounts. Required with OffloadAfter.
+	OffloadDir string
 }
 
 // TokenConfig configures the JWTs issued to tenants.
@@ -172,6 +179,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.Int("RAGPLANE_PROVISION_CONCURRENCY", &cfg.Provision.Concurrency)
 	env.Duration("RAGPLANE_PROVISION_BACKOFF", &cfg.Provision.BaseBackoff)
 	env.Duration("RAGPLANE_IDLE_AFTER", &cfg.Provision.IdleAfter)
+	env.Duration("RAGPLANE_OFFLOAD_AFTER", &cfg.Provision.OffloadAfter)
+	env.String("RAGPLANE_OFFLOAD_DIR", &cfg.Provision.OffloadDir)
 	env.String("RAGPLANE_TOKEN_ISSUER", &cfg.Tokens.Issuer)
 	env.String("RAGPLANE_TOKEN_AUDIENCE", &cfg.Tokens.Audience)
 	env.Duration("RAGPLANE_TOKEN_TTL", &cfg.Tokens.TTL)
@@ -230,6 +239,15 @@ func (c Config) Validate() error {
 	}
 	if c.Provision.IdleAfter < 0 {
 		bad("RAGPLANE_IDLE_AFTER: want a duration, or 0 to never mark tenants idle")
+	}
+	if c.Provision.OffloadAfter < 0 {
+		bad("RAGPLANE_OFFLOAD_AFTER: want a duration, or 0 to never offload idle tenants")
+	}
+	if c.Provision.OffloadAfter > 0 && c.Provision.IdleAfter == 0 {
+		bad("RAGPLANE_OFFLOAD_AFTER: needs RAGPLANE_IDLE_AFTER (only idle tenants are offloaded)")
+	}
+	if c.Provision.OffloadAfter > 0 && c.Provision.OffloadDir == "" {
+		bad("RAGPLANE_OFFLOAD_DIR: required with RAGPLANE_OFFLOAD_AFTER (where offloaded tenants' archives are kept)")
 	}
 	if c.Tokens.ExchangesPerMinute < 0 {
 		bad("RAGPLANE_TOKEN_EXCHANGES_PER_MINUTE: want a whole number >= 0 (0: no limit)")

@@ -56,10 +56,11 @@ type offboarding struct {
 	s *Server
 }
 
-// poolProvisioner is a provisioner with pools: it upgrades them and moves tenants between tiers.
+// poolProvisioner is a provisioner with pools: it upgrades them, moves tenants between tiers and
+// offloads idle ones (the local provider).
 type poolProvisioner interface {
 	provision.PoolUpgrader
-	provision.TierMover
+	provision.Offloader
 }
 
 // offboardingPools is offboarding for a provisioner with pools, keeping its PoolUpgrader and
@@ -74,6 +75,10 @@ func (o offboardingPools) UpgradePool(ctx context.Context, projectID string) (in
 }
 
 func (o offboardingPools) OwnerURL(projectID string) (string, error) { return o.up.OwnerURL(projectID) }
+
+func (o offboardingPools) DropDatabase(ctx context.Context, tenant ragplane.TenantID, projectID string) error {
+	return o.up.DropDatabase(ctx, tenant, projectID)
+}
 
 // offboardingSleeper is offboarding for a provisioner that suspends idle computes, keeping its
 // Sleeper (the reconciler finds these capabilities by type assertion, which a wrapper hides).
@@ -117,6 +122,13 @@ func (o offboarding) Deprovision(ctx context.Context, tenant ragplane.TenantID, 
 		rep.Tier = "pooled"
 	}
 	rows, counted := o.s.countTenantRows(ctx, tenant)
+	archiveRep, offloadRows, err := o.s.removeOffloadArchive(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	if !counted && offloadRows != nil {
+		rows, counted = offloadRows, true // the database was dropped at the offload: its archive held them
+	}
 	redisRep, err := o.s.removeRedisKeys(ctx, tenant)
 	if err != nil {
 		return err
@@ -148,6 +160,8 @@ func (o offboarding) Deprovision(ctx context.Context, tenant ragplane.TenantID, 
 			strings.TrimPrefix(projectID, provision.PooledProjectPrefix))
 	case t.Provider == ragplane.ProviderNeon:
 		db.Detail = fmt.Sprintf("Neon project %s deleted, with its branches and computes.", projectID)
+	case offloadRows != nil:
+		db.Detail = fmt.Sprintf("Database %s was dropped when the tenant was offloaded (its rows, counted here, were in the archive); its role dropped now.", projectID)
 	default:
 		db.Detail = fmt.Sprintf("Database %s and its role dropped.", projectID)
 	}
@@ -155,7 +169,7 @@ func (o offboarding) Deprovision(ctx context.Context, tenant ragplane.TenantID, 
 		db.Detail += " It was already gone when counted (an earlier attempt removed it)."
 		graph.Detail += " Counted with the database: already gone."
 	}
-	rep.Stores = append(rep.Stores, db, graph,
+	rep.Stores = append(rep.Stores, db, graph, archiveRep,
 		neo4jRep,
 		redisRep,
 		StoreReport{Store: "worker_cache", Action: "expires", Detail: "Workers cache a tenant's catalog entry and database pool for RAGPLANE_TENANT_CACHE_TTL (2s by default); past it they answer 410 and close the pool. The proxies drop the tenant at the next xDS push."},
@@ -163,6 +177,41 @@ func (o offboarding) Deprovision(ctx context.Context, tenant ragplane.TenantID, 
 	)
 	rep.CompletedAt = time.Now().UTC()
 	return o.s.store.Audit(ctx, catalog.Actor{Name: "reconciler"}, catalog.ActionDeletionReport, "tenant/"+string(tenant), rep)
+}
+
+// removeOffloadArchive removes the archive of an offloaded tenant from the offload store and ends
+// its offload. It returns the report and, when the tenant's database had been dropped for the
+// offload, the rows its archive held.
+func (s *Server) removeOffloadArchive(ctx context.Context, tenant ragplane.TenantID) (StoreReport, map[string]int64, error) {
+	rep := StoreReport{Store: "offload_archive", Action: "removed"}
+	o, err := s.store.GetOffload(ctx, tenant)
+	if ragplane.ErrorCode(err) == ragplane.ENOTFOUND {
+		rep.Action, rep.Detail = "none", "The tenant was not offloaded: it had no archive."
+		return rep, nil, nil
+	}
+	if err != nil {
+		return rep, nil, err
+	}
+	if o.Archive != "" {
+		if s.archives == nil {
+			return rep, nil, fmt.Errorf("tenant %s's archive %s: no offload store is configured (RAGPLANE_OFFLOAD_DIR)", tenant, o.Archive)
+		}
+		if err := s.archives.Remove(ctx, o.Archive); err != nil {
+			return rep, nil, err
+		}
+		rep.Detail = fmt.Sprintf("Archive %s (%d bytes) removed from the offload store.", o.Archive, o.Bytes)
+		rep.Rows = o.Rows
+	} else {
+		rep.Detail = "The tenant's offload had not written its archive yet."
+	}
+	if err := s.store.DeleteOffload(ctx, tenant); err != nil {
+		return rep, nil, err
+	}
+	var rows map[string]int64
+	if o.Dropped {
+		rows = o.Rows
+	}
+	return rep, rows, nil
 }
 
 // countTenantRows counts the tenant's rows in each table of its database, through its own URL and

@@ -47,6 +47,7 @@ type Server struct {
 	store          *catalog.Store
 	provisioners   map[ragplane.Provider]provision.Provisioner
 	reconciler     *provision.Reconciler
+	archives       provision.ArchiveStore // offloaded tenants' archives; nil without RAGPLANE_OFFLOAD_DIR
 	issuer         *issuer
 	authAudit      *authAuditor
 	exchanges      *exchangeLimiter // token exchanges per source (tenantkeys.go)
@@ -111,6 +112,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	if err := s.newNeo4j(); err != nil {
 		return nil, err
 	}
+	if cfg.Provision.OffloadDir != "" {
+		s.archives = provision.DirStore{Dir: cfg.Provision.OffloadDir}
+	}
 	for p, prov := range s.provisioners {
 		s.provisioners[p] = s.withOffboarding(prov) // deletion reports (offboard.go)
 	}
@@ -118,6 +122,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 		Store: store, Provisioners: s.provisioners, Concurrency: cfg.Provision.Concurrency,
 		MaxAttempts: cfg.Provision.MaxAttempts, BaseBackoff: cfg.Provision.BaseBackoff,
 		IdleAfter: cfg.Provision.IdleAfter, Registerer: reg, Logger: logger,
+		OffloadAfter: cfg.Provision.OffloadAfter, Archives: s.archives,
 	})
 
 	// 3. A signing key for tenant tokens.

@@ -30,6 +30,9 @@ type Config struct {
 	// TenantCacheTTL is how long a tenant's catalog entry is cached; a suspension or deletion takes
 	// effect within it.
 	TenantCacheTTL time.Duration
+	// RestoreWait bounds how long a request to a tenant offloaded to an archive waits for its
+	// restore before it is answered 503 with Retry-After (keep it under the proxy's upstream timeout).
+	RestoreWait time.Duration
 	// MaxDocumentBytes caps one document's text; MaxUploadBytes a request body.
 	MaxDocumentBytes int64
 	MaxUploadBytes   int64
@@ -135,6 +138,7 @@ func DefaultConfig() Config {
 		MaxClockSkew:     30 * time.Second,
 		DB:               DBConfig{MaxConns: 40, PerTenant: 4, PoolConns: 16, Wait: 2 * time.Second, IdleTimeout: time.Minute},
 		TenantCacheTTL:   2 * time.Second,
+		RestoreWait:      20 * time.Second,
 		MaxDocumentBytes: 5 << 20,
 		MaxUploadBytes:   20 << 20,
 		MaxQueryBytes:    8 << 10,
@@ -168,6 +172,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	env.Duration("RAGPLANE_DB_WAIT", &cfg.DB.Wait)
 	env.Duration("RAGPLANE_DB_IDLE_TIMEOUT", &cfg.DB.IdleTimeout)
 	env.Duration("RAGPLANE_TENANT_CACHE_TTL", &cfg.TenantCacheTTL)
+	env.Duration("RAGPLANE_RESTORE_WAIT", &cfg.RestoreWait)
 	var maxDoc int
 	env.Int("RAGPLANE_MAX_DOCUMENT_BYTES", &maxDoc)
 	if maxDoc > 0 {
@@ -231,6 +236,9 @@ func (c Config) Validate() error {
 	}
 	if c.DB.PoolConns < c.DB.PerTenant || c.DB.PoolConns > c.DB.MaxConns {
 		bad("RAGPLANE_POOL_DB_CONNS: want RAGPLANE_TENANT_DB_CONNS <= pool database connections <= RAGPLANE_MAX_DB_CONNS")
+	}
+	if c.RestoreWait <= 0 {
+		bad("RAGPLANE_RESTORE_WAIT: want a positive duration")
 	}
 	if c.DB.Wait <= 0 || c.DB.IdleTimeout <= 0 || c.TenantCacheTTL <= 0 {
 		bad("RAGPLANE_DB_WAIT, RAGPLANE_DB_IDLE_TIMEOUT and RAGPLANE_TENANT_CACHE_TTL: want positive durations")

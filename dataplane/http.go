@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
@@ -167,27 +168,63 @@ type scope struct {
 	release func()
 }
 
+// acquire takes the tenant's pool (and its Scoped view) and wakes the tenant if it is idle. A
+// tenant found offloaded to an archive is restored first (see runtime): rt is then the restored
+// tenant's entry. The caller must call release.
+func (s *Server) acquire(ctx context.Context, tenant ragplane.TenantID, rt *catalog.Runtime) (*catalog.Runtime, *pgxpool.Pool, *tenantdb.Scoped, func(), error) {
+	pool, db, release, err := s.pools.acquire(ctx, tenant, rt.DatabaseURL, pooledTenant(rt))
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	restoring := s.wake(ctx, tenant, rt, pool)
+	if !restoring && rt.Tenant.Tier() == ragplane.TierSiloed {
+		// A connection now, not at the handler's first statement: an offload then sees the
+		// request (it leaves a database with sessions alone), and a database an offload dropped
+		// after this worker read the catalog is found here, before the request did anything.
+		conn, err := pool.Acquire(ctx)
+		if err == nil {
+			conn.Release()
+		} else if pgerr.Code(err) == pgerr.InvalidCatalogName {
+			s.tenants.drop(tenant)
+			restoring = true
+		}
+	}
+	if !restoring {
+		return rt, pool, db, release, nil
+	}
+	release()
+	s.pools.forget(tenant)
+	if rt, err = s.runtime(ctx, tenant); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	pool, db, release, err = s.pools.acquire(ctx, tenant, rt.DatabaseURL, pooledTenant(rt))
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return rt, pool, db, release, nil
+}
+
 // open resolves the caller's tenant and takes its pool; the caller must call release.
 func (s *Server) open(ctx context.Context, request ragplane.Overrides) (*scope, error) {
 	tenant, err := ragplane.TenantFromContext(ctx)
 	if err != nil {
 		return nil, err
 	}
-	rt, err := s.tenants.get(ctx, tenant)
+	rt, err := s.runtime(ctx, tenant)
 	if err != nil {
 		if code := ragplane.ErrorCode(err); code == ragplane.EGONE || code == ragplane.EFORBIDDEN {
 			s.pools.forget(tenant)
 		}
 		return nil, err
 	}
+	rt, _, db, release, err := s.acquire(ctx, tenant, rt)
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := rt.Resolve(request)
 	if err != nil {
+		release()
 		return nil, err
 	}
-	pool, db, release, err := s.pools.acquire(ctx, tenant, rt.DatabaseURL, pooledTenant(rt))
-	if err != nil {
-		return nil, err
-	}
-	s.wake(ctx, tenant, rt, pool)
 	return &scope{tenant: tenant, rt: rt, cfg: cfg, pool: db, release: release}, nil
 }

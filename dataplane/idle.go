@@ -21,6 +21,9 @@ type sleepers struct {
 	wakes    prometheus.Counter
 	wakeTime prometheus.Histogram
 	slept    prometheus.Counter
+
+	restoreWait     prometheus.Histogram
+	restoreTimeouts prometheus.Counter
 }
 
 func newSleepers(reg prometheus.Registerer) *sleepers {
@@ -33,35 +36,48 @@ func newSleepers(reg prometheus.Registerer) *sleepers {
 		slept: prometheus.NewCounter(prometheus.CounterOpts{Name: "ragplane_dataplane_tenants_slept_total",
 			Help: "Notices that a tenant was marked idle, on which this worker closed its pools."}),
 	}
-	reg.MustRegister(s.wakes, s.wakeTime, s.slept)
+	s.restoreWait = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ragplane_dataplane_tenant_restore_wait_seconds",
+		Help:    "How long a request to a tenant offloaded to an archive waited for its restore.",
+		Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 20, 30, 60}})
+	s.restoreTimeouts = prometheus.NewCounter(prometheus.CounterOpts{Name: "ragplane_dataplane_tenant_restore_timeouts_total",
+		Help: "Requests to an offloaded tenant answered 503 because its restore took longer than RAGPLANE_RESTORE_WAIT."})
+	reg.MustRegister(s.wakes, s.wakeTime, s.slept, s.restoreWait, s.restoreTimeouts)
 	return s
 }
 
-// wake wakes the request's tenant if the catalog says it is idle. A failure is logged, not
-// returned: the request itself goes on and fails on its own if the database is unreachable.
-func (s *Server) wake(ctx context.Context, tenant ragplane.TenantID, rt *catalog.Runtime, pool *pgxpool.Pool) {
+// wake wakes the request's tenant if the catalog says it is idle: the catalog marks it awake and
+// the tenant's pool takes a connection (timed). It reports restoring when the tenant turns out to
+// be offloaded, or being offloaded, to an archive: its restore is then asked for, and the caller
+// must not use the pool (see Server.runtime). A failure is logged, not returned: the request
+// itself goes on and fails on its own if the database is unreachable.
+func (s *Server) wake(ctx context.Context, tenant ragplane.TenantID, rt *catalog.Runtime, pool *pgxpool.Pool) (restoring bool) {
 	if rt.IdleSince == nil {
-		return
+		return false
 	}
 	start := time.Now()
+	w, err := s.store.Wake(ctx, tenant, time.Now(), catalog.Actor{Name: "worker:request"})
+	if err != nil {
+		s.log.Warn("marking an idle tenant awake failed", "tenant_id", tenant, "error", err)
+		return false
+	}
+	s.tenants.drop(tenant) // the next request reads it awake
+	if w.Offload != nil {
+		s.log.Info("request to an offloaded tenant: waiting for its restore", "tenant_id", tenant, "offload_state", w.Offload.State)
+		return true
+	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		s.log.Warn("waking an idle tenant: its database is not reachable", "tenant_id", tenant, "error", err)
-		return
+		return false
 	}
 	conn.Release()
-	since, woke, err := s.store.WakeTenant(ctx, tenant, time.Now())
-	if err != nil {
-		s.log.Warn("marking an idle tenant awake failed", "tenant_id", tenant, "error", err)
-		return
-	}
-	s.tenants.drop(tenant) // the next request reads it awake
-	if woke {
+	if w.Woke {
 		d := time.Since(start)
 		s.sleep.wakes.Inc()
 		s.sleep.wakeTime.Observe(d.Seconds())
-		s.log.Info("idle tenant woken", "tenant_id", tenant, "idle_since", since, "wake_ms", d.Milliseconds())
+		s.log.Info("idle tenant woken", "tenant_id", tenant, "idle_since", w.IdleSince, "wake_ms", d.Milliseconds())
 	}
+	return false
 }
 
 // listenActivity follows the catalog's idle and wake notices until ctx ends: an idle tenant's

@@ -62,6 +62,9 @@ func Reembed(ctx context.Context, cfg Config, id ragplane.TenantID, to Embedding
 	if rt.DatabaseURL == "" {
 		return ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q has no database (it is %s).", id, rt.Tenant.Status)
 	}
+	if rt.Offload != "" {
+		return ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q is offloaded to an archive while idle: restore it first (ragplane tenants wake %s --wait 5m).", id, id)
+	}
 	// A pool database has one vector column, of one dimension, for every tenant in it, and its
 	// tenants' role may not change it: refused before anything is written, not halfway with a
 	// permission error from PostgreSQL.

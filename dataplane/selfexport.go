@@ -23,7 +23,7 @@ func (s *Server) exportOwn(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	rt, err := s.tenants.get(ctx, tenant)
+	rt, err := s.runtime(ctx, tenant)
 	if err != nil {
 		return err
 	}
@@ -31,13 +31,13 @@ func (s *Server) exportOwn(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	// The tenant's pool itself, not its Scoped view: the archive reads on one snapshot.
-	pool, _, release, err := s.pools.acquire(ctx, tenant, rt.DatabaseURL, pooledTenant(rt))
+	// The tenant's pool itself, not its Scoped view: the archive reads on one snapshot. An export
+	// is a use: an idle tenant is marked awake (an offloaded one restored), as by any request.
+	rt, pool, _, release, err := s.acquire(ctx, tenant, rt)
 	if err != nil {
 		return err
 	}
 	defer release()
-	s.wake(ctx, tenant, rt, pool) // an export is a use: an idle tenant is marked awake, as by any request
 	tx, err := archive.Begin(ctx, pool, tenant, true)
 	if err != nil {
 		return dbError(err)

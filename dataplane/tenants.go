@@ -27,7 +27,8 @@ type tenants struct {
 
 	mu      sync.Mutex
 	m       map[ragplane.TenantID]cachedRuntime
-	invalid map[ragplane.TenantID]string // the problem last warned about, per tenant whose row is invalid
+	invalid map[ragplane.TenantID]string        // the problem last warned about, per tenant whose row is invalid
+	waiting map[ragplane.TenantID]chan struct{} // closed at the tenant's next expire or drop (changed)
 	gauge   *prometheus.GaugeVec
 }
 
@@ -62,6 +63,7 @@ func newTenants(cfg tenantCacheConfig) *tenants {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	t := &tenants{cfg: cfg, m: map[ragplane.TenantID]cachedRuntime{}, invalid: map[ragplane.TenantID]string{},
+		waiting: map[ragplane.TenantID]chan struct{}{},
 		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ragplane_dataplane_tenant_config_invalid",
 			Help: "1 while a tenant's catalog row fails validation (the worker serves its last good configuration, or 503 without one)."},
 			[]string{"tenant"})}
@@ -178,6 +180,7 @@ func (t *tenants) expire(id ragplane.TenantID) {
 		c.at = time.Time{}
 		t.m[id] = c
 	}
+	t.signal(id)
 	t.mu.Unlock()
 }
 
@@ -185,5 +188,27 @@ func (t *tenants) expire(id ragplane.TenantID) {
 func (t *tenants) drop(id ragplane.TenantID) {
 	t.mu.Lock()
 	delete(t.m, id)
+	t.signal(id)
 	t.mu.Unlock()
+}
+
+// changed returns a channel closed when the tenant's entry is next expired or dropped (a catalog
+// notice that its row or activity changed).
+func (t *tenants) changed(id ragplane.TenantID) <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ch, ok := t.waiting[id]
+	if !ok {
+		ch = make(chan struct{})
+		t.waiting[id] = ch
+	}
+	return ch
+}
+
+// signal wakes those waiting for the tenant's entry to change. t.mu is held.
+func (t *tenants) signal(id ragplane.TenantID) {
+	if ch, ok := t.waiting[id]; ok {
+		close(ch)
+		delete(t.waiting, id)
+	}
 }

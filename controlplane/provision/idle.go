@@ -89,6 +89,7 @@ func (r *Reconciler) idlePass(ctx context.Context) {
 			break
 		}
 	}
+	r.startOffloads(ctx, now)
 	awake, err := r.cfg.Store.AwakeSuspended(ctx, idleBatch)
 	if err != nil {
 		if ctx.Err() == nil {

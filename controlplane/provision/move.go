@@ -78,25 +78,13 @@ func hook(step string, tenant ragplane.TenantID) error {
 // resumed by the next leader from the state the catalog records.
 func (r *Reconciler) move(ctx context.Context, m *catalog.Move) {
 	log := r.log.With("tenant_id", m.TenantID, "from_tier", m.FromTier, "to_tier", m.ToTier)
-	// One mover per tenant across control-plane replicas: a leader that lost its lock may still be
-	// finishing a step of this move, and two movers would each write the target from their own
-	// snapshot. The lock is a session lock on a catalog connection of this move's own, outside the
-	// catalog pool (which the move's steps use).
-	conn, err := pgx.ConnectConfig(ctx, r.cfg.Store.Pool().Config().ConnConfig.Copy())
-	if err != nil {
-		log.Warn("tenant move: no catalog connection", "error", err)
-		return
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	var mine bool
-	if err := conn.QueryRow(ctx, `select pg_try_advisory_lock(hashtextextended('ragplane.move:' || $1, 0))`, string(m.TenantID)).Scan(&mine); err != nil || !mine {
-		if err != nil {
-			log.Warn("tenant move: taking its lock failed", "error", err)
-		}
+	unlock, ok := r.lockTenantData(ctx, m.TenantID, log)
+	if !ok {
 		return // another replica is moving it
 	}
-	// Closing the session releases the lock.
+	defer unlock()
 	// Read the move again under the lock: another mover may have moved it on.
+	var err error
 	if m, err = r.cfg.Store.GetMove(ctx, m.TenantID); err != nil {
 		if ragplane.ErrorCode(err) != ragplane.ENOTFOUND {
 			log.Warn("tenant move: reading it failed", "error", err)
@@ -128,6 +116,29 @@ func (r *Reconciler) move(ctx context.Context, m *catalog.Move) {
 	}
 }
 
+// lockTenantData takes the lock that gives one control-plane replica at a time the right to move
+// or offload a tenant's data: a leader that lost its leadership may still be finishing a step, and
+// two would each write from their own snapshot. It is a session lock on a catalog connection of
+// its own, outside the catalog pool (which the steps use); unlock closes the session, which
+// releases it. ok is false when another session holds it or it could not be taken (logged).
+func (r *Reconciler) lockTenantData(ctx context.Context, id ragplane.TenantID, log *slog.Logger) (unlock func(), ok bool) {
+	conn, err := pgx.ConnectConfig(ctx, r.cfg.Store.Pool().Config().ConnConfig.Copy())
+	if err != nil {
+		log.Warn("no catalog connection for the tenant's data lock", "error", err)
+		return nil, false
+	}
+	unlock = func() { conn.Close(context.WithoutCancel(ctx)) }
+	var mine bool
+	if err := conn.QueryRow(ctx, `select pg_try_advisory_lock(hashtextextended('ragplane.move:' || $1, 0))`, string(id)).Scan(&mine); err != nil || !mine {
+		if err != nil {
+			log.Warn("taking the tenant's data lock failed", "error", err)
+		}
+		unlock()
+		return nil, false
+	}
+	return unlock, true
+}
+
 func (r *Reconciler) moveStep(ctx context.Context, m *catalog.Move, log *slog.Logger) error {
 	t, err := r.cfg.Store.GetTenant(ctx, m.TenantID)
 	if err != nil {
@@ -145,6 +156,12 @@ func (r *Reconciler) moveStep(ctx context.Context, m *catalog.Move, log *slog.Lo
 	if m.State == catalog.MoveCopying {
 		if gone {
 			return r.cancelMove(ctx, m, "the tenant is "+string(t.Status))
+		}
+		// An offloaded tenant's data is in an archive: it is restored first, then moved.
+		if o, err := r.cfg.Store.RequestRestore(ctx, t.ID, actor); err != nil {
+			return err
+		} else if o != nil {
+			return ragplane.Errorf(ragplane.EUNAVAILABLE, "Tenant %q is offloaded to an archive: it is being restored before it moves.", t.ID)
 		}
 		start := time.Now()
 		stats, err := r.copyAndSwitch(ctx, m, t, p, mover)

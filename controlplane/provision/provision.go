@@ -24,6 +24,10 @@ type Request struct {
 	// tenants (a pool), confined by row level security, instead of a database of its own. A
 	// provisioner without pools answers EINVALID.
 	Pooled bool
+	// SchemaVersion is the tenant schema version to migrate a new database to; zero is the
+	// latest. A restore from an archive provisions at the archive's version, loads it, then
+	// upgrades.
+	SchemaVersion int
 }
 
 // PooledProjectPrefix starts the project id of a pooled tenant: "pool:" and the pool's name.

@@ -47,6 +47,12 @@ type ReconcilerConfig struct {
 	IdleCheckInterval time.Duration
 	// Now is the clock idleness is judged by (default time.Now).
 	Now func() time.Time
+	// OffloadAfter offloads a siloed tenant idle this long (see offload.go) to Archives, on
+	// providers that can (Offloader); zero never does. Idleness is judged by the idle pass, so it
+	// needs IdleAfter.
+	OffloadAfter time.Duration
+	// Archives keeps offloaded tenants' archives; nil offloads none (restores then fail).
+	Archives ArchiveStore
 }
 
 // Reconciler drives tenants through provisioning and deletion. Every control-plane replica runs
@@ -65,6 +71,7 @@ type Reconciler struct {
 	duration *prometheus.HistogramVec
 	leaderG  prometheus.Gauge
 	sleep    *idleState
+	offl     *offloadState
 }
 
 // leaderLockKey is the advisory lock that elects the reconciler leader.
@@ -121,6 +128,7 @@ func NewReconciler(cfg ReconcilerConfig) *Reconciler {
 		cfg.Registerer.MustRegister(r.attempts, r.duration, r.leaderG)
 	}
 	r.initIdle()
+	r.initOffload()
 	return r
 }
 
@@ -231,6 +239,17 @@ func (r *Reconciler) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan
 	moves, err := r.cfg.Store.PendingMoves(ctx, free+r.cfg.Concurrency)
 	if err != nil {
 		return err
+	}
+	offloads, err := r.cfg.Store.PendingOffloads(ctx, free+r.cfg.Concurrency)
+	if err != nil {
+		return err
+	}
+	for _, o := range offloads {
+		r.start(wg, done, o.TenantID, func() {
+			actx, cancel := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
+			defer cancel()
+			r.offload(actx, o)
+		})
 	}
 	for _, m := range moves {
 		r.start(wg, done, m.TenantID, func() {
@@ -360,7 +379,7 @@ func (r *Reconciler) upgradeTenant(ctx context.Context, id ragplane.TenantID, ve
 // listen turns catalog notifications into wake-ups until ctx ends.
 func (r *Reconciler) listen(ctx context.Context) error {
 	return r.cfg.Store.Listen(ctx, catalog.Listener{
-		Channels: []string{catalog.ChannelTenants},
+		Channels: []string{catalog.ChannelTenants, catalog.ChannelOffloads},
 		Notify:   func(string, string) { r.Kick() },
 		Interrupted: func(err error, retryIn time.Duration) {
 			r.log.Warn("catalog notifications interrupted", "error", err, "retry_in", retryIn)

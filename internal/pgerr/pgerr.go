@@ -29,6 +29,7 @@ const (
 	QueryCanceled             = "57014" // statement_timeout and cancel requests
 	AdminShutdown             = "57P01" // pg_terminate_backend, smart or fast shutdown
 	CrashShutdown             = "57P02" // another backend crashed; the server is restarting
+	InvalidCatalogName        = "3D000" // the database does not exist (dropped: an offloaded tenant)
 	CannotConnectNow          = "57P03" // starting up or shutting down
 	IdleSessionTimeout        = "57P05"
 	TooManyConnections        = "53300"

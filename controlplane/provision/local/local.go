@@ -247,7 +247,11 @@ func (p *Provisioner) Provision(ctx context.Context, req provision.Request, reco
 	var version int
 	if err := p.inDatabase(ctx, tenantURL, "", func(c *pgx.Conn) error {
 		var err error
-		version, err = tenantdb.MigrateSilo(ctx, c, req.EmbeddingDimension, string(req.TenantID))
+		to := -1
+		if req.SchemaVersion > 0 {
+			to = req.SchemaVersion
+		}
+		version, err = tenantdb.MigrateTo(ctx, c, req.EmbeddingDimension, string(req.TenantID), to)
 		return err
 	}); err != nil {
 		return provision.Database{}, transient("migrate tenant schema", err)
@@ -267,6 +271,19 @@ func (p *Provisioner) Deprovision(ctx context.Context, tenant ragplane.TenantID,
 	}
 	if _, err := p.admin.Exec(ctx, fmt.Sprintf(`drop role if exists %s`, ident)); err != nil {
 		return transient("drop role", err)
+	}
+	return nil
+}
+
+// DropDatabase drops a siloed tenant's database (closing its sessions) and keeps its role, for
+// an offload (provision.Offloader): a restore provisions the database again. A missing database
+// is fine; a pooled project id is refused.
+func (p *Provisioner) DropDatabase(ctx context.Context, tenant ragplane.TenantID, projectID string) error {
+	if projectID != p.Name(tenant) {
+		return ragplane.Errorf(ragplane.EINVALID, "local provisioner: %q is not tenant %s's own database", projectID, tenant)
+	}
+	if _, err := p.admin.Exec(ctx, fmt.Sprintf(`drop database if exists %s with (force)`, pgx.Identifier{projectID}.Sanitize())); err != nil {
+		return transient("drop database", err)
 	}
 	return nil
 }
