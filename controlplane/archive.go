@@ -171,4 +171,3 @@ func (s *Server) restoreTenant(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, out)
 }
-
