@@ -26,7 +26,7 @@ type activityOf struct {
 	Offload *catalog.Offload `json:"offload"`
 }
 
-func activityNow(t *testing.T, st *e2etest.Stack, tenant string) activityOf {
+func activityNow(t testing.TB, st *e2etest.Stack, tenant string) activityOf {
 	t.Helper()
 	r := st.Admin("GET", "/v1/tenants/"+tenant+"/activity", nil)
 	if r.Status != http.StatusOK {
@@ -38,9 +38,9 @@ func activityNow(t *testing.T, st *e2etest.Stack, tenant string) activityOf {
 }
 
 // waitOffloaded waits until the tenant is offloaded with its database dropped, and returns its offload.
-func waitOffloaded(t *testing.T, st *e2etest.Stack, tenant string) *catalog.Offload {
+func waitOffloaded(t testing.TB, st *e2etest.Stack, tenant string) *catalog.Offload {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(5 * time.Minute) // the first offload of a tenant loaded in bulk waits for its background embedding
 	for {
 		a := activityNow(t, st, tenant)
 		if a.State == catalog.OffloadOffloaded && a.Offload.Dropped {
@@ -56,11 +56,15 @@ func waitOffloaded(t *testing.T, st *e2etest.Stack, tenant string) *catalog.Offl
 // offloadStack is a stack whose control plane marks tenants idle after a second and offloads
 // siloed ones half a second later, to dir.
 func offloadStack(t *testing.T, dir string) *e2etest.Stack {
-	return e2etest.Start(t, e2etest.Options{ControlPlane: func(c *controlplane.Config) {
+	return e2etest.Start(t, e2etest.Options{ControlPlane: offloadConfig(dir)})
+}
+
+func offloadConfig(dir string) func(*controlplane.Config) {
+	return func(c *controlplane.Config) {
 		c.Provision.IdleAfter = time.Second
 		c.Provision.OffloadAfter = 500 * time.Millisecond
 		c.Provision.OffloadDir = dir
-	}})
+	}
 }
 
 func auditActions(t *testing.T, st *e2etest.Stack, tenant string) []string {

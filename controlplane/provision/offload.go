@@ -478,8 +478,14 @@ func (r *Reconciler) loadArchive(ctx context.Context, url string, o *catalog.Off
 				return err
 			}
 		}
-		var err error
+		rebuild, err := tenantdb.DeferIndexes(ctx, tx)
+		if err != nil {
+			return err
+		}
 		if info, err = tenantdb.Load(ctx, tx, string(o.TenantID), in); err != nil {
+			return err
+		}
+		if err := rebuild(); err != nil {
 			return err
 		}
 		if info.SHA256 != o.SHA256 {
