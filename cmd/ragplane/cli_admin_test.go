@@ -70,6 +70,7 @@ func TestCLIOutputFormats(t *testing.T) {
 		{[]string{"tenants", "get", id}, "ID", func(t *testing.T, d any) { mustField(t, d, "plan", "pro") }},
 		{[]string{"tenants", "config", id}, "tenant", func(t *testing.T, d any) { mustField(t, d, "settings.top_k.source", "plan") }},
 		{[]string{"tenants", "tier", id}, "tenant", func(t *testing.T, d any) { mustField(t, d, "configured_tier", "siloed") }},
+		{[]string{"tenants", "activity", id}, "TENANT", func(t *testing.T, d any) { mustField(t, d, "state", "awake") }},
 		{[]string{"keys", "list", id}, "ID", func(t *testing.T, d any) { mustField(t, d, "0.name", "fmt-key") }},
 		{[]string{"plans", "list"}, "PLAN", func(t *testing.T, d any) { mustField(t, d, "0.name", "enterprise") }},
 		{[]string{"plans", "get", "pro"}, "plan", func(t *testing.T, d any) { mustField(t, d, "limits.queries_per_hour", 5000.0) }},

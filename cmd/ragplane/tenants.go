@@ -185,7 +185,7 @@ func newTenantsCommand(cli *cliContext) *cobra.Command {
 		action("resume", "Resume a suspended tenant", "POST", "/resume", `  ragplane tenants resume acme_corp`),
 		action("delete", "Delete a tenant: drops its database, revokes its keys", "DELETE", "",
 			`  ragplane tenants delete acme_corp --reason "contract ended" --wait 2m`),
-		configCmd, newTenantsTierCommand(cli))
+		configCmd, newTenantsTierCommand(cli), newTenantsActivityCommand(cli), newTenantsWakeCommand(cli))
 	return cmd
 }
 
