@@ -226,13 +226,19 @@ func (r *Reconciler) offload(ctx context.Context, o *catalog.Offload) {
 	}
 	start := time.Now()
 	err = r.offloadStep(ctx, o, log)
+	var c cancelled
+	if errors.As(err, &c) {
+		action, err = "cancel", c.err
+	}
 	result := "ok"
 	if err != nil {
 		result = "error"
 	}
 	r.offl.offloads.WithLabelValues(action, result).Inc()
 	if err == nil {
-		r.offl.duration.WithLabelValues(action).Observe(time.Since(start).Seconds())
+		if action != "cancel" {
+			r.offl.duration.WithLabelValues(action).Observe(time.Since(start).Seconds())
+		}
 		return
 	}
 	log.Warn("tenant offload step failed", "action", action, "state", o.State, "attempt", o.Attempts+1, "error", err)
@@ -254,8 +260,7 @@ func (r *Reconciler) offloadStep(ctx context.Context, o *catalog.Offload, log *s
 	off, ok := p.(Offloader)
 	if !ok || r.cfg.Archives == nil {
 		if o.State == catalog.OffloadOffloading {
-			r.offl.offloads.WithLabelValues("cancel", "ok").Inc()
-			return r.cancelOffload(ctx, o, nil, "this control plane cannot offload tenants of provider "+string(t.Provider))
+			return cancelled{r.cancelOffload(ctx, o, nil, "this control plane cannot offload tenants of provider "+string(t.Provider))}
 		}
 		return fmt.Errorf("tenant %s is offloaded, and this control plane has no offload store or provider %s", t.ID, t.Provider)
 	}
@@ -265,14 +270,12 @@ func (r *Reconciler) offloadStep(ctx context.Context, o *catalog.Offload, log *s
 	}
 	if o.State == catalog.OffloadOffloading {
 		if o.RestoreRequestedAt != nil || t.Status != ragplane.StatusActive || t.ProviderProjectID != o.ProjectID {
-			r.offl.offloads.WithLabelValues("cancel", "ok").Inc()
-			return r.cancelOffload(ctx, o, off, "the tenant was woken or changed before its archive was written")
+			return cancelled{r.cancelOffload(ctx, o, off, "the tenant was woken or changed before its archive was written")}
 		}
 		start := time.Now()
 		a, err := r.writeArchive(ctx, o, off)
 		if errors.As(err, new(errInUse)) {
-			r.offl.offloads.WithLabelValues("cancel", "ok").Inc()
-			return r.cancelOffload(ctx, o, off, err.Error())
+			return cancelled{r.cancelOffload(ctx, o, off, err.Error())}
 		}
 		if err != nil {
 			return err
@@ -285,8 +288,7 @@ func (r *Reconciler) offloadStep(ctx context.Context, o *catalog.Offload, log *s
 			if err := r.cfg.Archives.Remove(ctx, a.Name); err != nil {
 				log.Warn("removing an unneeded archive failed", "archive", a.Name, "error", err)
 			}
-			r.offl.offloads.WithLabelValues("cancel", "ok").Inc()
-			return r.cancelOffload(ctx, o, off, "the tenant was woken while its archive was written")
+			return cancelled{r.cancelOffload(ctx, o, off, "the tenant was woken while its archive was written")}
 		}
 		log.Info("tenant offloaded to an archive", "archive", a.Name, "bytes", a.Bytes, "rows", a.Rows,
 			"duration_ms", time.Since(start).Milliseconds())
@@ -368,6 +370,11 @@ func (r *Reconciler) writeArchive(ctx context.Context, o *catalog.Offload, off O
 	a.Bytes, a.SHA256, a.SchemaVersion, a.Rows = info.Bytes, info.SHA256, info.SchemaVersion, info.Rows
 	return a, nil
 }
+
+// cancelled is what an offload step returns when it cancelled the offload (err: how that went).
+type cancelled struct{ err error }
+
+func (c cancelled) Error() string { return "offload cancelled" }
 
 // errInUse is an offload's finding that sessions other than its own are connected to the tenant's
 // database.
