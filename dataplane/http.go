@@ -177,11 +177,15 @@ func (s *Server) acquire(ctx context.Context, tenant ragplane.TenantID, rt *cata
 		return nil, nil, nil, nil, err
 	}
 	restoring := s.wake(ctx, tenant, rt, pool)
-	if !restoring && rt.Tenant.Tier() == ragplane.TierSiloed {
-		// A connection now, not at the handler's first statement: an offload then sees the
-		// request (it leaves a database with sessions alone), and a database an offload dropped
-		// after this worker read the catalog is found here, before the request did anything.
-		conn, err := pool.Acquire(ctx)
+	if !restoring && rt.Tenant.Tier() == ragplane.TierSiloed && pool.Stat().TotalConns() == 0 {
+		// A pool without connections (just opened) connects now, not at the handler's first
+		// statement: an offload then sees the request (it leaves a database with sessions alone),
+		// and a database an offload dropped after this worker read the catalog is found here,
+		// before the request did anything. A pool with connections needs neither: an offload
+		// would have seen them.
+		actx, cancel := context.WithTimeout(ctx, s.cfg.DB.Wait)
+		conn, err := pool.Acquire(actx)
+		cancel()
 		if err == nil {
 			conn.Release()
 		} else if pgerr.Code(err) == pgerr.InvalidCatalogName {
