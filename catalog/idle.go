@@ -134,3 +134,19 @@ func (s *Store) IdleSince(ctx context.Context, id ragplane.TenantID) (*time.Time
 	}
 	return at, pgError(err, "Tenant activity")
 }
+
+// WakeUsed marks awake the idle tenants that were used after they were marked idle (a request in
+// flight at the marking that ended since, recorded by its usage event), as if that use had woken
+// them: they sleep again after a full idle period from it, and are not offloaded meanwhile. It
+// returns how many it woke.
+func (s *Store) WakeUsed(ctx context.Context) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `update tenant_activity a set idle_since = null, woke_at = used.at
+		from (select a2.tenant_id, max(u.at) as at from tenant_activity a2
+			join usage_events u on u.tenant_id = a2.tenant_id and u.at >= a2.idle_since
+			where a2.idle_since is not null group by a2.tenant_id) used
+		where a.tenant_id = used.tenant_id and a.idle_since is not null`)
+	if err != nil {
+		return 0, pgError(err, "Tenant activity")
+	}
+	return tag.RowsAffected(), nil
+}

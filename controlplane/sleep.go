@@ -77,24 +77,24 @@ func (s *Server) wakeTenant(c echo.Context) error {
 	if t.Status != ragplane.StatusActive && t.Status != ragplane.StatusSuspended {
 		return ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q is %s: only an active or suspended tenant can be woken.", id, t.Status)
 	}
-	o, err := s.store.RequestRestore(ctx, id, s.actor(c))
+	// Wake marks it awake and asks for the restore of an offloaded (or offloading) tenant in one
+	// transaction, so an offload under way is cancelled and not started again by the next pass.
+	w, err := s.store.Wake(ctx, id, time.Now(), s.actor(c))
 	if err != nil {
 		return err
 	}
-	if o != nil {
+	if w.Woke {
+		if err := s.store.Audit(ctx, s.actor(c), "tenant.wake", "tenant/"+string(id), map[string]any{"idle_since": w.IdleSince}); err != nil {
+			s.log.Warn("auditing a wake failed", "tenant_id", id, "error", err)
+		}
+	}
+	if w.Offload != nil {
 		s.log.Info("restore of an offloaded tenant asked for", "tenant_id", id, "actor", s.actor(c).Name)
 		out, err := s.activity(ctx, id)
 		if err != nil {
 			return err
 		}
 		return c.JSON(http.StatusAccepted, out)
-	}
-	if _, woke, err := s.store.WakeTenant(ctx, id, time.Now()); err != nil {
-		return err
-	} else if woke {
-		if err := s.store.Audit(ctx, s.actor(c), "tenant.wake", "tenant/"+string(id), nil); err != nil {
-			s.log.Warn("auditing a wake failed", "tenant_id", id, "error", err)
-		}
 	}
 	out, err := s.activity(ctx, id)
 	if err != nil {

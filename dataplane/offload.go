@@ -30,12 +30,14 @@ func (s *Server) awaitRestore(ctx context.Context, tenant ragplane.TenantID) (*c
 		// Taken before the catalog is read, so that a notice between the read and the wait is seen.
 		changed := s.tenants.changed(tenant)
 		if !asked {
-			o, err := s.store.RequestRestore(ctx, tenant, catalog.Actor{Name: "worker:request"})
+			// Wake, not only RequestRestore: an offload cancelled for this request leaves the
+			// tenant awake, not idle and due for the next offload.
+			w, err := s.store.Wake(ctx, tenant, time.Now(), catalog.Actor{Name: "worker:request"})
 			if err != nil {
 				return nil, err
 			}
-			if o != nil {
-				s.log.Info("request to an offloaded tenant: waiting for its restore", "tenant_id", tenant, "offload_state", o.State)
+			if w.Offload != nil {
+				s.log.Info("request to an offloaded tenant: waiting for its restore", "tenant_id", tenant, "offload_state", w.Offload.State)
 			}
 			asked = true
 		}

@@ -89,6 +89,13 @@ func (r *Reconciler) idlePass(ctx context.Context) {
 			break
 		}
 	}
+	if n, err := r.cfg.Store.WakeUsed(ctx); err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("waking tenants used since they were marked idle failed", "error", err)
+		}
+	} else if n > 0 {
+		r.log.Info("tenants used since they were marked idle are awake again", "tenants", n)
+	}
 	r.startOffloads(ctx, now)
 	awake, err := r.cfg.Store.AwakeSuspended(ctx, idleBatch)
 	if err != nil {
