@@ -72,6 +72,9 @@ export RAGPLANE_PROXY_ADDR=127.0.0.1:${RAGPLANE_DEMO_PROXY_PORT:-18080}
 export RAGPLANE_API_URL=http://$RAGPLANE_PROXY_ADDR
 export RAGPLANE_PROXY_ADMIN_ADDR=127.0.0.1:${RAGPLANE_DEMO_PROXY_ADMIN_PORT:-18082}
 export RAGPLANE_REDIS_PREFIX="demo-$$:"
+# Tenants sleep after 15 s unused, and siloed ones are then offloaded to archives (shown near the end).
+export RAGPLANE_IDLE_AFTER=15s RAGPLANE_OFFLOAD_AFTER=2s RAGPLANE_OFFLOAD_DIR=$PWD/.ragplane/demo-offload
+rm -rf "$RAGPLANE_OFFLOAD_DIR"
 
 step "control plane on $RAGPLANE_ADMIN_ADDR"
 $bin controlplane >.ragplane/demo-controlplane.log 2>&1 &
@@ -176,6 +179,18 @@ $bin tenants tier gamma_labs
 $bin tenants update gamma_labs --plan pro >/dev/null
 $bin tenants tier gamma_labs --wait 2m
 ask gamma_labs keyword "How long are raw datasets kept?"
+
+step "beta_inc, unused since its question, sleeps: its database is written to an archive and dropped; its next question restores it"
+offloaded=false
+for _ in $(seq 1 120); do
+  if $bin tenants activity beta_inc -o json | grep -q '"state": *"offloaded"'; then offloaded=true; break; fi
+  sleep 0.5
+done
+[ "$offloaded" = true ] || { echo "beta_inc was not offloaded within 60 s" >&2; $bin tenants activity beta_inc >&2; exit 1; }
+$bin tenants activity beta_inc
+ls -l "$RAGPLANE_OFFLOAD_DIR" | sed -n 's/^.* \([0-9][0-9]*\) [A-Z][a-z][a-z] .* \(beta_inc-.*\)$/  archive \2: \1 bytes/p'
+ask beta_inc hybrid "What must happen when a laptop is lost?"
+$bin tenants activity beta_inc
 
 step "usage per tenant, metered by the workers and shipped to the catalog (estimated cost from the price table)"
 sleep 1.5 # the workers ship their usage spool every second
