@@ -24,6 +24,9 @@ type fakePools struct{ fakeProv }
 
 func (fakePools) UpgradePool(context.Context, string) (int, error) { return 0, nil }
 func (fakePools) OwnerURL(string) (string, error)                  { return "", nil }
+func (fakePools) DropDatabase(context.Context, ragplane.TenantID, string) error {
+	return nil
+}
 
 type fakeSleeper struct{ fakeProv }
 
@@ -34,10 +37,13 @@ type fakeBoth struct{ fakeSleeper }
 
 func (fakeBoth) UpgradePool(context.Context, string) (int, error) { return 0, nil }
 func (fakeBoth) OwnerURL(string) (string, error)                  { return "", nil }
+func (fakeBoth) DropDatabase(context.Context, ragplane.TenantID, string) error {
+	return nil
+}
 
 // The deletion-report wrapper keeps the optional interfaces the reconciler looks for by type
-// assertion: without them pools are never upgraded, tenants never moved between tiers and idle
-// Neon computes never suspended.
+// assertion: without them pools are never upgraded, tenants never moved between tiers nor
+// offloaded, and idle Neon computes never suspended.
 func TestOffboardingKeepsProvisionerInterfaces(t *testing.T) {
 	s := &Server{}
 	for _, c := range []struct {
@@ -54,7 +60,8 @@ func TestOffboardingKeepsProvisionerInterfaces(t *testing.T) {
 		_, pools := w.(provision.PoolUpgrader)
 		_, moves := w.(provision.TierMover)
 		_, sleeps := w.(provision.Sleeper)
-		if pools != c.pools || moves != c.pools || sleeps != c.sleeps {
+		_, offloads := w.(provision.Offloader)
+		if pools != c.pools || moves != c.pools || offloads != c.pools || sleeps != c.sleeps {
 			t.Errorf("%s: wrapped PoolUpgrader %v Sleeper %v, want %v %v", c.name, pools, sleeps, c.pools, c.sleeps)
 		}
 	}
