@@ -65,7 +65,7 @@ type Waking struct {
 	Woke      bool
 	IdleSince time.Time
 	// Offload is the tenant's offload when it has one: its restore is then asked for (as
-	// RequestRestore does), and its database is not to be used until the restore ends it.
+	// as the API does), and its database is not to be used until the restore ends it.
 	Offload *Offload
 }
 

@@ -97,12 +97,12 @@ func (s *Store) GetOffload(ctx context.Context, id ragplane.TenantID) (*Offload,
 
 // PendingOffloads returns up to limit offloads with work due: those offloading, and offloaded
 // ones whose database is still to be dropped or whose restore was asked for, of tenants not being
-// deleted (their offboarding removes the archive: DeleteOffload).
+// deleted (their offboarding removes the archive: DeleteOffload). Restores asked for come first.
 func (s *Store) PendingOffloads(ctx context.Context, limit int) ([]*Offload, error) {
 	rows, err := s.pool.Query(ctx, `select `+offloadColumns+` from tenant_offloads
 		where next_attempt_at <= now() and (state = 'offloading' or not dropped or restore_requested_at is not null)
 		  and tenant_id in (select id from tenants where status in ('active', 'suspended'))
-		order by next_attempt_at limit $1`, limit)
+		order by restore_requested_at is null, next_attempt_at limit $1`, limit)
 	if err != nil {
 		return nil, pgError(err, "Tenant offloads")
 	}
@@ -173,19 +173,9 @@ func (s *Store) RetryOffload(ctx context.Context, id ragplane.TenantID, reason s
 	return pgError(err, "Tenant offload")
 }
 
-// RequestRestore asks for an offloaded (or offloading) tenant back, as its first request or an
-// operator does: the reconciler leader is notified and restores it (or cancels the offload). It
-// returns the offload, or nil when the tenant has none. Asking again changes nothing.
-func (s *Store) RequestRestore(ctx context.Context, id ragplane.TenantID, actor Actor) (*Offload, error) {
-	var o *Offload
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		o, err = requestRestore(ctx, tx, id, actor)
-		return err
-	})
-	return o, err
-}
-
+// requestRestore asks for an offloaded (or offloading) tenant back (see Store.Wake): the
+// reconciler leader is notified and restores it (or cancels the offload). It returns the offload,
+// or nil when the tenant has none. Asking again changes nothing.
 func requestRestore(ctx context.Context, tx pgx.Tx, id ragplane.TenantID, actor Actor) (*Offload, error) {
 	o, err := scanOffload(tx.QueryRow(ctx, `update tenant_offloads set
 		restore_requested_at = coalesce(restore_requested_at, now()),

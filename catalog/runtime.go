@@ -22,7 +22,7 @@ type Runtime struct {
 	IdleSince *time.Time
 	// Offload is the state of the tenant's offload to an archive (OffloadOffloading,
 	// OffloadOffloaded), empty when it has none: an offloaded tenant's database is gone (or about
-	// to be) until it is restored, which its first request asks for (Store.RequestRestore).
+	// to be) until it is restored, which its first request asks for (Store.Wake).
 	Offload string
 }
 

@@ -39,10 +39,12 @@ func (s *Server) tenantDB(ctx context.Context, id ragplane.TenantID, actor catal
 	if t.Status != ragplane.StatusActive && t.Status != ragplane.StatusSuspended {
 		return nil, nil, nil, ragplane.Errorf(ragplane.ECONFLICT, "Tenant %q is %s: only an active or suspended tenant has a database.", id, t.Status)
 	}
-	// An offloaded tenant's database is an archive until it is restored: ask for that.
-	if o, err := s.store.RequestRestore(ctx, id, actor); err != nil {
+	// An offloaded tenant's database is an archive until it is restored: ask for that. An export
+	// or a restore is a use: an idle tenant is marked awake (so an offload under way is cancelled
+	// and not started again at once).
+	if w, err := s.store.Wake(ctx, id, time.Now(), actor); err != nil {
 		return nil, nil, nil, err
-	} else if o != nil {
+	} else if w.Offload != nil {
 		return nil, nil, nil, ragplane.Errorf(ragplane.EUNAVAILABLE,
 			"Tenant %q was offloaded to an archive while idle: its restore is under way (GET /v1/tenants/%s/activity); retry then.", id, id)
 	}

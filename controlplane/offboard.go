@@ -202,7 +202,13 @@ func (s *Server) removeOffloadArchive(ctx context.Context, tenant ragplane.Tenan
 		rep.Detail = fmt.Sprintf("Archive %s (%d bytes) removed from the offload store.", o.Archive, o.Bytes)
 		rep.Rows = o.Rows
 	} else {
-		rep.Detail = "The tenant's offload had not written its archive yet."
+		// An offload under way writes under its name: remove what it may have written.
+		if s.archives != nil {
+			if err := s.archives.Remove(ctx, provision.ArchiveName(o)); err != nil {
+				return rep, nil, err
+			}
+		}
+		rep.Detail = "The tenant's offload had not recorded its archive yet; what it may have written was removed."
 	}
 	if err := s.store.DeleteOffload(ctx, tenant); err != nil {
 		return rep, nil, err

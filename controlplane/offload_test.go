@@ -13,8 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog"
+	"github.com/ragplane/ragplane/catalog/catalogtest"
+	"github.com/ragplane/ragplane/catalog/tenantdb"
 	"github.com/ragplane/ragplane/controlplane"
 	"github.com/ragplane/ragplane/controlplane/provision"
 	"github.com/ragplane/ragplane/e2etest"
@@ -354,5 +358,99 @@ func TestOffloadAndRestoreResumeAfterCrash(t *testing.T) {
 	st.Tenant("offl_crash").Do("GET", "/v1/documents", nil).Decode(t, &list)
 	if len(list.Documents) != len(archiveDocs) {
 		t.Fatalf("%d documents after the resumed restore, want %d", len(list.Documents), len(archiveDocs))
+	}
+}
+
+// ownerConn connects to a tenant's database as the server's superuser.
+func ownerConn(t *testing.T, database string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(catalogtest.ServerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database = database
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// A tenant whose database a restore could not rebuild (here: being re-embedded, a second vector
+// column) is not offloaded: the offload is cancelled before the seal and the database stays.
+func TestOffloadSkipsTenantBeingReembedded(t *testing.T) {
+	st := offloadStack(t, t.TempDir())
+	st.CreateTenant("offl_reembed", "pro", nil)
+	seed(t, st, "offl_reembed")
+	rt, err := st.Store().TenantRuntime(context.Background(), "offl_reembed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := rt.Tenant.ProviderProjectID
+	conn := ownerConn(t, db)
+	if _, err := conn.Exec(context.Background(), `alter table chunks add column embedding_next vector(16)`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(context.Background()) // a session of its own would keep the offload away on its own account
+	store := st.Store()              // one: each call opens the catalog anew
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var reason string
+		err := store.Pool().QueryRow(context.Background(), `select after->>'reason' from audit_log
+			where target = 'tenant/offl_reembed' and action = 'tenant.offload.cancel' order by id desc limit 1`).Scan(&reason)
+		if err == nil && strings.Contains(reason, "re-embedded") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no offload cancelled for the re-embedding (last reason %q, %v); activity %+v", reason, err, activityNow(t, st, "offl_reembed"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !databaseExists(t, db) {
+		t.Fatal("the database of a tenant being re-embedded was dropped")
+	}
+	if slices.Contains(auditActions(t, st, "offl_reembed"), "tenant.offload") {
+		t.Fatal("a tenant being re-embedded was offloaded")
+	}
+}
+
+// An offload a control plane without an offload store finds under way (a replica that could
+// offload sealed the database, then stopped) is cancelled and the database unsealed: the tenant
+// is served again, not refused as moved forever.
+func TestOffloadCancelledWithoutStoreUnseals(t *testing.T) {
+	st := e2etest.Start(t, e2etest.Options{})
+	st.CreateTenant("offl_nostore", "pro", nil)
+	seed(t, st, "offl_nostore")
+	rt, err := st.Store().TenantRuntime(context.Background(), "offl_nostore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	store := st.Store() // one: each call opens the catalog anew
+	conn := ownerConn(t, rt.Tenant.ProviderProjectID)
+	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return tenantdb.Seal(ctx, tx, "offl_nostore", "offload") }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Pool().Exec(ctx, `insert into tenant_offloads (tenant_id, project_id) values ($1, $2)`,
+		"offl_nostore", rt.Tenant.ProviderProjectID); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, err := store.GetOffload(ctx, "offl_nostore")
+		if ragplane.ErrorCode(err) == ragplane.ENOTFOUND {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the offload was not cancelled: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if to, err := tenantdb.SealedTo(ctx, conn, "offl_nostore"); err != nil || to != "" {
+		t.Fatalf("after the cancel the database is sealed to %q (%v)", to, err)
+	}
+	if h := search(t, st, "offl_nostore", "keyword"); len(h.Results) == 0 {
+		t.Fatal("no results from the unsealed tenant")
 	}
 }

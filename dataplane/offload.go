@@ -10,7 +10,7 @@ import (
 
 // runtime returns the request's tenant's catalog entry, as tenants.get does, after restoring the
 // tenant if it was offloaded to an archive: its first request asks the control plane for the
-// restore (catalog.Store.RequestRestore) and waits for it, up to RAGPLANE_RESTORE_WAIT, for the
+// restore (catalog.Store.Wake) and waits for it, up to RAGPLANE_RESTORE_WAIT, for the
 // catalog's notice that the tenant points at its new database. Past the wait the request gets 503
 // with Retry-After, and its retry waits again for the same restore.
 func (s *Server) runtime(ctx context.Context, tenant ragplane.TenantID) (*catalog.Runtime, error) {
@@ -30,7 +30,7 @@ func (s *Server) awaitRestore(ctx context.Context, tenant ragplane.TenantID) (*c
 		// Taken before the catalog is read, so that a notice between the read and the wait is seen.
 		changed := s.tenants.changed(tenant)
 		if !asked {
-			// Wake, not only RequestRestore: an offload cancelled for this request leaves the
+			// Wake, not only a restore request: an offload cancelled for this request leaves the
 			// tenant awake, not idle and due for the next offload.
 			w, err := s.store.Wake(ctx, tenant, time.Now(), catalog.Actor{Name: "worker:request"})
 			if err != nil {

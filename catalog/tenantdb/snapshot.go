@@ -414,13 +414,27 @@ func Load(ctx context.Context, tx pgx.Tx, tenant string, r io.Reader) (SnapshotI
 		if err != nil {
 			return info, fmt.Errorf("tenantdb: load: describe %s: %w", st.Name, err)
 		}
+		// The same columns by name and type, in any order: a database whose columns were added
+		// and dropped over time (a re-embedding swaps its vector column) orders them otherwise than
+		// a new one. The rows are copied in the snapshot's order.
 		cols := make([]string, 0, len(t.columns))
-		for _, c := range t.columns {
+		target := make(map[string]string, len(t.columns))
+		for i, c := range t.columns {
 			cols = append(cols, unquote(c))
+			target[unquote(c)] = t.types[i]
 		}
-		if !slices.Equal(cols, st.Columns) || !slices.Equal(t.types, st.Types) {
+		same := len(st.Columns) == len(cols) && len(st.Types) == len(st.Columns)
+		for i := 0; same && i < len(st.Columns); i++ {
+			typ, ok := target[st.Columns[i]]
+			same = ok && typ == st.Types[i]
+		}
+		if !same {
 			return info, fmt.Errorf("%w: table %s has columns %v %v in the snapshot, %v %v in the target",
 				ErrSnapshotRefused, st.Name, st.Columns, st.Types, cols, t.types)
+		}
+		t.columns, t.types = make([]string, len(st.Columns)), slices.Clone(st.Types)
+		for i, c := range st.Columns {
+			t.columns[i] = pgx.Identifier{c}.Sanitize()
 		}
 		if err := checkRegOIDs(ctx, tx, t, st.RegOIDs); err != nil {
 			return info, err

@@ -158,9 +158,9 @@ func (r *Reconciler) moveStep(ctx context.Context, m *catalog.Move, log *slog.Lo
 			return r.cancelMove(ctx, m, "the tenant is "+string(t.Status))
 		}
 		// An offloaded tenant's data is in an archive: it is restored first, then moved.
-		if o, err := r.cfg.Store.RequestRestore(ctx, t.ID, actor); err != nil {
+		if w, err := r.cfg.Store.Wake(ctx, t.ID, time.Now(), actor); err != nil {
 			return err
-		} else if o != nil {
+		} else if w.Offload != nil {
 			return ragplane.Errorf(ragplane.EUNAVAILABLE, "Tenant %q is offloaded to an archive: it is being restored before it moves.", t.ID)
 		}
 		start := time.Now()

@@ -3,6 +3,8 @@ package provision
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +25,7 @@ import (
 // Offloading: a siloed tenant idle for ReconcilerConfig.OffloadAfter has its database written to
 // an archive (a tenantdb snapshot: every row, ids and idempotency records included) in an
 // ArchiveStore and dropped; a restore asked for by its first request or an operator
-// (catalog.Store.RequestRestore) provisions the database again, loads the archive and points the
+// (catalog.Store.Wake) provisions the database again, loads the archive and points the
 // tenant at it. See migrations/010_tenant_offloads.sql for the states. Every step is safe to
 // repeat, and a replica that lost the lead cannot run one beside the new leader: both take the
 // tenant's data lock, as moves do.
@@ -44,7 +46,8 @@ type ArchiveStore interface {
 	Put(ctx context.Context, name string, write func(io.Writer) error) error
 	// Open reads the archive stored under name.
 	Open(ctx context.Context, name string) (io.ReadCloser, error)
-	// Remove deletes the archive stored under name; a missing one is fine.
+	// Remove deletes the archive stored under name, and what an interrupted Put of it left; a
+	// missing one is fine.
 	Remove(ctx context.Context, name string) error
 }
 
@@ -124,7 +127,20 @@ func (d DirStore) Remove(_ context.Context, name string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("offload store: %w", err)
 	}
+	// What an interrupted Put of the same name left.
+	left, _ := filepath.Glob(filepath.Join(d.Dir, "."+name+".tmp-*"))
+	for _, f := range left {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("offload store: %w", err)
+		}
+	}
 	return nil
+}
+
+// ArchiveName is the name of an offload's archive in the store: the tenant and when the offload
+// started, the same for every attempt.
+func ArchiveName(o *catalog.Offload) string {
+	return fmt.Sprintf("%s-%s.snapshot", o.TenantID, o.StartedAt.UTC().Format("20060102T150405.000000Z"))
 }
 
 // offloadHoldWait bounds the wait for a tenant's transactions in flight before its database is
@@ -210,6 +226,12 @@ func (r *Reconciler) offload(ctx context.Context, o *catalog.Offload) {
 	log := r.log.With("tenant_id", o.TenantID)
 	unlock, ok := r.lockTenantData(ctx, o.TenantID, log)
 	if !ok {
+		// Another replica works on the tenant's data (a leader that lost the lead finishing a
+		// step): look again shortly rather than at every dispatch.
+		if err := r.cfg.Store.RetryOffload(context.WithoutCancel(ctx), o.TenantID, "the tenant's data lock is held by another control-plane session",
+			time.Now().Add(2*time.Second)); err != nil {
+			log.Warn("scheduling the offload's retry failed", "error", err)
+		}
 		return
 	}
 	defer unlock()
@@ -260,7 +282,9 @@ func (r *Reconciler) offloadStep(ctx context.Context, o *catalog.Offload, log *s
 	off, ok := p.(Offloader)
 	if !ok || r.cfg.Archives == nil {
 		if o.State == catalog.OffloadOffloading {
-			return cancelled{r.cancelOffload(ctx, o, nil, "this control plane cannot offload tenants of provider "+string(t.Provider))}
+			// A replica that could offload may have sealed the database already: unseal it.
+			mover, _ := p.(TierMover)
+			return cancelled{r.cancelOffload(ctx, o, mover, "this control plane has no offload store (RAGPLANE_OFFLOAD_DIR) or cannot offload tenants of provider "+string(t.Provider))}
 		}
 		return fmt.Errorf("tenant %s is offloaded, and this control plane has no offload store or provider %s", t.ID, t.Provider)
 	}
@@ -295,9 +319,14 @@ func (r *Reconciler) offloadStep(ctx context.Context, o *catalog.Offload, log *s
 		if err := offloadStep("archived", o.TenantID); err != nil {
 			return err
 		}
-		o.State, o.Archive, o.SchemaVersion, o.SHA256 = catalog.OffloadOffloaded, a.Name, a.SchemaVersion, a.SHA256
+		o.State, o.Archive, o.Bytes, o.SchemaVersion, o.SHA256 = catalog.OffloadOffloaded, a.Name, a.Bytes, a.SchemaVersion, a.SHA256
 	}
 	if !o.Dropped {
+		// The archive becomes the tenant's only copy: read it back from the store (this replica's
+		// view of it, which the next leader shares) and check it whole before the database goes.
+		if err := r.verifyArchive(ctx, o); err != nil {
+			return err
+		}
 		if err := off.DropDatabase(ctx, o.TenantID, o.ProjectID); err != nil {
 			return err
 		}
@@ -320,6 +349,15 @@ func (r *Reconciler) offloadStep(ctx context.Context, o *catalog.Offload, log *s
 // writes every row of the tenant to a new archive.
 func (r *Reconciler) writeArchive(ctx context.Context, o *catalog.Offload, off Offloader) (catalog.OffloadArchive, error) {
 	var a catalog.OffloadArchive
+	rt, err := r.cfg.Store.TenantRuntime(ctx, o.TenantID)
+	if err != nil {
+		return a, err
+	}
+	cfg, err := rt.Resolve(nil)
+	if err != nil {
+		return a, err
+	}
+	dimension := cfg.Settings.EmbeddingDimension
 	url, err := off.OwnerURL(o.ProjectID)
 	if err != nil {
 		return a, err
@@ -338,11 +376,23 @@ func (r *Reconciler) writeArchive(ctx context.Context, o *catalog.Offload, off O
 		// marked idle, between its transactions) or background work (embedding): not idle after all.
 		var others int
 		if err := tx.QueryRow(ctx, `select count(*) from pg_stat_activity
-			where datname = current_database() and pid <> pg_backend_pid()`).Scan(&others); err != nil {
+			where datname = current_database() and pid <> pg_backend_pid() and backend_type = 'client backend'`).Scan(&others); err != nil {
 			return err
 		}
 		if others > 0 {
-			return errInUse{others}
+			return errInUse{reason: fmt.Sprintf("the tenant's database is in use (%d other sessions connected)", others)}
+		}
+		// A database a restore could not rebuild is not offloaded: one being re-embedded (a second
+		// vector column) or whose vector column is not the dimension the catalog provisions with.
+		var vector string
+		var reembedding bool
+		if err := tx.QueryRow(ctx, `select format_type(a.atttypid, a.atttypmod),
+				exists (select 1 from pg_attribute n where n.attrelid = 'chunks'::regclass and n.attname = 'embedding_next' and not n.attisdropped)
+			from pg_attribute a where a.attrelid = 'chunks'::regclass and a.attname = 'embedding' and not a.attisdropped`).Scan(&vector, &reembedding); err != nil {
+			return err
+		}
+		if want := fmt.Sprintf("vector(%d)", dimension); reembedding || vector != want {
+			return errInUse{reason: fmt.Sprintf("the tenant's database is being re-embedded or its vectors are %s, not the %s a restore provisions", vector, want)}
 		}
 		return tenantdb.Seal(ctx, tx, tenant, "offload")
 	}); err != nil {
@@ -355,7 +405,7 @@ func (r *Reconciler) writeArchive(ctx context.Context, o *catalog.Offload, off O
 	if err := offloadStep("sealed", o.TenantID); err != nil {
 		return a, err
 	}
-	a.Name = fmt.Sprintf("%s-%s.snapshot", tenant, time.Now().UTC().Format("20060102T150405.000000000Z"))
+	a.Name = ArchiveName(o) // the same for every attempt of this offload: a retry replaces what an interrupted one wrote
 	var info tenantdb.SnapshotInfo
 	err = r.cfg.Archives.Put(ctx, a.Name, func(w io.Writer) error {
 		return pgx.BeginTxFunc(ctx, conn, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
@@ -376,16 +426,33 @@ type cancelled struct{ err error }
 
 func (c cancelled) Error() string { return "offload cancelled" }
 
-// errInUse is an offload's finding that sessions other than its own are connected to the tenant's
-// database.
-type errInUse struct{ sessions int }
+// errInUse is an offload's finding that the tenant's database is not to be offloaded now: other
+// sessions are connected to it, or a restore could not rebuild it.
+type errInUse struct{ reason string }
 
-func (e errInUse) Error() string {
-	return fmt.Sprintf("the tenant's database is in use (%d other sessions connected)", e.sessions)
+func (e errInUse) Error() string { return e.reason }
+
+// verifyArchive reads the offload's archive from the store and checks its size and SHA-256
+// against the catalog's record of it.
+func (r *Reconciler) verifyArchive(ctx context.Context, o *catalog.Offload) error {
+	in, err := r.cfg.Archives.Open(ctx, o.Archive)
+	if err != nil {
+		return fmt.Errorf("the archive %s is not readable in the offload store, so the database stays: %w", o.Archive, err)
+	}
+	defer in.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, in)
+	if err != nil {
+		return fmt.Errorf("reading the archive %s back: %w", o.Archive, err)
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); n != o.Bytes || sum != o.SHA256 {
+		return fmt.Errorf("the archive %s read back has %d bytes, SHA-256 %s; %d bytes, %s were written: the database stays", o.Archive, n, sum, o.Bytes, o.SHA256)
+	}
+	return nil
 }
 
 // cancelOffload unseals the tenant's database (when it still exists) and ends the offload.
-func (r *Reconciler) cancelOffload(ctx context.Context, o *catalog.Offload, off Offloader, reason string) error {
+func (r *Reconciler) cancelOffload(ctx context.Context, o *catalog.Offload, off TierMover, reason string) error {
 	if off != nil {
 		url, err := off.OwnerURL(o.ProjectID)
 		if err != nil {

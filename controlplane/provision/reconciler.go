@@ -72,6 +72,8 @@ type Reconciler struct {
 	leaderG  prometheus.Gauge
 	sleep    *idleState
 	offl     *offloadState
+	// offloading counts the offloads (not restores) in flight: dispatch caps them.
+	offloading atomic.Int64
 }
 
 // leaderLockKey is the advisory lock that elects the reconciler leader.
@@ -244,12 +246,29 @@ func (r *Reconciler) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan
 	if err != nil {
 		return err
 	}
+	// Restores come first (PendingOffloads orders them so: a request waits for each), and
+	// offloads take at most half the slots, so that they neither hold back restores nor new
+	// tenants' provisioning.
+	offloadSlots := max(1, r.cfg.Concurrency/2)
 	for _, o := range offloads {
-		r.start(wg, done, o.TenantID, func() {
+		restore := o.RestoreRequestedAt != nil
+		if !restore && r.offloading.Load() >= int64(offloadSlots) {
+			continue
+		}
+		if !restore {
+			r.offloading.Add(1)
+		}
+		started := r.start(wg, done, o.TenantID, func() {
+			if !restore {
+				defer r.offloading.Add(-1)
+			}
 			actx, cancel := context.WithTimeout(ctx, r.cfg.AttemptTimeout)
 			defer cancel()
 			r.offload(actx, o)
 		})
+		if !started && !restore {
+			r.offloading.Add(-1)
+		}
 	}
 	for _, m := range moves {
 		r.start(wg, done, m.TenantID, func() {
@@ -265,12 +284,12 @@ func (r *Reconciler) dispatch(ctx context.Context, wg *sync.WaitGroup, done chan
 }
 
 // start runs work on a tenant in a goroutine unless the tenant is in flight already or the
-// concurrency cap is reached; done is signalled when it ends.
-func (r *Reconciler) start(wg *sync.WaitGroup, done chan struct{}, id ragplane.TenantID, work func()) {
+// concurrency cap is reached; done is signalled when it ends. It reports whether it started it.
+func (r *Reconciler) start(wg *sync.WaitGroup, done chan struct{}, id ragplane.TenantID, work func()) bool {
 	r.mu.Lock()
 	if r.inFlight[id] || len(r.inFlight) >= r.cfg.Concurrency {
 		r.mu.Unlock()
-		return
+		return false
 	}
 	r.inFlight[id] = true
 	r.mu.Unlock()
@@ -286,6 +305,7 @@ func (r *Reconciler) start(wg *sync.WaitGroup, done chan struct{}, id ragplane.T
 		default:
 		}
 	}()
+	return true
 }
 
 // upgrade migrates the databases of existing tenants to the schema this control plane was built
