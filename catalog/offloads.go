@@ -222,6 +222,13 @@ func (s *Store) FinishRestore(ctx context.Context, id ragplane.TenantID, project
 	})
 }
 
+// CountOffloads returns how many tenants have an offload (under way or done).
+func (s *Store) CountOffloads(ctx context.Context) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `select count(*) from tenant_offloads`).Scan(&n)
+	return n, pgError(err, "Tenant offloads")
+}
+
 // DeleteOffload ends a deleted tenant's offload, whatever its state, once its archive is removed.
 func (s *Store) DeleteOffload(ctx context.Context, id ragplane.TenantID) error {
 	_, err := s.pool.Exec(ctx, `delete from tenant_offloads where tenant_id = $1`, id)

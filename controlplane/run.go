@@ -114,6 +114,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error) 
 	}
 	if cfg.Provision.OffloadDir != "" {
 		s.archives = provision.DirStore{Dir: cfg.Provision.OffloadDir}
+	} else if n, err := store.CountOffloads(ctx); err == nil && n > 0 {
+		// Offloading was turned off with tenants still offloaded: they cannot be restored (nor
+		// their archives removed at deletion) until the directory is configured again.
+		s.log.Error("tenants are offloaded to archives but RAGPLANE_OFFLOAD_DIR is not set: they cannot be restored until it is",
+			"offloaded_tenants", n)
 	}
 	for p, prov := range s.provisioners {
 		s.provisioners[p] = s.withOffboarding(prov) // deletion reports (offboard.go)
