@@ -537,6 +537,14 @@ func (r *Reconciler) deprovision(ctx context.Context, t *ragplane.Tenant) {
 		_ = r.cfg.Store.RetryLater(ctx, t.ID, "provider "+string(t.Provider)+" is not configured on this control plane", time.Now().Add(r.cfg.MaxBackoff))
 		return
 	}
+	// Not beside a move or an offload of the tenant's data on another replica (a leader that lost
+	// the lead finishing a step), which could provision again what this removes.
+	unlock, ok := r.lockTenantData(ctx, t.ID, log)
+	if !ok {
+		_ = r.cfg.Store.RetryLater(ctx, t.ID, "another control-plane session is moving or offloading the tenant's data", time.Now().Add(2*time.Second))
+		return
+	}
+	defer unlock()
 	opID, attempt, err := r.cfg.Store.StartOperation(ctx, t.ID, "deprovision")
 	if err != nil {
 		log.Warn("starting deprovisioning failed", "error", err)
