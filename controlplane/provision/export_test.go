@@ -20,3 +20,8 @@ func (r *Reconciler) MoveOnce(ctx context.Context, id ragplane.TenantID) error {
 	r.move(ctx, m)
 	return nil
 }
+
+// LockTenantData takes the tenant's data lock as a move, an offload or a deletion does.
+func (r *Reconciler) LockTenantData(ctx context.Context, id ragplane.TenantID) (context.Context, func(), bool) {
+	return r.lockTenantData(ctx, id, r.log)
+}

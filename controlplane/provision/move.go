@@ -78,7 +78,7 @@ func hook(step string, tenant ragplane.TenantID) error {
 // resumed by the next leader from the state the catalog records.
 func (r *Reconciler) move(ctx context.Context, m *catalog.Move) {
 	log := r.log.With("tenant_id", m.TenantID, "from_tier", m.FromTier, "to_tier", m.ToTier)
-	unlock, ok := r.lockTenantData(ctx, m.TenantID, log)
+	ctx, unlock, ok := r.lockTenantData(ctx, m.TenantID, log)
 	if !ok {
 		return // another replica is moving it
 	}
@@ -116,28 +116,64 @@ func (r *Reconciler) move(ctx context.Context, m *catalog.Move) {
 	}
 }
 
-// lockTenantData takes the lock that gives one control-plane replica at a time the right to move
-// or offload a tenant's data: a leader that lost its leadership may still be finishing a step, and
-// two would each write from their own snapshot. It is a session lock on a catalog connection of
-// its own, outside the catalog pool (which the steps use); unlock closes the session, which
-// releases it. ok is false when another session holds it or it could not be taken (logged).
-func (r *Reconciler) lockTenantData(ctx context.Context, id ragplane.TenantID, log *slog.Logger) (unlock func(), ok bool) {
+// lockTenantData takes the lock that gives one control-plane replica at a time the right to move,
+// offload or delete a tenant's data: a leader that lost its leadership may still be finishing a
+// step, and two would each write from their own snapshot. It is a session lock on a catalog
+// connection of its own, outside the catalog pool (which the steps use); unlock closes the
+// session, which releases it. The step runs under lctx, which ends when ctx does or when the
+// lock's session is found gone (checked every lockCheckInterval): a lock lost that way (the
+// session terminated, the connection cut) stops the step at its next statement rather than let it
+// run beside the replica that takes the lock next. ok is false when another session holds the
+// lock or it could not be taken (logged).
+func (r *Reconciler) lockTenantData(ctx context.Context, id ragplane.TenantID, log *slog.Logger) (lctx context.Context, unlock func(), ok bool) {
 	conn, err := pgx.ConnectConfig(ctx, r.cfg.Store.Pool().Config().ConnConfig.Copy())
 	if err != nil {
 		log.Warn("no catalog connection for the tenant's data lock", "error", err)
-		return nil, false
+		return nil, nil, false
 	}
-	unlock = func() { conn.Close(context.WithoutCancel(ctx)) }
 	var mine bool
 	if err := conn.QueryRow(ctx, `select pg_try_advisory_lock(hashtextextended('ragplane.move:' || $1, 0))`, string(id)).Scan(&mine); err != nil || !mine {
 		if err != nil {
 			log.Warn("taking the tenant's data lock failed", "error", err)
 		}
-		unlock()
-		return nil, false
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, nil, false
 	}
-	return unlock, true
+	lctx, cancel := context.WithCancel(ctx)
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(lockCheckInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-lctx.Done():
+				return
+			case <-tick.C:
+			}
+			pctx, pcancel := context.WithTimeout(lctx, lockCheckInterval)
+			err := conn.Ping(pctx)
+			pcancel()
+			if err != nil && lctx.Err() == nil {
+				log.Warn("the tenant's data lock was lost with its session: stopping the step", "error", err)
+				cancel()
+				return
+			}
+		}
+	}()
+	unlock = func() {
+		close(stop)
+		<-stopped
+		cancel()
+		conn.Close(context.WithoutCancel(ctx))
+	}
+	return lctx, unlock, true
 }
+
+// lockCheckInterval is how often a step checks that it still holds the tenant's data lock.
+const lockCheckInterval = 2 * time.Second
 
 func (r *Reconciler) moveStep(ctx context.Context, m *catalog.Move, log *slog.Logger) error {
 	t, err := r.cfg.Store.GetTenant(ctx, m.TenantID)

@@ -224,7 +224,7 @@ func (r *Reconciler) startOffloads(ctx context.Context, now time.Time) {
 // offload drives a tenant's offload or restore one step further under the tenant's data lock.
 func (r *Reconciler) offload(ctx context.Context, o *catalog.Offload) {
 	log := r.log.With("tenant_id", o.TenantID)
-	unlock, ok := r.lockTenantData(ctx, o.TenantID, log)
+	lctx, unlock, ok := r.lockTenantData(ctx, o.TenantID, log)
 	if !ok {
 		// Another replica works on the tenant's data (a leader that lost the lead finishing a
 		// step): look again shortly rather than at every dispatch.
@@ -235,6 +235,7 @@ func (r *Reconciler) offload(ctx context.Context, o *catalog.Offload) {
 		return
 	}
 	defer unlock()
+	ctx = lctx
 	o, err := r.cfg.Store.GetOffload(ctx, o.TenantID)
 	if err != nil {
 		if ragplane.ErrorCode(err) != ragplane.ENOTFOUND {

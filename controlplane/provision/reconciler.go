@@ -539,7 +539,7 @@ func (r *Reconciler) deprovision(ctx context.Context, t *ragplane.Tenant) {
 	}
 	// Not beside a move or an offload of the tenant's data on another replica (a leader that lost
 	// the lead finishing a step), which could provision again what this removes.
-	unlock, ok := r.lockTenantData(ctx, t.ID, log)
+	ctx, unlock, ok := r.lockTenantData(ctx, t.ID, log)
 	if !ok {
 		_ = r.cfg.Store.RetryLater(ctx, t.ID, "another control-plane session is moving or offloading the tenant's data", time.Now().Add(2*time.Second))
 		return
