@@ -176,11 +176,16 @@ func (o offboarding) Deprovision(ctx context.Context, tenant ragplane.TenantID, 
 		StoreReport{Store: "catalog", Action: "kept", Detail: "The tenant row (status deleted, its database URL erased), its usage records and rollups, its revoked API keys and the audit log: billing and audit keep them."},
 	)
 	rep.CompletedAt = time.Now().UTC()
+	// The offload's record goes last: an attempt that fails before this point is retried with it,
+	// and reports the archive (removed again: a no-op) and its rows as the first attempt would.
+	if err := o.s.store.DeleteOffload(ctx, tenant); err != nil {
+		return err
+	}
 	return o.s.store.Audit(ctx, catalog.Actor{Name: "reconciler"}, catalog.ActionDeletionReport, "tenant/"+string(tenant), rep)
 }
 
-// removeOffloadArchive removes the archive of an offloaded tenant from the offload store and ends
-// its offload. It returns the report and, when the tenant's database had been dropped for the
+// removeOffloadArchive removes the archive of an offloaded tenant from the offload store (the
+// offload's record is deleted once the deletion is done). It returns the report and, when the tenant's database had been dropped for the
 // offload, the rows its archive held.
 func (s *Server) removeOffloadArchive(ctx context.Context, tenant ragplane.TenantID) (StoreReport, map[string]int64, error) {
 	rep := StoreReport{Store: "offload_archive", Action: "removed"}
@@ -209,9 +214,6 @@ func (s *Server) removeOffloadArchive(ctx context.Context, tenant ragplane.Tenan
 			}
 		}
 		rep.Detail = "The tenant's offload had not recorded its archive yet; what it may have written was removed."
-	}
-	if err := s.store.DeleteOffload(ctx, tenant); err != nil {
-		return rep, nil, err
 	}
 	var rows map[string]int64
 	if o.Dropped {

@@ -360,8 +360,8 @@ func (r *Reconciler) upgradeTenant(ctx context.Context, id ragplane.TenantID, ve
 	if err != nil {
 		return err
 	}
-	if rt.DatabaseURL == "" {
-		return nil
+	if rt.DatabaseURL == "" || rt.Offload != "" {
+		return nil // no database, or offloaded since it was listed: its restore upgrades it
 	}
 	if strings.HasPrefix(rt.Tenant.ProviderProjectID, PooledProjectPrefix) {
 		up, ok := r.cfg.Provisioners[rt.Tenant.Provider].(PoolUpgrader)
