@@ -10,24 +10,7 @@ import (
 // The control plane reads the workers' NEO4J_* variables (to remove a deleted tenant's graph) and
 // refuses to start on settings the worker would refuse too, naming the variable.
 func TestConfigNeo4j(t *testing.T) {
-	base := map[string]string{
-		"DATABASE_URL":         "postgres://u@127.0.0.1:5432/catalog",
-		"RAGPLANE_ADMIN_TOKEN": "test-admin-token-0123456789",
-		"RAGPLANE_SECRET_KEY":  "0123456789abcdef0123456789abcdef",
-	}
-	load := func(t *testing.T, extra map[string]string) (controlplane.Config, error) {
-		t.Helper()
-		cfg, err := controlplane.ConfigFromEnv(func(k string) string {
-			if v, ok := extra[k]; ok {
-				return v
-			}
-			return base[k]
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg, cfg.Validate()
-	}
+	load := loadConfig
 	cfg, err := load(t, map[string]string{"NEO4J_URI": "neo4j+s://graph.example.com:7687", "NEO4J_USERNAME": "neo4j",
 		"NEO4J_PASSWORD": "secret", "NEO4J_DATABASE": "graphs"})
 	if err != nil {
@@ -53,4 +36,25 @@ func TestConfigNeo4j(t *testing.T) {
 			t.Errorf("%s: %v, want an error containing %q", c.name, err, c.want)
 		}
 	}
+}
+
+// loadConfig reads the control plane's config from a minimal valid environment with extra
+// variables over it, and validates it.
+func loadConfig(t *testing.T, extra map[string]string) (controlplane.Config, error) {
+	t.Helper()
+	base := map[string]string{
+		"DATABASE_URL":         "postgres://u@127.0.0.1:5432/catalog",
+		"RAGPLANE_ADMIN_TOKEN": "test-admin-token-0123456789",
+		"RAGPLANE_SECRET_KEY":  "0123456789abcdef0123456789abcdef",
+	}
+	cfg, err := controlplane.ConfigFromEnv(func(k string) string {
+		if v, ok := extra[k]; ok {
+			return v
+		}
+		return base[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, cfg.Validate()
 }

@@ -4,31 +4,12 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ragplane/ragplane/controlplane"
 )
 
 // Offloading is off unless asked for, and refused at start without what it needs, naming the
 // variable: an idle threshold (only idle tenants are offloaded) and a directory for the archives.
 func TestConfigOffload(t *testing.T) {
-	base := map[string]string{
-		"DATABASE_URL":         "postgres://u@127.0.0.1:5432/catalog",
-		"RAGPLANE_ADMIN_TOKEN": "test-admin-token-0123456789",
-		"RAGPLANE_SECRET_KEY":  "0123456789abcdef0123456789abcdef",
-	}
-	load := func(t *testing.T, extra map[string]string) (controlplane.Config, error) {
-		t.Helper()
-		cfg, err := controlplane.ConfigFromEnv(func(k string) string {
-			if v, ok := extra[k]; ok {
-				return v
-			}
-			return base[k]
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cfg, cfg.Validate()
-	}
+	load := loadConfig
 	if cfg, err := load(t, nil); err != nil || cfg.Provision.OffloadAfter != 0 {
 		t.Fatalf("default: offload after %s, %v; want never, valid", cfg.Provision.OffloadAfter, err)
 	}

@@ -27,34 +27,7 @@ func BenchmarkTierMove(b *testing.B) {
 		b.Skip("set RAGPLANE_BENCH_MOVE=1 to load 10,000 chunks and move them between tiers")
 	}
 	st := e2etest.Start(b, e2etest.Options{})
-	st.CreateTenant("bench_mv", "pro", nil)
-	if r := st.Admin("PATCH", "/v1/tenants/bench_mv", map[string]any{"limits": map[string]any{"max_documents": 1_000_000}}); r.Status != http.StatusOK {
-		b.Fatalf("limits: %d %s", r.Status, r.Body)
-	}
-	cl := st.Tenant("bench_mv")
-	var wg sync.WaitGroup
-	for c := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for batch := c; batch < 100; batch += 8 {
-				docs := make([]map[string]any, 100)
-				for i := range docs {
-					n := batch*100 + i
-					docs[i] = map[string]any{"title": fmt.Sprintf("doc %d", n),
-						"content": fmt.Sprintf("Record %d: the supplier agreement number %d renews every %d months unless cancelled in writing.", n, n*7, n%36+1)}
-				}
-				if r := cl.Do("POST", "/v1/documents/batch", map[string]any{"documents": docs}); r.Status >= 300 {
-					b.Errorf("load: %d %s", r.Status, r.Body)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if b.Failed() {
-		b.FailNow()
-	}
+	cl := load10k(b, st, "bench_mv")
 	b.ResetTimer()
 	for b.Loop() {
 		var w *writers
@@ -155,4 +128,39 @@ func moveStats(b *testing.B, st *e2etest.Stack, tenant string) switchStats {
 		b.Fatal(err)
 	}
 	return out.Stats
+}
+
+// load10k creates tenant (pro: siloed) with room for them and loads 10,000 one-chunk documents
+// into it through eight clients, returning its client.
+func load10k(b *testing.B, st *e2etest.Stack, tenant string) *e2etest.Client {
+	b.Helper()
+	st.CreateTenant(tenant, "pro", nil)
+	if r := st.Admin("PATCH", "/v1/tenants/"+tenant, map[string]any{"limits": map[string]any{"max_documents": 1_000_000}}); r.Status != http.StatusOK {
+		b.Fatalf("limits: %d %s", r.Status, r.Body)
+	}
+	cl := st.Tenant(tenant)
+	var wg sync.WaitGroup
+	for c := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for batch := c; batch < 100; batch += 8 {
+				docs := make([]map[string]any, 100)
+				for i := range docs {
+					n := batch*100 + i
+					docs[i] = map[string]any{"title": fmt.Sprintf("doc %d", n),
+						"content": fmt.Sprintf("Record %d: the supplier agreement number %d renews every %d months unless cancelled in writing.", n, n*7, n%36+1)}
+				}
+				if r := cl.Do("POST", "/v1/documents/batch", map[string]any{"documents": docs}); r.Status >= 300 {
+					b.Errorf("load: %d %s", r.Status, r.Body)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+	return cl
 }

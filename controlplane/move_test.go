@@ -236,9 +236,15 @@ func databaseExists(t *testing.T, name string) bool {
 // it gets there); the step then fails with fail, as when the control plane stopped there, or goes
 // on if fail is nil.
 func pauseMove(t *testing.T, at string, tenant ragplane.TenantID, fail error) (reached, release chan struct{}) {
+	return pauseStep(t, provision.SetMoveHook, at, tenant, fail)
+}
+
+// pauseStep is pauseMove and pauseOffload, with the hook setter of the one or the other.
+func pauseStep(t *testing.T, setHook func(func(string, ragplane.TenantID) error) func(), at string, tenant ragplane.TenantID,
+	fail error) (reached, release chan struct{}) {
 	reached, release = make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	t.Cleanup(provision.SetMoveHook(func(step string, id ragplane.TenantID) error {
+	t.Cleanup(setHook(func(step string, id ragplane.TenantID) error {
 		if step != at || id != tenant {
 			return nil
 		}

@@ -1,11 +1,9 @@
 package controlplane_test
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,34 +23,7 @@ func BenchmarkOffloadRestore(b *testing.B) {
 	}
 	dir := b.TempDir()
 	st := e2etest.Start(b, e2etest.Options{ControlPlane: offloadConfig(dir)})
-	st.CreateTenant("bench_off", "pro", nil)
-	if r := st.Admin("PATCH", "/v1/tenants/bench_off", map[string]any{"limits": map[string]any{"max_documents": 1_000_000}}); r.Status != http.StatusOK {
-		b.Fatalf("limits: %d %s", r.Status, r.Body)
-	}
-	cl := st.Tenant("bench_off")
-	var wg sync.WaitGroup
-	for c := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for batch := c; batch < 100; batch += 8 {
-				docs := make([]map[string]any, 100)
-				for i := range docs {
-					n := batch*100 + i
-					docs[i] = map[string]any{"title": fmt.Sprintf("doc %d", n),
-						"content": fmt.Sprintf("Record %d: the supplier agreement number %d renews every %d months unless cancelled in writing.", n, n*7, n%36+1)}
-				}
-				if r := cl.Do("POST", "/v1/documents/batch", map[string]any{"documents": docs}); r.Status >= 300 {
-					b.Errorf("load: %d %s", r.Status, r.Body)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if b.Failed() {
-		b.FailNow()
-	}
+	cl := load10k(b, st, "bench_off")
 	query := map[string]any{"query": "supplier agreement 4242 renews", "retrieval_mode": "hybrid", "top_k": 10}
 	search := func() time.Duration {
 		start := time.Now()

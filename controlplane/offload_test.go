@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -254,24 +253,7 @@ func grepLines(s, sub string) string {
 // closed when it gets there) the first time; the step then fails with fail (a crash there), or
 // goes on when fail is nil.
 func pauseOffload(t *testing.T, at string, tenant ragplane.TenantID, fail error) (reached, release chan struct{}) {
-	reached, release = make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	t.Cleanup(provision.SetOffloadHook(func(step string, id ragplane.TenantID) error {
-		if step != at || id != tenant {
-			return nil
-		}
-		paused := false
-		once.Do(func() {
-			close(reached)
-			<-release
-			paused = true
-		})
-		if paused {
-			return fail
-		}
-		return nil
-	}))
-	return reached, release
+	return pauseStep(t, provision.SetOffloadHook, at, tenant, fail)
 }
 
 // A request to a tenant whose offload has sealed its database but not finished waits, and cancels
