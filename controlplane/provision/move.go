@@ -78,11 +78,12 @@ func hook(step string, tenant ragplane.TenantID) error {
 // resumed by the next leader from the state the catalog records.
 func (r *Reconciler) move(ctx context.Context, m *catalog.Move) {
 	log := r.log.With("tenant_id", m.TenantID, "from_tier", m.FromTier, "to_tier", m.ToTier)
-	ctx, unlock, ok := r.lockTenantData(ctx, m.TenantID, log)
+	lctx, unlock, ok := r.lockTenantData(ctx, m.TenantID, log)
 	if !ok {
 		return // another replica is moving it
 	}
 	defer unlock()
+	ctx = lctx
 	// Read the move again under the lock: another mover may have moved it on.
 	var err error
 	if m, err = r.cfg.Store.GetMove(ctx, m.TenantID); err != nil {

@@ -539,12 +539,13 @@ func (r *Reconciler) deprovision(ctx context.Context, t *ragplane.Tenant) {
 	}
 	// Not beside a move or an offload of the tenant's data on another replica (a leader that lost
 	// the lead finishing a step), which could provision again what this removes.
-	ctx, unlock, ok := r.lockTenantData(ctx, t.ID, log)
+	lctx, unlock, ok := r.lockTenantData(ctx, t.ID, log)
 	if !ok {
 		_ = r.cfg.Store.RetryLater(ctx, t.ID, "another control-plane session is moving or offloading the tenant's data", time.Now().Add(2*time.Second))
 		return
 	}
 	defer unlock()
+	ctx = lctx
 	opID, attempt, err := r.cfg.Store.StartOperation(ctx, t.ID, "deprovision")
 	if err != nil {
 		log.Warn("starting deprovisioning failed", "error", err)
