@@ -2,11 +2,14 @@ package provision_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ragplane/ragplane"
+	"github.com/ragplane/ragplane/catalog"
 	"github.com/ragplane/ragplane/catalog/catalogtest"
 	"github.com/ragplane/ragplane/controlplane/provision"
 )
@@ -49,4 +52,43 @@ func TestTenantDataLockLostStopsTheStep(t *testing.T) {
 	if lctx2.Err() != nil {
 		t.Fatal("a new lock's context is already done")
 	}
+}
+
+// A deletion waits for the tenant's data lock held by another session (a replica finishing a move
+// or offload step), saying why, and goes through once it is released.
+func TestDeletionWaitsForTheTenantDataLock(t *testing.T) {
+	store, _ := catalogtest.MustOpen(t)
+	p, _ := mustLocal(t)
+	cfg := provision.ReconcilerConfig{Store: store, PollInterval: 50 * time.Millisecond,
+		Provisioners: map[ragplane.Provider]provision.Provisioner{ragplane.ProviderLocal: p}}
+	runReconciler(t, cfg)
+	newTenant(t, store, "locked_del")
+	waitFor(t, store, "locked_del", ragplane.StatusActive)
+	other := provision.NewReconciler(provision.ReconcilerConfig{Store: store})
+	_, unlock, ok := other.LockTenantData(context.Background(), "locked_del")
+	if !ok {
+		t.Fatal("the lock was not taken")
+	}
+	if _, err := store.SetStatus(context.Background(), "locked_del", ragplane.StatusDeleting, "test", catalog.Actor{Name: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		tn, err := store.GetTenant(context.Background(), "locked_del")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tn.Status != ragplane.StatusDeleting {
+			t.Fatalf("tenant %s while another session holds its data lock, want deleting", tn.Status)
+		}
+		if strings.Contains(tn.StatusReason, "another control-plane session") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no reason given for the wait: %q", tn.StatusReason)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	unlock()
+	waitFor(t, store, "locked_del", ragplane.StatusDeleted)
 }
