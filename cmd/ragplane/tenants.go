@@ -219,7 +219,8 @@ changes are copied, and its old copy is removed. --wait waits until the move is 
 					break
 				}
 				if time.Now().After(deadline) {
-					return fmt.Errorf("tenant %s is still moving to the %s tier after %s", t.TenantID, t.ConfiguredTier, wait)
+					// A --wait that timed out: exit 6, as the root help documents.
+					return &codedError{code: exitUnavailable, err: fmt.Errorf("tenant %s is still moving to the %s tier after %s", t.TenantID, t.ConfiguredTier, wait)}
 				}
 				select {
 				case <-cmd.Context().Done():
