@@ -2,6 +2,7 @@ package controlplane_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -90,30 +91,47 @@ func TestXDSFeedFromCatalog(t *testing.T) {
 	waitUntil(t, 90*time.Second, "every tenant at the proxy", func() bool { return cl.Ready() && count.Load() == bulkTenants })
 	t.Logf("a new proxy holds %d tenants %v after connecting", bulkTenants, time.Since(start))
 
-	mu.Lock()
-	mark := len(responses)
-	mu.Unlock()
-	start = time.Now()
-	if _, err := db.Exec(ctx, `update tenants set limits = '{"queries_per_hour": 4242}', config_version = config_version + 1 where id = 'bulk_77'`); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, 10*time.Second, "the change at the proxy", func() bool {
+	// One tenant's change reaches the proxy alone. A stream that broke meanwhile (keepalive under
+	// a loaded machine) is answered on reconnection by what the server finds the client lacks,
+	// which is not what is measured here: such a round is void and measured again with another
+	// tenant.
+	for round := 0; ; round++ {
+		id := fmt.Sprintf("bulk_%d", 77+round)
+		errAt := cl.Status().StreamErrorAt
 		mu.Lock()
-		defer mu.Unlock()
-		return policies["bulk_77"].Limits.QueriesPerHour == 4242
-	})
-	t.Logf("one tenant's change reached the proxy in %v", time.Since(start))
-	mu.Lock()
-	defer mu.Unlock()
-	sent := 0
-	for _, r := range responses[mark:] {
-		sent += len(r.Updated) + len(r.Removed)
-		if r.TypeURL == xdsapi.TypeTenantPolicy && (len(r.Updated) != 1 || r.Updated[0] != "bulk_77") {
-			t.Errorf("policy response after the change: updated %d (%v...), removed %d", len(r.Updated), r.Updated[:min(3, len(r.Updated))], len(r.Removed))
+		mark := len(responses)
+		mu.Unlock()
+		start = time.Now()
+		if _, err := db.Exec(ctx, `update tenants set limits = '{"queries_per_hour": 4242}', config_version = config_version + 1 where id = $1`, id); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if sent != 1 {
-		t.Errorf("%d resources sent for a change to one tenant, want 1", sent)
+		waitUntil(t, 10*time.Second, "the change at the proxy", func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return policies[id].Limits.QueriesPerHour == 4242
+		})
+		t.Logf("one tenant's change reached the proxy in %v", time.Since(start))
+		if st := cl.Status(); !st.StreamErrorAt.Equal(errAt) {
+			if round == 4 {
+				t.Fatalf("the proxy's stream broke in each of 5 rounds (last: %s)", st.StreamError)
+			}
+			t.Logf("the proxy's stream broke during the round (%s): measuring again", st.StreamError)
+			continue
+		}
+		mu.Lock()
+		sent := 0
+		for _, r := range responses[mark:] {
+			sent += len(r.Updated) + len(r.Removed)
+			if r.TypeURL == xdsapi.TypeTenantPolicy && (len(r.Updated) != 1 || r.Updated[0] != id) {
+				t.Errorf("policy response after the change: updated %d (%v...), removed %d, version %s, nonce %s",
+					len(r.Updated), r.Updated[:min(3, len(r.Updated))], len(r.Removed), r.SystemVersion, r.Nonce)
+			}
+		}
+		mu.Unlock()
+		if sent != 1 {
+			t.Errorf("%d resources sent for a change to one tenant, want 1", sent)
+		}
+		return
 	}
 }
 
