@@ -197,15 +197,7 @@ func (w *writers) finish() {
 // rowsIn counts the tenant's rows of every tenant table in a database, as its owner.
 func rowsIn(t *testing.T, database, tenant string) int64 {
 	t.Helper()
-	cfg, err := pgx.ParseConfig(catalogtest.ServerURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Database = database
-	conn, err := pgx.ConnectConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := ownerConn(t, database)
 	defer conn.Close(context.Background())
 	var total int64
 	for _, tb := range tenantdb.TenantTables {
@@ -216,20 +208,6 @@ func rowsIn(t *testing.T, database, tenant string) int64 {
 		total += n
 	}
 	return total
-}
-
-func databaseExists(t *testing.T, name string) bool {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), catalogtest.ServerURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	var ok bool
-	if err := conn.QueryRow(context.Background(), `select exists(select 1 from pg_database where datname = $1)`, name).Scan(&ok); err != nil {
-		t.Fatal(err)
-	}
-	return ok
 }
 
 // pauseMove stops the first move of tenant at step until release is closed (reached is closed when
@@ -355,7 +333,7 @@ func TestTierMoveUnderWrites(t *testing.T) {
 	}
 	waitMoved(t, st, "mv_a", ragplane.TierPooled)
 	w.finish()
-	if databaseExists(t, st.Prefix+"mv_a") {
+	if catalogtest.DatabaseExists(t, st.Prefix+"mv_a") {
 		t.Error("the tenant's own database was not dropped after it moved to a pool")
 	}
 }
@@ -394,7 +372,7 @@ func TestTierMoveResumesAfterCrash(t *testing.T) {
 	st.RestartControlPlane()
 	waitMoved(t, st, "mv_c", ragplane.TierPooled)
 	w.finish()
-	if databaseExists(t, st.Prefix+"mv_c") {
+	if catalogtest.DatabaseExists(t, st.Prefix+"mv_c") {
 		t.Error("the old silo is still there after the resumed move")
 	}
 }
@@ -441,7 +419,7 @@ func TestTierMoveThenDeleted(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if databaseExists(t, rt.Tenant.ProviderProjectID) {
+	if catalogtest.DatabaseExists(t, rt.Tenant.ProviderProjectID) {
 		t.Error("the tenant's own database survived its deletion mid-move")
 	}
 	if got := rowsIn(t, target, "mv_d"); got != 0 {

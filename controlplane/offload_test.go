@@ -123,7 +123,7 @@ func TestIdleTenantOffloadedAndRestoredOnRequest(t *testing.T) {
 	db := rt.Tenant.ProviderProjectID
 
 	o := waitOffloaded(t, st, "offl_co")
-	if databaseExists(t, db) {
+	if catalogtest.DatabaseExists(t, db) {
 		t.Fatalf("database %s still exists with the tenant offloaded", db)
 	}
 	fi, err := os.Stat(filepath.Join(dir, o.Archive))
@@ -147,7 +147,7 @@ func TestIdleTenantOffloadedAndRestoredOnRequest(t *testing.T) {
 			}
 		}
 	}
-	if !databaseExists(t, db) && activityNow(t, st, "offl_co").State == "awake" {
+	if !catalogtest.DatabaseExists(t, db) && activityNow(t, st, "offl_co").State == "awake" {
 		t.Fatalf("tenant awake but its database %s does not exist", db)
 	}
 	if _, err := os.Stat(filepath.Join(dir, o.Archive)); !errors.Is(err, os.ErrNotExist) {
@@ -234,7 +234,7 @@ func TestIdleTenantOffloadedAndRestoredOnRequest(t *testing.T) {
 	if files := archiveFiles(t, dir); len(files) != 0 {
 		t.Fatalf("offload store after the deletion: %v", files)
 	}
-	if databaseExists(t, db) {
+	if catalogtest.DatabaseExists(t, db) {
 		t.Fatalf("database %s exists after the deletion", db)
 	}
 }
@@ -318,7 +318,7 @@ func TestOffloadAndRestoreResumeAfterCrash(t *testing.T) {
 	loaded, releaseLoaded := pauseOffload(t, "loaded", "offl_crash", crash)
 	close(releaseArchived)
 	waitOffloaded(t, st, "offl_crash")
-	if databaseExists(t, rt.Tenant.ProviderProjectID) {
+	if catalogtest.DatabaseExists(t, rt.Tenant.ProviderProjectID) {
 		t.Fatal("the database survived the resumed offload")
 	}
 	served := make(chan hits, 1)
@@ -343,7 +343,8 @@ func TestOffloadAndRestoreResumeAfterCrash(t *testing.T) {
 	}
 }
 
-// ownerConn connects to a tenant's database as the server's superuser.
+// ownerConn connects to a tenant's database as the server's superuser; the caller closes it (an
+// open session keeps offloads away).
 func ownerConn(t *testing.T, database string) *pgx.Conn {
 	t.Helper()
 	cfg, err := pgx.ParseConfig(catalogtest.ServerURL(t))
@@ -355,7 +356,6 @@ func ownerConn(t *testing.T, database string) *pgx.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }
 
@@ -389,7 +389,7 @@ func TestOffloadSkipsTenantBeingReembedded(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !databaseExists(t, db) {
+	if !catalogtest.DatabaseExists(t, db) {
 		t.Fatal("the database of a tenant being re-embedded was dropped")
 	}
 	if slices.Contains(auditActions(t, st, "offl_reembed"), "tenant.offload") {
@@ -411,6 +411,7 @@ func TestOffloadCancelledWithoutStoreUnseals(t *testing.T) {
 	ctx := context.Background()
 	store := st.Store() // one: each call opens the catalog anew
 	conn := ownerConn(t, rt.Tenant.ProviderProjectID)
+	defer conn.Close(ctx)
 	if err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error { return tenantdb.Seal(ctx, tx, "offl_nostore", "offload") }); err != nil {
 		t.Fatal(err)
 	}

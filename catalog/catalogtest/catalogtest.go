@@ -139,3 +139,20 @@ func CountDatabases(tb testing.TB, prefix string) int {
 	}
 	return n
 }
+
+// DatabaseExists reports whether the test server has a database named name.
+func DatabaseExists(tb testing.TB, name string) bool {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, ServerURL(tb))
+	if err != nil {
+		tb.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	var ok bool
+	if err := conn.QueryRow(ctx, `select exists (select 1 from pg_database where datname = $1)`, name).Scan(&ok); err != nil {
+		tb.Fatalf("look up database: %v", err)
+	}
+	return ok
+}

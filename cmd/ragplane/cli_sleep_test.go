@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/ragplane/ragplane"
 	"github.com/ragplane/ragplane/catalog/catalogtest"
 	"github.com/ragplane/ragplane/controlplane"
@@ -142,7 +140,7 @@ func TestCLITenantsWakeRestoresOffloaded(t *testing.T) {
 			o.OffloadedAt == nil || o.RestoreRequestedAt != nil {
 			t.Fatalf("activity %+v, offload %+v: want idle, an archive with its row counts, no restore asked for", a, o)
 		}
-		if databaseExists(t, db) {
+		if catalogtest.DatabaseExists(t, db) {
 			t.Fatalf("database %s exists with the tenant offloaded", db)
 		}
 		r := row(t, MustRunCLI(t, admin, "tenants", "activity", id), id)
@@ -171,7 +169,7 @@ func TestCLITenantsWakeRestoresOffloaded(t *testing.T) {
 		if !strings.Contains(stderr.String(), "is restoring") {
 			t.Fatalf("stderr %q does not follow the restore", stderr.String())
 		}
-		if !databaseExists(t, db) {
+		if !catalogtest.DatabaseExists(t, db) {
 			t.Fatalf("database %s missing after wake --wait", db)
 		}
 	})
@@ -209,23 +207,8 @@ func TestCLITenantsWakeRestoresOffloaded(t *testing.T) {
 		if err := json.Unmarshal([]byte(MustRunCLI(t, admin, "-o", "json", "tenants", "wake", id, "--wait", "1m")), &b); err != nil {
 			t.Fatal(err)
 		}
-		if b.asleep() || b.Offload != nil || !databaseExists(t, db) {
-			t.Fatalf("after the hold: %+v, database exists %v, want the restore ended", b, databaseExists(t, db))
+		if b.asleep() || b.Offload != nil || !catalogtest.DatabaseExists(t, db) {
+			t.Fatalf("after the hold: %+v, database exists %v, want the restore ended", b, catalogtest.DatabaseExists(t, db))
 		}
 	})
-}
-
-// databaseExists reports whether the local PostgreSQL has the database.
-func databaseExists(tb testing.TB, name string) bool {
-	tb.Helper()
-	conn, err := pgx.Connect(context.Background(), catalogtest.ServerURL(tb))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	var ok bool
-	if err := conn.QueryRow(context.Background(), `select exists(select 1 from pg_database where datname = $1)`, name).Scan(&ok); err != nil {
-		tb.Fatal(err)
-	}
-	return ok
 }

@@ -299,7 +299,7 @@ func (r *Reconciler) offloadStep(ctx context.Context, o *catalog.Offload, log *s
 		}
 		start := time.Now()
 		a, err := r.writeArchive(ctx, o, off)
-		if errors.As(err, new(errInUse)) {
+		if errors.As(err, new(errNotOffloadable)) {
 			return cancelled{r.cancelOffload(ctx, o, off, err.Error())}
 		}
 		if err != nil {
@@ -381,7 +381,7 @@ func (r *Reconciler) writeArchive(ctx context.Context, o *catalog.Offload, off O
 			return err
 		}
 		if others > 0 {
-			return errInUse{reason: fmt.Sprintf("the tenant's database is in use (%d other sessions connected)", others)}
+			return errNotOffloadable{reason: fmt.Sprintf("the tenant's database is in use (%d other sessions connected)", others)}
 		}
 		// A database a restore could not rebuild is not offloaded: one being re-embedded (a second
 		// vector column) or whose vector column is not the dimension the catalog provisions with.
@@ -393,12 +393,12 @@ func (r *Reconciler) writeArchive(ctx context.Context, o *catalog.Offload, off O
 			return err
 		}
 		if want := fmt.Sprintf("vector(%d)", dimension); reembedding || vector != want {
-			return errInUse{reason: fmt.Sprintf("the tenant's database is being re-embedded or its vectors are %s, not the %s a restore provisions", vector, want)}
+			return errNotOffloadable{reason: fmt.Sprintf("the tenant's database is being re-embedded or its vectors are %s, not the %s a restore provisions", vector, want)}
 		}
 		return tenantdb.Seal(ctx, tx, tenant, "offload")
 	}); err != nil {
-		var inUse errInUse
-		if errors.As(err, &inUse) {
+		var notNow errNotOffloadable
+		if errors.As(err, &notNow) {
 			return a, err
 		}
 		return a, transientOffload("seal the tenant's database", err)
@@ -427,11 +427,11 @@ type cancelled struct{ err error }
 
 func (c cancelled) Error() string { return "offload cancelled" }
 
-// errInUse is an offload's finding that the tenant's database is not to be offloaded now: other
-// sessions are connected to it, or a restore could not rebuild it.
-type errInUse struct{ reason string }
+// errNotOffloadable is an offload's finding that the tenant's database is not to be offloaded
+// now: other sessions are connected to it, or a restore could not rebuild it.
+type errNotOffloadable struct{ reason string }
 
-func (e errInUse) Error() string { return e.reason }
+func (e errNotOffloadable) Error() string { return e.reason }
 
 // verifyArchive reads the offload's archive from the store and checks its size and SHA-256
 // against the catalog's record of it.
